@@ -1,0 +1,95 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { lockDataDir } from './db/data-dir-lock.js';
+import { type Database, openDatabase } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { buildHttpServer } from './http/server.js';
+import { createJobQueue, type JobQueue } from './jobs/queue.js';
+import { createLogger } from './logger.js';
+import { createOrgService, type OrgService } from './orgs/service.js';
+import { loadKeyring } from './vault/keyring.js';
+import { createVault, type Vault } from './vault/vault.js';
+
+export interface FanGateOptions {
+  config: Config;
+  logger?: Logger;
+  /** Tests: keep PGlite in memory instead of under the data directory. */
+  inMemory?: boolean;
+  jobs?: { pollingIntervalSeconds?: number; maintenanceIntervalSeconds?: number; schema?: string };
+}
+
+export interface FanGate {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  vault: Vault;
+  orgs: OrgService;
+  jobs: JobQueue;
+  http: FastifyInstance;
+  /** Starts the workers and, unless `listen` is false, the HTTP server. */
+  start(options?: { listen?: boolean }): Promise<void>;
+  /** Graceful: stops taking requests and jobs, lets running jobs finish, closes the database. */
+  stop(): Promise<void>;
+}
+
+/** The composition root: builds every domain service and hands each its dependencies. */
+export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const embedded = !config.databaseUrl;
+
+  // Refuse early and clearly (e.g. PostgreSQL without FANGATE_MASTER_KEY) before touching anything.
+  const keyring = await loadKeyring({ masterKey: config.masterKey, databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  const unlock = embedded && !options.inMemory ? await lockDataDir(config.dataDir, `fangate ${config.role}`) : async () => undefined;
+
+  let database: Database;
+  try {
+    database = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      pgliteDir: embedded && !options.inMemory ? join(config.dataDir, 'pgdata') : undefined,
+      logger,
+      poolSize: config.dbPoolSize,
+    });
+    const applied = await migrateToLatest(database.db);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
+
+  const vault = createVault(keyring);
+  const orgs = createOrgService({ db: database.db });
+  if (config.bootstrapApiKey) {
+    const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
+    if (created) logger.info({ org: organization.id }, 'bootstrap API key registered for organisation "default"');
+  }
+  const jobs = createJobQueue({ database, logger, work: config.role !== 'api', ...options.jobs });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    config,
+    logger,
+    database,
+    vault,
+    orgs,
+    jobs,
+    http,
+    async start({ listen = true } = {}) {
+      await jobs.start();
+      if (listen) await http.listen({ port: config.port, host: config.host });
+      else await http.ready();
+    },
+    stop() {
+      stopping ??= (async () => {
+        await http.close();
+        await jobs.stop();
+        await database.close();
+        await unlock();
+      })();
+      return stopping;
+    },
+  };
+}

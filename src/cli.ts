@@ -1,0 +1,146 @@
+import { parseArgs } from 'node:util';
+import { createFanGate } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { lockDataDir } from './db/data-dir-lock.js';
+import { openDatabase } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { createLogger } from './logger.js';
+import { ALL_SCOPES, type Scope } from './orgs/scopes.js';
+import { createOrgService } from './orgs/service.js';
+import { generateKeySpec, loadKeyring } from './vault/keyring.js';
+import { rotateSecrets } from './vault/rotate.js';
+import { createVault } from './vault/vault.js';
+import { join } from 'node:path';
+
+const HELP = `fangate — account connection gateway for creator platforms
+
+Usage:
+  fangate serve                              API + worker (+ sandbox unless FANGATE_SANDBOX=off)
+  fangate migrate                            apply database migrations and exit
+  fangate keys create --org <name> [--name <label>] [--scopes a,b]
+                                             create an API key (creates the organisation if needed); prints it once
+  fangate vault new-key [--kid <id>]         print a new key entry for FANGATE_MASTER_KEY
+  fangate vault rotate                       re-encrypt every secret under the first key of FANGATE_MASTER_KEY
+  fangate sandbox                            run the sandbox platform alone (FANGATE_SANDBOX_PORT, default 8081)
+
+Configuration is read from the environment; see README.md.`;
+
+/** Opens the database for a one-shot command (taking the embedded lock like the server does). */
+async function withDatabase<T>(fn: (ctx: { db: Awaited<ReturnType<typeof openDatabase>>; config: ReturnType<typeof loadConfig>; logger: ReturnType<typeof createLogger> }) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const unlock = config.databaseUrl ? async () => undefined : await lockDataDir(config.dataDir, 'fangate cli');
+  try {
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pgdata'), logger });
+    try {
+      await migrateToLatest(db.db);
+      return await fn({ db, config, logger });
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await unlock();
+  }
+}
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const fangate = await createFanGate({ config });
+  const { logger } = fangate;
+  let sandbox: { url: string; close(): Promise<void> } | undefined;
+  if (config.sandbox.enabled && config.role !== 'worker') {
+    const { startSandbox } = await import('./sandbox/index.js');
+    sandbox = await startSandbox({ port: config.sandbox.port, host: '127.0.0.1', logger: logger.child({ component: 'sandbox' }) });
+    logger.info({ url: sandbox.url }, 'sandbox platform listening');
+  }
+  await fangate.start();
+  logger.info({ url: config.publicUrl, role: config.role, database: fangate.database.kind }, 'FanGate is ready');
+
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    if (++signals > 1) process.exit(1);
+    logger.info({ signal }, 'shutting down: finishing running jobs');
+    void Promise.all([fangate.stop(), sandbox?.close()])
+      .then(() => process.exit(0))
+      .catch((error) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, sub] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve();
+      case 'migrate':
+        await withDatabase(async ({ db }) => {
+          console.log('migrations up to date (%s)', db.kind);
+        });
+        return;
+      case 'keys': {
+        if (sub !== 'create') break;
+        const { values } = parseArgs({ args: argv.slice(2), options: { org: { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' } } });
+        if (!values.org) throw new UsageError('keys create needs --org <name>');
+        const scopes = values.scopes?.split(',').map((s) => s.trim()).filter(Boolean);
+        const unknown = scopes?.filter((s) => !(ALL_SCOPES as readonly string[]).includes(s)) ?? [];
+        if (unknown.length > 0) throw new UsageError(`unknown scopes: ${unknown.join(', ')} (known: ${ALL_SCOPES.join(', ')})`);
+        await withDatabase(async ({ db }) => {
+          const orgs = createOrgService({ db: db.db });
+          const org = await orgs.ensureOrganization(values.org!);
+          const key = await orgs.createApiKey(org.id, { name: values.name ?? 'cli', scopes: scopes as Scope[] | undefined });
+          console.error(`Created API key ${key.id} for organisation "${org.name}" (${org.id}) with scopes ${key.scopes.join(', ')}.`);
+          console.error('This is the only time the key is shown:');
+          console.log(key.key);
+        });
+        return;
+      }
+      case 'vault': {
+        if (sub === 'new-key') {
+          const { values } = parseArgs({ args: argv.slice(2), options: { kid: { type: 'string' } } });
+          console.log(generateKeySpec(values.kid));
+          return;
+        }
+        if (sub !== 'rotate') break;
+        await withDatabase(async ({ db, config, logger }) => {
+          const keyring = await loadKeyring({ masterKey: config.masterKey, databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+          const report = await rotateSecrets(db.db, createVault(keyring));
+          console.log(`re-encrypted ${report.rotated} secrets under key "${keyring.currentKid}"`);
+          for (const [column, n] of Object.entries(report.perColumn)) console.log(`  ${column}: ${n}`);
+        });
+        return;
+      }
+      case 'sandbox': {
+        const config = loadConfig();
+        const { startSandbox } = await import('./sandbox/index.js');
+        const sandbox = await startSandbox({ port: config.sandbox.port, host: '127.0.0.1', logger: createLogger({ level: config.logLevel }) });
+        console.error(`sandbox platform listening on ${sandbox.url}`);
+        const stop = () => void sandbox.close().then(() => process.exit(0));
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+        return;
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(HELP);
+        return;
+    }
+    throw new UsageError(`unknown command: ${argv.join(' ')}`);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      console.error(`fangate: ${error.message}`);
+      if (error instanceof UsageError) console.error(`\n${HELP}`);
+      process.exit(2);
+    }
+    console.error(`fangate: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
+
+class UsageError extends Error {}

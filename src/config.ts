@@ -1,0 +1,93 @@
+import { resolve } from 'node:path';
+
+/** Everything FanGate reads from its environment, parsed and checked once at start. */
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  masterKey: string | undefined;
+  bootstrapApiKey: string | undefined;
+  adminToken: string | undefined;
+  role: 'all' | 'api' | 'worker';
+  sandbox: { enabled: boolean; port: number };
+  proxyPool: string | undefined;
+  allowPrivateWebhooks: boolean;
+  logLevel: string;
+  rateLimit: { perKeyPerMinute: number };
+  dbPoolSize: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name]?.toLowerCase();
+    if (raw === undefined || raw === '') return fallback;
+    if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
+    if (['0', 'false', 'off', 'no'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${env[name]}")`);
+    return fallback;
+  };
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+    return fallback;
+  };
+  const text = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
+
+  const port = int('FANGATE_PORT', 8080, 0, 65535);
+  const databaseUrl = text('DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const bootstrapApiKey = text('FANGATE_BOOTSTRAP_API_KEY');
+  if (bootstrapApiKey && !/^fg_[A-Za-z0-9_]{16,}$/.test(bootstrapApiKey)) {
+    problems.push('FANGATE_BOOTSTRAP_API_KEY must look like fg_<at least 16 letters, digits or _>');
+  }
+  const adminToken = text('FANGATE_ADMIN_TOKEN');
+  if (adminToken && adminToken.length < 16) problems.push('FANGATE_ADMIN_TOKEN must be at least 16 characters');
+  const publicUrl = (text('FANGATE_PUBLIC_URL') ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(publicUrl)) problems.push('FANGATE_PUBLIC_URL must be an http(s) URL');
+  const sandboxEnabled = oneOf('FANGATE_SANDBOX', 'on', ['on', 'off']) === 'on';
+
+  const config: Config = {
+    port,
+    host: text('FANGATE_HOST') ?? '0.0.0.0',
+    publicUrl,
+    dataDir: resolve(text('FANGATE_DATA_DIR') ?? './data'),
+    databaseUrl,
+    masterKey: text('FANGATE_MASTER_KEY'),
+    bootstrapApiKey,
+    adminToken,
+    role: oneOf('FANGATE_ROLE', 'all', ['all', 'api', 'worker'] as const),
+    sandbox: { enabled: sandboxEnabled, port: int('FANGATE_SANDBOX_PORT', 8081, 0, 65535) },
+    proxyPool: text('FANGATE_PROXY_POOL'),
+    allowPrivateWebhooks: bool('FANGATE_ALLOW_PRIVATE_WEBHOOKS', false),
+    logLevel: oneOf('FANGATE_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    rateLimit: { perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000) },
+    dbPoolSize: int('FANGATE_DB_POOL_SIZE', 10, 1, 1000),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

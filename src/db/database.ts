@@ -1,0 +1,155 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { createPGlitePool } from './pglite-adapter.js';
+import type { DB } from './schema.js';
+
+export type StoreKind = 'pglite' | 'postgres';
+
+/** How pg-boss reaches the database: its own pool on PostgreSQL, our executor on PGlite. */
+export type JobStoreConnection =
+  | { connectionString: string }
+  | { db: { executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> } };
+
+export interface Database {
+  kind: StoreKind;
+  db: Kysely<DB>;
+  jobStore: JobStoreConnection;
+  /** Subscribes to a NOTIFY channel; resolves to an unsubscribe function. */
+  listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres://… selects PostgreSQL; otherwise PGlite. */
+  databaseUrl?: string;
+  /** PGlite directory; undefined keeps PGlite in memory (tests). */
+  pgliteDir?: string;
+  logger: Logger;
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPGlite(options);
+}
+
+async function openPGlite(options: DatabaseOptions): Promise<Database> {
+  const dir = options.pgliteDir;
+  if (dir && !existsSync(join(dir, 'PG_VERSION'))) {
+    // initdb is twice as fast without waiting on every flush; close() flushes it all, and
+    // the database is then reopened with full durability for real work.
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await (await PGlite.create(dir, { relaxedDurability: true })).close();
+  }
+  const pglite = await PGlite.create(dir);
+  const pool = createPGlitePool(pglite);
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }) });
+  return {
+    kind: 'pglite',
+    db,
+    jobStore: { db: { executeSql: (text, values) => pool.query(text, values) } },
+    async listen(channel, handler) {
+      const unlisten = await pool.run(() => pglite.listen(channel, handler));
+      return () => pool.run(() => unlisten());
+    },
+    async notify(channel, payload) {
+      await sql`select pg_notify(${channel}, ${payload})`.execute(db);
+    },
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, application_name: 'fangate' });
+  pool.on('error', (error) => options.logger.error({ err: error }, 'idle PostgreSQL client failed'));
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const listener = createPostgresListener(url, options.logger);
+  return {
+    kind: 'postgres',
+    db,
+    jobStore: { connectionString: url },
+    listen: listener.listen,
+    async notify(channel, payload) {
+      await sql`select pg_notify(${channel}, ${payload})`.execute(db);
+    },
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    async close() {
+      await listener.close();
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * One dedicated connection carries every LISTEN of this process. It reconnects after a
+ * failure and subscribes again, so push keeps working across a database restart.
+ */
+function createPostgresListener(url: string, logger: Logger) {
+  const handlers = new Map<string, Set<(payload: string) => void>>();
+  let client: pg.Client | undefined;
+  let connecting: Promise<pg.Client> | undefined;
+  let closed = false;
+
+  const quote = (channel: string) => `"${channel.replaceAll('"', '""')}"`;
+
+  async function connect(): Promise<pg.Client> {
+    const next = new pg.Client({ connectionString: url, application_name: 'fangate-listener' });
+    next.on('notification', (message) => {
+      for (const handler of handlers.get(message.channel) ?? []) handler(message.payload ?? '');
+    });
+    next.on('error', (error) => {
+      logger.warn({ err: error }, 'LISTEN connection lost; reconnecting');
+      if (client === next) client = undefined;
+      next.end().catch(() => undefined);
+      if (!closed && handlers.size > 0) setTimeout(() => void ensureClient().catch(() => undefined), 1000);
+    });
+    await next.connect();
+    for (const channel of handlers.keys()) await next.query(`LISTEN ${quote(channel)}`);
+    client = next;
+    return next;
+  }
+
+  function ensureClient(): Promise<pg.Client> {
+    if (client) return Promise.resolve(client);
+    connecting ??= connect().finally(() => {
+      connecting = undefined;
+    });
+    return connecting;
+  }
+
+  return {
+    async listen(channel: string, handler: (payload: string) => void) {
+      let set = handlers.get(channel);
+      const isNew = !set;
+      if (!set) handlers.set(channel, (set = new Set()));
+      set.add(handler);
+      const active = await ensureClient();
+      if (isNew) await active.query(`LISTEN ${quote(channel)}`);
+      return async () => {
+        set.delete(handler);
+        if (set.size === 0 && handlers.get(channel) === set) {
+          handlers.delete(channel);
+          await client?.query(`UNLISTEN ${quote(channel)}`).catch(() => undefined);
+        }
+      };
+    },
+    async close() {
+      closed = true;
+      await client?.end().catch(() => undefined);
+      client = undefined;
+    },
+  };
+}

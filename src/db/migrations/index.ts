@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely';
+import * as foundation from './0001_foundation.js';
+
+/** Every migration, in order. Names never change once released; add new ones at the end. */
+export const migrations: Record<string, Migration> = {
+  '0001_foundation': foundation,
+};

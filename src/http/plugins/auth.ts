@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Scope } from '../../orgs/scopes.js';
+import type { OrgService, Principal } from '../../orgs/service.js';
+import { ApiError } from '../problem.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Scope the API key needs for this route. */
+    scope?: Scope;
+    /** The route authenticates by other means (e.g. a one-time code in the path). */
+    public?: boolean;
+  }
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** Bearer API keys for everything under /api; the key's organisation scopes every query. */
+async function authPlugin(app: FastifyInstance, { orgs }: { orgs: OrgService }) {
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.addHook('onRequest', async (request) => {
+    const config = request.routeOptions.config;
+    if (config.public || request.is404) return;
+    const token = BEARER.exec(request.headers.authorization ?? '')?.[1];
+    const principal = token ? await orgs.authenticate(token) : undefined;
+    if (!principal) {
+      throw new ApiError(401, 'unauthorized', token ? 'The API key is not valid or was revoked.' : 'Send your API key as `Authorization: Bearer fg_…`.');
+    }
+    if (config.scope && !principal.apiKey.scopes.includes(config.scope)) {
+      throw new ApiError(403, 'forbidden', `This API key lacks the "${config.scope}" scope.`);
+    }
+    request.principal = principal;
+  });
+}
+
+export default fp(authPlugin, { name: 'fangate-auth' });

@@ -1,0 +1,115 @@
+import { Type, type Static } from 'typebox';
+
+/** RFC 9457 problem document, as every FanGate error is answered. */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ description: 'URI naming the problem type: `urn:fangate:problem:<code>`.' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'Stable machine-readable error code.' }),
+    retryable: Type.Boolean({ description: 'Whether the same request may succeed later unchanged.' }),
+    retryAfterSec: Type.Optional(Type.Integer()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
+        description: 'One entry per invalid field (validation errors).',
+      }),
+    ),
+    request_id: Type.String(),
+  },
+  {
+    additionalProperties: true,
+    description: 'RFC 9457 problem details. Some errors carry extra fields, e.g. `existing_account_id`.',
+    examples: [
+      {
+        type: 'urn:fangate:problem:validation_failed',
+        title: 'Unprocessable Content',
+        status: 422,
+        detail: 'The request has 1 invalid field.',
+        code: 'validation_failed',
+        retryable: false,
+        errors: [{ field: 'name', message: 'must NOT have more than 100 characters' }],
+        request_id: 'req_4mB0c8yVhG1k2Qw9sT3xZp',
+      },
+    ],
+  },
+);
+export type Problem = Static<typeof ProblemSchema>;
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  410: 'Gone',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+export const statusTitle = (status: number): string => TITLES[status] ?? 'Error';
+
+export interface ApiErrorOptions {
+  retryable?: boolean;
+  retryAfterSec?: number;
+  errors?: { field: string; message: string }[];
+  /** Extra members of the problem document (e.g. `existing_account_id`). */
+  extra?: Record<string, unknown>;
+}
+
+/** An error a route or service throws on purpose; the error handler turns it into a problem. */
+export class ApiError extends Error {
+  readonly retryable: boolean;
+  readonly retryAfterSec: number | undefined;
+  readonly errors: { field: string; message: string }[] | undefined;
+  readonly extra: Record<string, unknown> | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail: string,
+    options: ApiErrorOptions = {},
+  ) {
+    super(detail);
+    this.name = 'ApiError';
+    this.retryable = options.retryable ?? (status === 429 || status === 503);
+    this.retryAfterSec = options.retryAfterSec;
+    this.errors = options.errors;
+    this.extra = options.extra;
+  }
+}
+
+export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} was not found.`);
+
+export function validationError(errors: { field: string; message: string }[]): ApiError {
+  const n = errors.length;
+  return new ApiError(422, 'validation_failed', `The request has ${n} invalid field${n === 1 ? '' : 's'}.`, { errors });
+}
+
+export function toProblem(error: ApiError, requestId: string): Problem & Record<string, unknown> {
+  return {
+    ...error.extra,
+    type: `urn:fangate:problem:${error.code}`,
+    title: statusTitle(error.status),
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    retryable: error.retryable,
+    ...(error.retryAfterSec === undefined ? {} : { retryAfterSec: error.retryAfterSec }),
+    ...(error.errors ? { errors: error.errors } : {}),
+    request_id: requestId,
+  };
+}
+
+/** Response schemas for the given error statuses, for route definitions and the OpenAPI document. */
+export function problemResponses(...statuses: number[]): Record<number, typeof ProblemSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, { ...ProblemSchema, description: statusTitle(s) }]));
+}

@@ -1,0 +1,56 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Scope } from '../../orgs/scopes.js';
+import type { OrgService } from '../../orgs/service.js';
+import { ApiError, notFound, problemResponses } from '../problem.js';
+import { Body } from '../schemas.js';
+import { CreatedApiKeySchema, NewApiKeyBody, serializeCreatedKey } from './api-keys.js';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Operator API, enabled by FANGATE_ADMIN_TOKEN: organisations and their first keys. */
+export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken: string }> = async (app, { orgs, adminToken }) => {
+  const expected = digest(adminToken);
+  app.addHook('onRequest', async (request) => {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
+    if (!timingSafeEqual(digest(token), expected)) throw new ApiError(401, 'unauthorized', 'Send the admin token as `Authorization: Bearer …`.');
+  });
+
+  const OrgSchema = Type.Object({ id: Type.String(), name: Type.String() }, { examples: [{ id: 'org_3kT9xQ2mB7vN1cR5wL8pZd', name: 'acme' }] });
+  const security = [{ adminToken: [] }];
+
+  app.post(
+    '/orgs',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Create an organisation',
+        security,
+        body: Body({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^\\S(.*\\S)?$', examples: ['acme'] }) }),
+        response: { 201: OrgSchema, ...problemResponses(401, 409, 422) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await orgs.createOrganization(request.body.name)),
+  );
+
+  app.post(
+    '/orgs/:id/api-keys',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: "Create an API key in an organisation (all scopes by default)",
+        security,
+        params: Type.Object({ id: Type.String() }),
+        body: Type.Optional(NewApiKeyBody),
+        response: { 201: CreatedApiKeySchema, ...problemResponses(401, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      const org = await orgs.findOrganization({ id: request.params.id });
+      if (!org) throw notFound('Organisation');
+      const created = await orgs.createApiKey(org.id, { name: request.body?.name, scopes: request.body?.scopes as Scope[] | undefined });
+      return reply.code(201).send(serializeCreatedKey(created));
+    },
+  );
+};

@@ -1,0 +1,25 @@
+import { type TSchema, Type } from 'typebox';
+
+/** Request bodies reject unknown members, so a misspelt field is a 422, not silently ignored. */
+export const Body = <T extends Record<string, TSchema>>(properties: T, options: Record<string, unknown> = {}) =>
+  Type.Object(properties, { additionalProperties: false, ...options });
+
+export const Timestamp = Type.String({ format: 'date-time', examples: ['2026-11-22T19:00:00.000Z'] });
+
+export const PageQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Items per page (1-100).' }),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: '`next_cursor` of the previous page.' })),
+});
+
+export const PageOf = <T extends TSchema>(item: T) =>
+  Type.Object({
+    data: Type.Array(item),
+    has_more: Type.Boolean(),
+    next_cursor: Type.Union([Type.String(), Type.Null()]),
+  });
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ description: 'Same key + same body within 24 h returns the first response.', examples: ['5c1a3f0e-7a2b-4d55-9a57-0f6f0cfd2f11'] }),
+  ),
+});

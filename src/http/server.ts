@@ -1,0 +1,90 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import { randomBase62 } from '../lib/ids.js';
+import type { OrgService } from '../orgs/service.js';
+import type { Vault } from '../vault/vault.js';
+import authPlugin from './plugins/auth.js';
+import errorsPlugin from './plugins/errors.js';
+import idempotencyPlugin from './plugins/idempotency.js';
+import metricsPlugin from './plugins/metrics.js';
+import rateLimitPlugin from './plugins/rate-limit.js';
+import { adminRoutes } from './routes/admin.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { healthRoutes } from './routes/health.js';
+
+export interface HttpDependencies {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  vault: Vault;
+  orgs: OrgService;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** The Fastify app: plugins, the OpenAPI document and every route module. */
+export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyInstance> {
+  const { config, logger, database, vault, orgs } = deps;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    // Honour a caller's x-request-id when it is sane, so traces join up across services.
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : `req_${randomBase62(22)}`;
+    },
+    trustProxy: true,
+    ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: 'array', useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  // JSON only: anything else is a clear 415 rather than a confusing validation error.
+  app.removeContentTypeParser(['text/plain']);
+  await app.register(errorsPlugin);
+  await app.register(metricsPlugin);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'FanGate API',
+        version: '0.1.0',
+        description:
+          'Self-hosted account connection gateway for creator platforms. Every error is an RFC 9457 problem document (`application/problem+json`).',
+      },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'An API key `fg_…`.' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'FANGATE_ADMIN_TOKEN.' },
+        },
+      },
+      security: [{ apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes, { database });
+
+  await app.register(
+    async (api) => {
+      await api.register(authPlugin, { orgs });
+      await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
+      await api.register(idempotencyPlugin, { db: database.db, vault });
+      await api.register(apiKeyRoutes, { orgs });
+    },
+    { prefix: '/api' },
+  );
+
+  if (config.adminToken) await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken });
+
+  return app;
+}

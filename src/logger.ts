@@ -1,0 +1,36 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+/**
+ * Every path that can carry a secret. Bodies are not logged at all; these catch secrets
+ * that reach a log line through headers, error objects or explicit context.
+ */
+const SECRET_FIELDS = [
+  'password', 'cookie', 'cookies', 'xbc', 'x-bc', 'code', 'totp_secret', 'token', 'secret', 'signing_secret',
+  'key', 'api_key', 'apiKey', 'masterKey', 'auth_id', 'sess', 'session', 'resume_state', 'credentials',
+];
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-bc"]',
+  'req.headers["idempotency-key"]',
+  'res.headers["set-cookie"]',
+  ...SECRET_FIELDS.flatMap((f) => [`${JSON.stringify(f)}`, `*[${JSON.stringify(f)}]`, `*.*[${JSON.stringify(f)}]`]),
+];
+
+/** Paths whose segments are credentials themselves (the mobile hand-off code). */
+const SECRET_PATH = /(\/mobile-auth\/)[^/?#]+/;
+export const redactUrl = (url: string): string => url.replace(SECRET_PATH, '$1[redacted]');
+
+export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      level: options.level,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: {
+        req: (req: { id: string; method: string; url: string; ip?: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url), ip: req.ip }),
+        err: pino.stdSerializers.err,
+      },
+    },
+    options.destination,
+  );
+}

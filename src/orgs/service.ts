@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import type { DB } from '../db/schema.js';
+import { ApiError } from '../http/problem.js';
+import { newId, randomBase62 } from '../lib/ids.js';
+import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
+import { ALL_SCOPES, type Scope } from './scopes.js';
+
+export interface Organization {
+  id: string;
+  name: string;
+}
+
+export interface ApiKeyInfo {
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: Scope[];
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+export interface CreatedApiKey extends ApiKeyInfo {
+  /** The key itself: returned once, never stored. */
+  key: string;
+}
+
+export interface Principal {
+  organization: Organization;
+  apiKey: ApiKeyInfo;
+}
+
+/** Keys are looked up by SHA-256: they carry ~190 random bits, so no slow hash is needed. */
+export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
+
+const toInfo = (row: { id: string; name: string; key_prefix: string; scopes: string[]; created_at: Date; last_used_at: Date | null }): ApiKeyInfo => ({
+  id: row.id,
+  name: row.name,
+  prefix: row.key_prefix,
+  scopes: row.scopes as Scope[],
+  created_at: row.created_at,
+  last_used_at: row.last_used_at,
+});
+
+/** Organisations and their API keys. */
+export function createOrgService({ db }: { db: Kysely<DB> }) {
+  // Touching last_used_at on every request would turn each read into a write.
+  const lastTouched = new Map<string, number>();
+
+  async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[]): Promise<CreatedApiKey> {
+    const row = await db
+      .insertInto('api_keys')
+      .values({ id: newId('key'), org_id: orgId, name, key_hash: hashApiKey(key), key_prefix: key.slice(0, 10), scopes: [...scopes] })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return { ...toInfo(row), key };
+  }
+
+  const service = {
+    async createOrganization(name: string): Promise<Organization> {
+      const row = await db
+        .insertInto('organizations')
+        .values({ id: newId('org'), name })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .returning(['id', 'name'])
+        .executeTakeFirst();
+      if (!row) throw new ApiError(409, 'organization_exists', `An organisation named "${name}" already exists.`);
+      return row;
+    },
+
+    async findOrganization(idOrName: { id?: string; name?: string }): Promise<Organization | undefined> {
+      let query = db.selectFrom('organizations').select(['id', 'name']);
+      if (idOrName.id) query = query.where('id', '=', idOrName.id);
+      if (idOrName.name) query = query.where('name', '=', idOrName.name);
+      return query.executeTakeFirst();
+    },
+
+    async ensureOrganization(name: string): Promise<Organization> {
+      return (await service.findOrganization({ name })) ?? service.createOrganization(name);
+    },
+
+    async createApiKey(orgId: string, input: { name?: string; scopes?: readonly Scope[] } = {}): Promise<CreatedApiKey> {
+      return insertKey(orgId, `fg_${randomBase62(32)}`, input.name ?? 'API key', input.scopes ?? ALL_SCOPES);
+    },
+
+    /** FANGATE_BOOTSTRAP_API_KEY: the `default` organisation with this key exists after start. */
+    async ensureBootstrapKey(key: string): Promise<{ organization: Organization; created: boolean }> {
+      const organization = await service.ensureOrganization('default');
+      const existing = await db.selectFrom('api_keys').select(['org_id']).where('key_hash', '=', hashApiKey(key)).executeTakeFirst();
+      if (existing) return { organization, created: false };
+      await insertKey(organization.id, key, 'bootstrap', ALL_SCOPES);
+      return { organization, created: true };
+    },
+
+    /** The organisation and key behind a bearer token, or undefined for unknown and revoked keys. */
+    async authenticate(key: string): Promise<Principal | undefined> {
+      const row = await db
+        .selectFrom('api_keys as k')
+        .innerJoin('organizations as o', 'o.id', 'k.org_id')
+        .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
+        .where('k.key_hash', '=', hashApiKey(key))
+        .where('k.revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const now = Date.now();
+      if ((lastTouched.get(row.id) ?? 0) < now - 60_000) {
+        lastTouched.set(row.id, now);
+        await db.updateTable('api_keys').set({ last_used_at: sql`now()` }).where('id', '=', row.id).execute();
+      }
+      return { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) };
+    },
+
+    async listApiKeys(orgId: string, page: { limit: number; cursor?: string }): Promise<Page<ApiKeyInfo>> {
+      const cursor = decodeCursor(page.cursor);
+      let query = db
+        .selectFrom('api_keys')
+        .selectAll()
+        .where('org_id', '=', orgId)
+        .where('revoked_at', 'is', null)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(page.limit + 1);
+      if (cursor) {
+        query = query.where((eb) =>
+          eb.or([eb('created_at', '<', cursor.createdAt), eb.and([eb('created_at', '=', cursor.createdAt), eb('id', '<', cursor.id)])]),
+        );
+      }
+      return toPage(await query.execute(), page.limit, toInfo);
+    },
+
+    /** Revoked keys fail authentication on the next request, on every node (no cache). */
+    async revokeApiKey(orgId: string, id: string): Promise<boolean> {
+      const result = await db
+        .updateTable('api_keys')
+        .set({ revoked_at: sql`now()` })
+        .where('org_id', '=', orgId)
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+  };
+  return service;
+}
+
+export type OrgService = ReturnType<typeof createOrgService>;
