@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { randomBase62 } from '../lib/ids.js';
 import type { OrgService } from '../orgs/service.js';
+import { rotateSecrets } from '../vault/rotate.js';
 import type { Vault } from '../vault/vault.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
@@ -84,7 +85,10 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     { prefix: '/api' },
   );
 
-  if (config.adminToken) await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken });
+  if (config.adminToken) {
+    const rotateVault = () => rotateSecrets(database.db, vault);
+    await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken, rotateVault });
+  }
 
   return app;
 }

@@ -5,12 +5,16 @@ import type { Scope } from '../../orgs/scopes.js';
 import type { OrgService } from '../../orgs/service.js';
 import { ApiError, notFound, problemResponses } from '../problem.js';
 import { Body } from '../schemas.js';
+import type { RotationReport } from '../../vault/rotate.js';
 import { CreatedApiKeySchema, NewApiKeyBody, serializeCreatedKey } from './api-keys.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Operator API, enabled by FANGATE_ADMIN_TOKEN: organisations and their first keys. */
-export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken: string }> = async (app, { orgs, adminToken }) => {
+export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken: string; rotateVault: () => Promise<RotationReport> }> = async (
+  app,
+  { orgs, adminToken, rotateVault },
+) => {
   const expected = digest(adminToken);
   app.addHook('onRequest', async (request) => {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
@@ -52,5 +56,25 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
       const created = await orgs.createApiKey(org.id, { name: request.body?.name, scopes: request.body?.scopes as Scope[] | undefined });
       return reply.code(201).send(serializeCreatedKey(created));
     },
+  );
+
+  app.post(
+    '/vault/rotate',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Re-encrypt every secret under the first key of FANGATE_MASTER_KEY',
+        description: 'The online equivalent of `fangate vault rotate`, for embedded mode where a second process cannot open the database.',
+        security,
+        response: {
+          200: Type.Object(
+            { rotated: Type.Integer(), perColumn: Type.Record(Type.String(), Type.Integer()) },
+            { examples: [{ rotated: 3, perColumn: { 'idempotency_keys.response_enc': 3 } }] },
+          ),
+          ...problemResponses(401),
+        },
+      },
+    },
+    async () => rotateVault(),
   );
 };
