@@ -74,6 +74,8 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes, { database });
+  // A worker node answers health checks and metrics only.
+  if (config.role === 'worker') return app;
 
   await app.register(
     async (api) => {
