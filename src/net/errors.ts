@@ -1,0 +1,107 @@
+import { describeProxy, proxyId, type ProxySpec } from './proxy-config.js';
+
+/** Why a proxy could not be used. */
+export type ProxyFailure =
+  | 'unreachable' // no TCP connection to the proxy (refused, unknown host, no route)
+  | 'timeout' // the proxy did not complete its handshake in time
+  | 'auth_failed' // 407, or SOCKS5 username/password refused
+  | 'rejected' // the proxy refused to open the tunnel for another reason (403, SOCKS "not allowed", …)
+  | 'protocol'; // the proxy answered something that is not HTTP CONNECT / SOCKS5
+
+/**
+ * The account's proxy failed: the attempt ends `proxy_error` and a pool proxy is failed over.
+ * Never carries the proxy password (only `proxyId` and a redacted description).
+ */
+export class ProxyError extends Error {
+  readonly code = 'proxy_error';
+  readonly proxyId: string;
+
+  constructor(
+    readonly failure: ProxyFailure,
+    proxy: ProxySpec,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`proxy ${describeProxy(proxy)}: ${detail}`, options);
+    this.name = 'ProxyError';
+    this.proxyId = proxyId(proxy);
+  }
+}
+
+/** The platform could not be reached or did not answer in time (directly, or behind a working proxy). */
+export class UpstreamUnavailableError extends Error {
+  readonly code = 'upstream_unavailable';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UpstreamUnavailableError';
+  }
+}
+
+export type NetworkError = ProxyError | UpstreamUnavailableError;
+
+// Failures of the TCP connection this process opens itself: to the upstream, or to the proxy when there is one.
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const CONNECT_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+// Failures once bytes flow: through a tunnel these are the upstream's (the proxy only relays).
+const EXCHANGE_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
+// SOCKS5 CONNECT replies 3–6 (network/host unreachable, connection refused, TTL expired): the proxy works,
+// the upstream does not.
+const SOCKS5_UPSTREAM_REPLIES = new Set(['UND_ERR_SOCKS5_REPLY_3', 'UND_ERR_SOCKS5_REPLY_4', 'UND_ERR_SOCKS5_REPLY_5', 'UND_ERR_SOCKS5_REPLY_6']);
+
+/**
+ * Sorts an error thrown by an undici request made with `createDispatcher(proxy)` into a proxy failure or an
+ * unavailable upstream. Returns undefined for anything else (a caller's abort, a closed dispatcher, a bug):
+ * those are rethrown as they are. Follows `cause` chains (fetch wraps errors in `TypeError: fetch failed`).
+ */
+export function classifyNetworkError(err: unknown, proxy: ProxySpec | null): NetworkError | undefined {
+  for (let current = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const found = classifyOne(current, proxy);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function classifyOne(err: Error, proxy: ProxySpec | null): NetworkError | undefined {
+  if (err instanceof ProxyError || err instanceof UpstreamUnavailableError) return err;
+  // Happy-eyeballs connects fail with an AggregateError of the per-address errors.
+  const code = errorCode(err instanceof AggregateError ? err.errors[0] : err) ?? errorCode(err);
+  if (code === undefined) {
+    // undici's SOCKS5 agent reports its handshake timeouts as plain Errors.
+    if (proxy && /^SOCKS5 (authentication|connection) timeout$/.test(err.message)) {
+      return new ProxyError('timeout', proxy, 'SOCKS5 handshake timed out', { cause: err });
+    }
+    return undefined;
+  }
+
+  if (code.startsWith('UND_ERR_SOCKS5') && proxy) {
+    if (SOCKS5_UPSTREAM_REPLIES.has(code)) return upstream(err);
+    if (code.startsWith('UND_ERR_SOCKS5_AUTH')) return new ProxyError('auth_failed', proxy, 'SOCKS5 authentication failed', { cause: err });
+    if (code === 'UND_ERR_SOCKS5_REPLY_2') return new ProxyError('rejected', proxy, 'connection not allowed by the proxy', { cause: err });
+    return new ProxyError('protocol', proxy, err.message, { cause: err });
+  }
+  if (UNREACHABLE_CODES.has(code)) {
+    return proxy ? new ProxyError('unreachable', proxy, `cannot connect (${code})`, { cause: err }) : upstream(err);
+  }
+  if (CONNECT_TIMEOUT_CODES.has(code)) {
+    return proxy ? new ProxyError('timeout', proxy, 'connect timed out', { cause: err }) : upstream(err);
+  }
+  if (EXCHANGE_CODES.has(code)) return upstream(err);
+  return undefined;
+}
+
+function upstream(err: Error): UpstreamUnavailableError {
+  return new UpstreamUnavailableError(`upstream unavailable: ${err.message}`, { cause: err });
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

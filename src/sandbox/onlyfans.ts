@@ -1,0 +1,230 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { errors } from './errors.js';
+import { SANDBOX_LIMITS, SANDBOX_PHONE_LAST4, maskEmail } from './identities.js';
+import type { ChallengeKind, LoginFlow, LoginResult } from './login.js';
+import { chatsOf, fansOf, findChatFan, messagesOf, paginate, sendMessage, transactionsOf, type Message } from './seed.js';
+import { randomHex, type Session } from './sessions.js';
+import type { SandboxState } from './state.js';
+import { identityKey, type SandboxUser } from './users.js';
+import { PageQuery, pageOf, header, parseCookies, remoteAddress, setCookie } from './wire.js';
+
+/**
+ * The OnlyFans-like side, mounted under /api2/v2. Sessions are the cookies `auth_id`, `sess`, `fp`
+ * plus the `x-bc` header, bound to the user agent of the login. Reference: docs/sandbox.md.
+ */
+
+const LoginHeaders = Type.Object({
+  'user-agent': Type.String({ minLength: 1 }),
+  'x-bc': Type.String({ minLength: 8, maxLength: 256 }),
+});
+const LoginBody = Type.Object({
+  email: Type.String({ minLength: 1, maxLength: 320 }),
+  password: Type.String({ maxLength: 1024 }),
+});
+const LoginToken = Type.String({ minLength: 1, maxLength: 200 });
+const TokenBody = Type.Object({ login_token: LoginToken });
+const CodeBody = Type.Object({ login_token: LoginToken, code: Type.String({ minLength: 1, maxLength: 32 }) });
+const ChatParams = Type.Object({ chatId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const SendBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: 5000 }) });
+
+/** Order in which chained checks are met: device check first, then selfie, then second factors. */
+const CHALLENGE_ORDER: ChallengeKind[] = ['email', 'face', 'app', 'sms'];
+
+export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = async (app, { state }) => {
+  const profile = (user: SandboxUser) => ({
+    id: Number(user.id),
+    username: user.username,
+    name: user.name,
+    avatar: `${state.baseUrl()}/avatars/${user.id}.svg`,
+    email: user.email,
+    subscribersCount: fansOf(user).length,
+  });
+
+  const challenge = (flow: LoginFlow, kind: ChallengeKind) => {
+    switch (kind) {
+      case 'sms':
+        return { type: kind, phone_last4: SANDBOX_PHONE_LAST4 };
+      case 'app':
+        return { type: kind };
+      case 'email':
+        return { type: kind, email_mask: maskEmail(flow.user.email), email_sent: flow.emailSent };
+      case 'face':
+        return {
+          type: kind,
+          face_url: `${state.baseUrl()}/face/${flow.faceToken}`,
+          face_status: flow.faceCompleted ? 'completed' : 'pending',
+        };
+    }
+  };
+
+  const answer = (reply: FastifyReply, result: LoginResult) => {
+    if ('flow' in result) {
+      const { flow } = result;
+      return {
+        status: 'challenge',
+        login_token: flow.token,
+        challenge: challenge(flow, result.challenge),
+        attempts_remaining: SANDBOX_LIMITS.wrongCodesPerLogin - flow.wrongCodes,
+      };
+    }
+    const { session } = result;
+    reply.header('set-cookie', [
+      setCookie('auth_id', session.user.id),
+      setCookie('sess', session.secret),
+      setCookie('fp', session.fp),
+    ]);
+    return { status: 'authenticated', user: profile(session.user), x_bc: session.device };
+  };
+
+  /** The session of an authenticated request, after every check the real web API makes. */
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<Session> => {
+    const cookies = parseCookies(request.headers.cookie);
+    const found = cookies.sess ? state.sessions.find(cookies.sess) : undefined;
+    if (!found || found.session.user.platform !== 'onlyfans') throw errors.sessionInvalid();
+    const { session } = found;
+    await state.upstreamCall(request, session.user);
+    if (session.ended === 'expired') throw errors.sessionExpired();
+    if (session.ended || !found.current) throw errors.sessionInvalid();
+    const userIdHeader = header(request, 'user-id');
+    if (cookies.auth_id !== session.user.id || (userIdHeader !== undefined && userIdHeader !== session.user.id)) {
+      throw errors.wrongUser();
+    }
+    if (header(request, 'user-agent') !== session.userAgent) throw errors.userAgentMismatch();
+    const xbc = header(request, 'x-bc');
+    if (cookies.fp !== session.fp || (xbc !== undefined && xbc !== session.device)) throw errors.deviceMismatch();
+    const now = state.now();
+    if (session.expiresAt !== null && session.expiresAt <= now) {
+      state.sessions.end(session, 'expired');
+      throw errors.sessionExpired();
+    }
+    if (now - session.secretIssuedAt >= SANDBOX_LIMITS.sessRotateAfterMs) {
+      reply.header('set-cookie', setCookie('sess', state.sessions.rotate(session)));
+    }
+    return session;
+  };
+
+  const message = (creator: SandboxUser, item: Message) => ({
+    id: item.id,
+    text: item.text,
+    fromUser: { id: item.fromCreator ? Number(creator.id) : Number(item.chatId) },
+    price: item.price,
+    isFree: item.price === 0,
+    createdAt: new Date(item.createdAt).toISOString(),
+  });
+
+  app.post('/users/login', { schema: { headers: LoginHeaders, body: LoginBody } }, async (request, reply) => {
+    const key = identityKey('onlyfans', request.body.email);
+    if (!key) throw errors.invalidCredentials();
+    const user = state.users.onlyfans.get(key);
+    await state.upstreamCall(request, user);
+    state.logins.checkCredentials(user, request.body.password);
+    const address = remoteAddress(request);
+    const steps = CHALLENGE_ORDER.filter((kind) =>
+      kind === 'email' ? user.tags.has('email') && !user.trustedAddresses.has(address) : user.tags.has(kind),
+    );
+    const context = {
+      userAgent: request.headers['user-agent'],
+      device: request.headers['x-bc'],
+      // A browser keeps its fp cookie across logins; a fresh one gets a new fingerprint cookie.
+      fp: parseCookies(request.headers.cookie).fp ?? randomHex(),
+      address,
+    };
+    return answer(reply, state.logins.start(user, context, steps));
+  });
+
+  app.post('/users/login/otp', { schema: { body: CodeBody } }, async (request, reply) => {
+    const flow = await state.resumeLogin(request, 'onlyfans', request.body.login_token);
+    return answer(reply, state.logins.submitCode(flow, request.body.code));
+  });
+
+  app.post('/users/login/email/send', { schema: { body: TokenBody } }, async (request, reply) => {
+    const flow = await state.resumeLogin(request, 'onlyfans', request.body.login_token);
+    return answer(reply, state.logins.sendEmail(flow));
+  });
+
+  app.post('/users/login/face/check', { schema: { body: TokenBody } }, async (request, reply) => {
+    const flow = await state.resumeLogin(request, 'onlyfans', request.body.login_token);
+    return answer(reply, state.logins.checkFace(flow));
+  });
+
+  app.get('/users/me', async (request, reply) => profile((await authenticate(request, reply)).user));
+
+  app.post('/users/logout', async (request, reply) => {
+    const session = await authenticate(request, reply);
+    state.sessions.end(session, 'logout');
+    reply.header('set-cookie', ['auth_id', 'sess', 'fp'].map((name) => setCookie(name, '', 0)));
+    return { success: true };
+  });
+
+  app.get('/chats', { schema: { querystring: PageQuery } }, async (request, reply) => {
+    const { user } = await authenticate(request, reply);
+    const page = paginate(chatsOf(user), pageOf(request.query));
+    return {
+      list: page.items.map(({ fan, messages }) => ({
+        withUser: { id: fan.id, username: fan.username, name: fan.name },
+        lastMessage: message(user, messages[0]!),
+        messagesCount: messages.length,
+        unreadMessagesCount: fan.id % 3,
+      })),
+      hasMore: page.hasMore,
+      nextOffset: page.nextOffset,
+    };
+  });
+
+  app.get(
+    '/chats/:chatId/messages',
+    { schema: { params: ChatParams, querystring: PageQuery } },
+    async (request, reply) => {
+      const { user } = await authenticate(request, reply);
+      const fan = findChatFan(user, request.params.chatId);
+      if (!fan) throw errors.notFound('Chat not found');
+      const page = paginate(messagesOf(user, fan), pageOf(request.query));
+      return { list: page.items.map((item) => message(user, item)), hasMore: page.hasMore, nextOffset: page.nextOffset };
+    },
+  );
+
+  app.post('/chats/:chatId/messages', { schema: { params: ChatParams, body: SendBody } }, async (request, reply) => {
+    const { user } = await authenticate(request, reply);
+    const fan = findChatFan(user, request.params.chatId);
+    if (!fan) throw errors.notFound('Chat not found');
+    return message(user, sendMessage(user, fan, request.body.text, state.now()));
+  });
+
+  app.get('/subscriptions/subscribers', { schema: { querystring: PageQuery } }, async (request, reply) => {
+    const { user } = await authenticate(request, reply);
+    const page = paginate(fansOf(user), pageOf(request.query));
+    return {
+      list: page.items.map((fan) => ({
+        id: fan.id,
+        username: fan.username,
+        name: fan.name,
+        subscribedAt: new Date(fan.subscribedAt).toISOString(),
+        renewsAt: new Date(fan.renewsAt).toISOString(),
+        price: fan.price,
+      })),
+      hasMore: page.hasMore,
+      nextOffset: page.nextOffset,
+    };
+  });
+
+  app.get('/payouts/transactions', { schema: { querystring: PageQuery } }, async (request, reply) => {
+    const { user } = await authenticate(request, reply);
+    const page = paginate(transactionsOf(user), pageOf(request.query));
+    return {
+      list: page.items.map((item) => ({
+        id: item.id,
+        type: item.type,
+        amount: item.amount,
+        fee: item.fee,
+        net: item.net,
+        currency: 'USD',
+        fromUser: { id: item.fanId },
+        createdAt: new Date(item.createdAt).toISOString(),
+      })),
+      hasMore: page.hasMore,
+      nextOffset: page.nextOffset,
+    };
+  });
+};

@@ -1,0 +1,60 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyRequest } from 'fastify';
+import { errors } from './errors.js';
+import { SANDBOX_LIMITS } from './identities.js';
+import { LoginService, type LoginFlow } from './login.js';
+import { SessionStore } from './sessions.js';
+import { UserDirectory, type Platform, type SandboxUser } from './users.js';
+
+/** Everything the sandbox remembers, in memory; `reset()` forgets it all. */
+export class SandboxState {
+  readonly users: Record<Platform, UserDirectory> = {
+    onlyfans: new UserDirectory('onlyfans'),
+    fansly: new UserDirectory('fansly'),
+  };
+  readonly sessions: SessionStore;
+  readonly logins: LoginService;
+  /** Which user each in-flight request belongs to, for the request log. */
+  private readonly attributed = new WeakMap<FastifyRequest, { user: SandboxUser; at: number }>();
+
+  constructor(
+    readonly now: () => number,
+    /** The sandbox's own base URL (known once listening), for selfie links and avatars. */
+    readonly baseUrl: () => string,
+  ) {
+    this.sessions = new SessionStore(now);
+    this.logins = new LoginService(this.sessions, now);
+  }
+
+  /**
+   * Marks `request` as an upstream call of `user` and plays the user's `+slow` / `+flaky` behaviour.
+   * `+flaky` alternates deterministically: the 1st, 3rd, 5th… call succeed, the 2nd, 4th… answer 502.
+   */
+  async upstreamCall(request: FastifyRequest, user: SandboxUser): Promise<void> {
+    this.attributed.set(request, { user, at: this.now() });
+    user.calls++;
+    if (user.tags.has('slow')) await sleep(SANDBOX_LIMITS.slowDelayMs);
+    if (user.tags.has('flaky') && user.calls % 2 === 0) throw errors.badGateway();
+  }
+
+  /**
+   * The login flow behind a login token, attributed to its user; it must be continued from the
+   * browser (user agent) that started it.
+   */
+  async resumeLogin(request: FastifyRequest, platform: Platform, token: string): Promise<LoginFlow> {
+    const flow = this.logins.resume(platform, token);
+    await this.upstreamCall(request, flow.user);
+    if (request.headers['user-agent'] !== flow.userAgent) throw errors.userAgentMismatch();
+    return flow;
+  }
+
+  attribution(request: FastifyRequest): { user: SandboxUser; at: number } | undefined {
+    return this.attributed.get(request);
+  }
+
+  reset(): void {
+    for (const directory of Object.values(this.users)) directory.clear();
+    this.sessions.clear();
+    this.logins.clear();
+  }
+}
