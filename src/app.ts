@@ -11,6 +11,15 @@ import { createLogger } from './logger.js';
 import { createOrgService, type OrgService } from './orgs/service.js';
 import { loadKeyring } from './vault/keyring.js';
 import { createVault, type Vault } from './vault/vault.js';
+import { createConnectService, type ConnectService } from './connect/service.js';
+import { createStepRunner } from './connect/steps.js';
+import { createAttemptStore, EMAIL_QUEUE, STEP_QUEUE, type StepJob } from './connect/store.js';
+import { createAttemptWatcher } from './connect/watch.js';
+import { type Clock, systemClock } from './lib/clock.js';
+import { createDispatcherCache } from './net/dispatcher.js';
+import { createProxyPool } from './net/proxy-pool.js';
+import { createPlatformAccess, type PlatformAccess } from './platforms/access.js';
+import { createDrivers } from './platforms/index.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -18,6 +27,10 @@ export interface FanGateOptions {
   /** Tests: keep PGlite in memory instead of under the data directory. */
   inMemory?: boolean;
   jobs?: { pollingIntervalSeconds?: number; maintenanceIntervalSeconds?: number; schema?: string };
+  /** Tests: a clock they can move (attempt expiry). */
+  clock?: Clock;
+  /** How often a worker sweeps for expired attempts, in ms. */
+  sweepIntervalMs?: number;
 }
 
 export interface FanGate {
@@ -27,6 +40,9 @@ export interface FanGate {
   vault: Vault;
   orgs: OrgService;
   jobs: JobQueue;
+  connect: ConnectService;
+  platforms: PlatformAccess;
+  clock: Clock;
   http: FastifyInstance;
   /** Starts the workers and, unless `listen` is false, the HTTP server. */
   start(options?: { listen?: boolean }): Promise<void>;
@@ -66,7 +82,23 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     if (created) logger.info({ org: organization.id }, 'bootstrap API key registered for organisation "default"');
   }
   const jobs = createJobQueue({ database, logger, work: config.role !== 'api', ...options.jobs });
-  const http = await buildHttpServer({ config, logger, database, vault, orgs });
+  const clock = options.clock ?? systemClock;
+
+  const dispatchers = createDispatcherCache();
+  const platforms = createPlatformAccess({
+    drivers: createDrivers({ onlyfansUrl: config.platforms.onlyfansUrl, fanslyUrl: config.platforms.fanslyUrl }),
+    dispatchers,
+    pool: createProxyPool(config.proxyPoolEntries),
+  });
+  const store = createAttemptStore({ db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl });
+  const watcher = createAttemptWatcher(database);
+  const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
+  const steps = createStepRunner({ db: database.db, vault, store, platforms, clock, logger });
+  await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 4 });
+  await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
+
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect });
+  let sweeper: NodeJS.Timeout | undefined;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -76,16 +108,27 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     vault,
     orgs,
     jobs,
+    connect,
+    platforms,
+    clock,
     http,
     async start({ listen = true } = {}) {
       await jobs.start();
+      if (config.role !== 'api') {
+        const sweep = () => void connect.sweep().catch((error) => logger.error({ err: error }, 'attempt sweep failed'));
+        sweeper = setInterval(sweep, options.sweepIntervalMs ?? 10_000);
+        sweeper.unref();
+      }
       if (listen) await http.listen({ port: config.port, host: config.host });
       else await http.ready();
     },
     stop() {
       stopping ??= (async () => {
+        clearInterval(sweeper);
         await http.close();
+        await watcher.close();
         await jobs.stop();
+        await dispatchers.close();
         await database.close();
         await unlock();
       })();

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { parseProxyPool, type ProxySpec } from './net/proxy-config.js';
 
 /** Everything FanGate reads from its environment, parsed and checked once at start. */
 export interface Config {
@@ -15,7 +16,10 @@ export interface Config {
   proxyPool: string | undefined;
   allowPrivateWebhooks: boolean;
   logLevel: string;
-  rateLimit: { perKeyPerMinute: number };
+  rateLimit: { perKeyPerMinute: number; connectPerHour: number };
+  /** Base URLs of the platforms' APIs (the sandbox unless overridden). */
+  platforms: { onlyfansUrl: string; fanslyUrl: string };
+  proxyPoolEntries: Map<string, ProxySpec[]>;
   dbPoolSize: number;
 }
 
@@ -70,6 +74,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicUrl = (text('FANGATE_PUBLIC_URL') ?? `http://localhost:${port}`).replace(/\/+$/, '');
   if (!/^https?:\/\//.test(publicUrl)) problems.push('FANGATE_PUBLIC_URL must be an http(s) URL');
   const sandboxEnabled = oneOf('FANGATE_SANDBOX', 'on', ['on', 'off']) === 'on';
+  const sandboxPort = int('FANGATE_SANDBOX_PORT', 8081, 0, 65535);
+  const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
+  const url = (name: string, fallback: string): string => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (!/^https?:\/\/[^\s]+$/.test(raw)) problems.push(`${name} must be an http(s) URL`);
+    return raw.replace(/\/+$/, '');
+  };
+  let proxyPoolEntries = new Map<string, ProxySpec[]>();
+  try {
+    proxyPoolEntries = parseProxyPool(text('FANGATE_PROXY_POOL') ?? '');
+  } catch (error) {
+    problems.push(`FANGATE_PROXY_POOL: ${(error as Error).message}`);
+  }
 
   const config: Config = {
     port,
@@ -81,11 +99,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapApiKey,
     adminToken,
     role: oneOf('FANGATE_ROLE', 'all', ['all', 'api', 'worker'] as const),
-    sandbox: { enabled: sandboxEnabled, port: int('FANGATE_SANDBOX_PORT', 8081, 0, 65535) },
+    sandbox: { enabled: sandboxEnabled, port: sandboxPort },
     proxyPool: text('FANGATE_PROXY_POOL'),
     allowPrivateWebhooks: bool('FANGATE_ALLOW_PRIVATE_WEBHOOKS', false),
     logLevel: oneOf('FANGATE_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-    rateLimit: { perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000) },
+    rateLimit: {
+      perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000),
+      connectPerHour: int('FANGATE_CONNECT_RATE_LIMIT_PER_HOUR', 60, 1, 1_000_000),
+    },
+    platforms: { onlyfansUrl: url('FANGATE_ONLYFANS_URL', sandboxUrl), fanslyUrl: url('FANGATE_FANSLY_URL', sandboxUrl) },
+    proxyPoolEntries,
     dbPoolSize: int('FANGATE_DB_POOL_SIZE', 10, 1, 1000),
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -40,7 +40,104 @@ export interface RateLimitCountersTable {
   window_ends_at: Timestamp;
 }
 
+export interface ProxyColumn {
+  type: 'none' | 'country' | 'custom';
+  country?: string;
+  protocol?: 'http' | 'socks5';
+  host?: string;
+  port?: number;
+  username?: string;
+  /** Pool proxies: which proxy of the country the account sticks to. */
+  proxy_id?: string;
+}
+
+export interface AccountsTable {
+  id: string;
+  org_id: string;
+  platform: string;
+  display_name: string;
+  status: string;
+  auth_type: string;
+  imported: Generated<boolean>;
+  remember_credentials: Generated<boolean>;
+  client_reference_id: string | null;
+  platform_user_id: string;
+  platform_username: string;
+  platform_name: string;
+  platform_avatar: string | null;
+  proxy: ColumnType<ProxyColumn, string, string>;
+  proxy_password_enc: string | null;
+  user_agent: string;
+  device_id: string;
+  credentials_enc: string | null;
+  totp_secret_enc: string | null;
+  session_enc: string | null;
+  last_challenges: Generated<string[]>;
+  health_check_interval_sec: Generated<number>;
+  last_checked_at: Timestamp | null;
+  next_check_at: Timestamp | null;
+  expired_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface AuthAttemptsTable {
+  id: string;
+  org_id: string;
+  platform: string;
+  auth_type: string;
+  kind: string;
+  state: string;
+  progress: string;
+  account_id: string | null;
+  client_reference_id: string | null;
+  display_name: string | null;
+  force_connect: Generated<boolean>;
+  remember_credentials: Generated<boolean>;
+  otp_channel: string | null;
+  phone_last4: string | null;
+  email_mask: string | null;
+  face_verification_url: string | null;
+  attempts_remaining: number | null;
+  wrong_codes: Generated<number>;
+  challenges: Generated<string[]>;
+  error_code: string | null;
+  error_message: string | null;
+  existing_account_id: string | null;
+  input_enc: string | null;
+  resume_enc: string | null;
+  pending_code_enc: string | null;
+  step: string | null;
+  step_seq: Generated<number>;
+  proxy: ColumnType<ProxyColumn, string, string>;
+  user_agent: string;
+  device_id: string;
+  mobile_code_hash: string | null;
+  input_deadline: Timestamp | null;
+  overall_deadline: Timestamp;
+  expires_at: Timestamp;
+  prior_account_status: string | null;
+  version: Generated<number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  completed_at: Timestamp | null;
+}
+
+export interface EventsTable {
+  id: string;
+  org_id: string;
+  event: string;
+  account_id: string | null;
+  attempt_id: string | null;
+  client_reference_id: string | null;
+  payload: ColumnType<unknown, string, string>;
+  created_at: Timestamp;
+}
+
 export interface DB {
+  events: EventsTable;
+  accounts: AccountsTable;
+  auth_attempts: AuthAttemptsTable;
   organizations: OrganizationsTable;
   api_keys: ApiKeysTable;
   idempotency_keys: IdempotencyKeysTable;

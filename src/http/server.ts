@@ -16,6 +16,8 @@ import metricsPlugin from './plugins/metrics.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { authenticateRoutes, mobileAuthRoutes } from './routes/authenticate.js';
+import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
 
 export interface HttpDependencies {
@@ -24,13 +26,14 @@ export interface HttpDependencies {
   database: Database;
   vault: Vault;
   orgs: OrgService;
+  connect: ConnectService;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** The Fastify app: plugins, the OpenAPI document and every route module. */
 export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyInstance> {
-  const { config, logger, database, vault, orgs } = deps;
+  const { config, logger, database, vault, orgs, connect } = deps;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
@@ -83,6 +86,10 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
       await api.register(idempotencyPlugin, { db: database.db, vault });
       await api.register(apiKeyRoutes, { orgs });
+      const connectPerHour = config.rateLimit.connectPerHour;
+      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', connectPerHour });
+      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', connectPerHour });
+      await api.register(mobileAuthRoutes, { connect });
     },
     { prefix: '/api' },
   );

@@ -73,7 +73,8 @@ export function createJobQueue(options: JobQueueOptions) {
     for (let i = 0; i < (def.concurrency ?? 2); i++) {
       const id = await boss.work(
         def.name,
-        { batchSize: 1, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2 },
+        // includeMetadata: without it pg-boss returns no retryCount and every run looks like the first.
+        { batchSize: 1, includeMetadata: true, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2 },
         async ([job]: PgBoss.Job<unknown>[]) => {
           if (!job) return;
           const meta = job as unknown as { retryCount?: number; retrycount?: number };

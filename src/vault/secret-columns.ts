@@ -14,4 +14,11 @@ export interface SecretColumn {
 
 export const secretColumns: SecretColumn[] = [
   { table: 'idempotency_keys', field: 'response_enc', orgColumn: 'org_id', recordColumn: 'key' },
+  ...['credentials_enc', 'totp_secret_enc', 'session_enc', 'proxy_password_enc'].map((field) => ({
+    table: 'accounts',
+    field,
+    orgColumn: 'org_id',
+    recordColumn: 'id',
+  })),
+  ...['input_enc', 'resume_enc', 'pending_code_enc'].map((field) => ({ table: 'auth_attempts', field, orgColumn: 'org_id', recordColumn: 'id' })),
 ];

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -6,13 +7,20 @@ import { createFanGate, type FanGate } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { generateKeySpec } from '../../src/vault/keyring.js';
+import { createTestClock } from '../../src/lib/clock.js';
+import { startSandbox } from '../../src/sandbox/index.js';
 import { createTestStore, type TestStore } from './stores.js';
+
+type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
 
 export const BOOTSTRAP_KEY = 'fg_test_bootstrap_key_0123456789';
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 
 export interface TestApp {
   fangate: FanGate;
+  /** The sandbox platform this app talks to. */
+  sandbox: Sandbox;
+  clock: ReturnType<typeof createTestClock>;
   store: TestStore;
   /** Base URL of the running HTTP server. */
   url: string;
@@ -31,26 +39,37 @@ export interface StartOptions {
   dataDir?: string;
   /** Persist PGlite in dataDir instead of memory. */
   persistent?: boolean;
+  /** Listen on this port (restart tests keep URLs); a free one otherwise. */
+  port?: number;
+  /** Reuse a running sandbox (restart tests); otherwise one is started and closed with the app. */
+  sandbox?: Sandbox;
 }
 
 export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOptions = {}): Promise<TestApp> {
   const store = options.store ?? (await createTestStore(kind));
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fangate-test-')));
   const logs: string[] = [];
+  const sandbox = options.sandbox ?? (await startSandbox({ port: 0, logger: false }));
+  const clock = createTestClock();
   const destination = new Writable({
     write(chunk, _enc, done) {
       logs.push(String(chunk));
       done();
     },
   });
+  const port = options.port ?? (await freePort());
   const config = loadConfig({
-    FANGATE_PORT: '0',
+    FANGATE_PORT: String(port),
+    FANGATE_PUBLIC_URL: `http://127.0.0.1:${port}`,
     FANGATE_HOST: '127.0.0.1',
     FANGATE_DATA_DIR: dataDir,
     FANGATE_BOOTSTRAP_API_KEY: BOOTSTRAP_KEY,
     FANGATE_ADMIN_TOKEN: ADMIN_TOKEN,
     FANGATE_MASTER_KEY: TEST_MASTER_KEY,
     FANGATE_LOG_LEVEL: 'debug',
+    FANGATE_ONLYFANS_URL: sandbox.url,
+    FANGATE_FANSLY_URL: sandbox.url,
+    FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: '100000',
     ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : {}),
     ...options.env,
   });
@@ -59,13 +78,16 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     logger: createLogger({ level: config.logLevel, destination }),
     inMemory: !options.persistent,
     jobs: { pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 },
+    clock,
+    sweepIntervalMs: 500,
   });
   await fangate.start();
-  const address = fangate.http.server.address();
-  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const url = `http://127.0.0.1:${port}`;
 
   return {
     fangate,
+    sandbox,
+    clock,
     store,
     url,
     logs,
@@ -91,6 +113,7 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     },
     async close() {
       await fangate.stop();
+      if (!options.sandbox) await sandbox.close();
       if (!options.store) await store.drop();
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
@@ -100,3 +123,15 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
 /** A fixed keyring so tests can decrypt and inspect; a second key for rotation tests. */
 export const TEST_MASTER_KEY = `test1:${Buffer.alloc(32, 7).toString('base64')}`;
 export const newTestKey = (kid: string) => generateKeySpec(kid);
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}

@@ -1,0 +1,162 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { DB, ProxyColumn } from '../db/schema.js';
+import type { PlatformSession, PlatformUser } from '../platforms/types.js';
+import type { Vault } from '../vault/vault.js';
+import { type AccountCredentials, type AccountRow, accountSecretPlace } from './model.js';
+
+type Db = Kysely<DB> | Transaction<DB>;
+
+export const DEFAULT_HEALTH_CHECK_INTERVAL_SEC = 900;
+
+export async function findAccount(db: Db, orgId: string, id: string): Promise<AccountRow | undefined> {
+  return db.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+}
+
+export async function findAccountByPlatformUser(db: Db, orgId: string, platform: string, platformUserId: string): Promise<AccountRow | undefined> {
+  return db
+    .selectFrom('accounts')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where('platform', '=', platform)
+    .where('platform_user_id', '=', platformUserId)
+    .executeTakeFirst();
+}
+
+/** Everything a new account row holds; secrets in plain text here, encrypted on the way in. */
+export interface NewAccount {
+  id: string;
+  orgId: string;
+  platform: string;
+  displayName: string;
+  authType: string;
+  imported: boolean;
+  rememberCredentials: boolean;
+  clientReferenceId: string | null;
+  user: PlatformUser;
+  proxy: ProxyColumn;
+  proxyPassword: string | null;
+  userAgent: string;
+  deviceId: string;
+  credentials: AccountCredentials | null;
+  totpSecret: string | null;
+  session: PlatformSession;
+  lastChallenges: string[];
+}
+
+export async function insertAccount(db: Db, vault: Vault, account: NewAccount, now: Date): Promise<AccountRow> {
+  const row = { org_id: account.orgId, id: account.id };
+  return db
+    .insertInto('accounts')
+    .values({
+      id: account.id,
+      org_id: account.orgId,
+      platform: account.platform,
+      display_name: account.displayName,
+      status: 'active',
+      auth_type: account.authType,
+      imported: account.imported,
+      remember_credentials: account.rememberCredentials,
+      client_reference_id: account.clientReferenceId,
+      platform_user_id: account.user.id,
+      platform_username: account.user.username,
+      platform_name: account.user.name,
+      platform_avatar: account.user.avatar,
+      proxy: JSON.stringify(account.proxy),
+      proxy_password_enc: account.proxyPassword ? vault.encrypt(account.proxyPassword, accountSecretPlace(row, 'proxy_password_enc')) : null,
+      user_agent: account.userAgent,
+      device_id: account.deviceId,
+      credentials_enc: account.credentials ? vault.encryptJson(account.credentials, accountSecretPlace(row, 'credentials_enc')) : null,
+      totp_secret_enc: account.totpSecret ? vault.encrypt(account.totpSecret, accountSecretPlace(row, 'totp_secret_enc')) : null,
+      session_enc: vault.encryptJson(account.session, accountSecretPlace(row, 'session_enc')),
+      last_challenges: account.lastChallenges,
+      last_checked_at: now,
+      next_check_at: new Date(now.getTime() + DEFAULT_HEALTH_CHECK_INTERVAL_SEC * 1000),
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** A fresh session for an existing account (re-authentication, reconnect, import rotation). */
+export interface SessionRenewal {
+  session: PlatformSession;
+  user: PlatformUser;
+  authType?: string;
+  /** undefined: keep; null: erase. */
+  credentials?: AccountCredentials | null;
+  totpSecret?: string | null;
+  rememberCredentials?: boolean;
+  lastChallenges?: string[];
+  userAgent?: string;
+  deviceId?: string;
+  proxy?: { proxy: ProxyColumn; password: string | null };
+  displayName?: string;
+  clientReferenceId?: string | null;
+}
+
+export async function renewAccountSession(db: Db, vault: Vault, account: AccountRow, renewal: SessionRenewal, now: Date): Promise<AccountRow> {
+  const enc = <T>(value: T | null | undefined, field: 'credentials_enc' | 'totp_secret_enc', encode: (v: T) => string) =>
+    value === undefined ? {} : { [field]: value === null ? null : encode(value) };
+  return db
+    .updateTable('accounts')
+    .set({
+      status: 'active',
+      expired_at: null,
+      platform_username: renewal.user.username,
+      platform_name: renewal.user.name,
+      platform_avatar: renewal.user.avatar,
+      session_enc: vault.encryptJson(renewal.session, accountSecretPlace(account, 'session_enc')),
+      last_checked_at: now,
+      next_check_at: new Date(now.getTime() + account.health_check_interval_sec * 1000),
+      updated_at: now,
+      ...(renewal.authType === undefined ? {} : { auth_type: renewal.authType }),
+      ...enc(renewal.credentials, 'credentials_enc', (c) => vault.encryptJson(c, accountSecretPlace(account, 'credentials_enc'))),
+      ...enc(renewal.totpSecret, 'totp_secret_enc', (s) => vault.encrypt(s, accountSecretPlace(account, 'totp_secret_enc'))),
+      ...(renewal.rememberCredentials === undefined ? {} : { remember_credentials: renewal.rememberCredentials }),
+      ...(renewal.lastChallenges === undefined ? {} : { last_challenges: renewal.lastChallenges }),
+      ...(renewal.userAgent === undefined ? {} : { user_agent: renewal.userAgent }),
+      ...(renewal.deviceId === undefined ? {} : { device_id: renewal.deviceId }),
+      ...(renewal.displayName === undefined ? {} : { display_name: renewal.displayName }),
+      ...(renewal.clientReferenceId === undefined ? {} : { client_reference_id: renewal.clientReferenceId }),
+      ...(renewal.proxy === undefined
+        ? {}
+        : {
+            proxy: JSON.stringify(renewal.proxy.proxy),
+            proxy_password_enc: renewal.proxy.password ? vault.encrypt(renewal.proxy.password, accountSecretPlace(account, 'proxy_password_enc')) : null,
+          }),
+    })
+    .where('id', '=', account.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function setAccountStatus(db: Db, accountId: string, status: string, now: Date): Promise<AccountRow | undefined> {
+  return db
+    .updateTable('accounts')
+    .set({ status, updated_at: now, ...(status === 'expired' ? { expired_at: now } : {}) })
+    .where('id', '=', accountId)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export function decryptSession(vault: Vault, account: AccountRow): PlatformSession | null {
+  return account.session_enc ? vault.decryptJson<PlatformSession>(account.session_enc, accountSecretPlace(account, 'session_enc')) : null;
+}
+
+export function decryptCredentials(vault: Vault, account: AccountRow): AccountCredentials | null {
+  return account.credentials_enc ? vault.decryptJson<AccountCredentials>(account.credentials_enc, accountSecretPlace(account, 'credentials_enc')) : null;
+}
+
+export function decryptTotpSecret(vault: Vault, account: AccountRow): string | null {
+  return account.totp_secret_enc ? vault.decrypt(account.totp_secret_enc, accountSecretPlace(account, 'totp_secret_enc')) : null;
+}
+
+export function decryptProxyPassword(vault: Vault, account: AccountRow): string | null {
+  return account.proxy_password_enc ? vault.decrypt(account.proxy_password_enc, accountSecretPlace(account, 'proxy_password_enc')) : null;
+}
+
+/** The platform identity of an account, for driver contexts. */
+export function accountIdentity(vault: Vault, account: AccountRow) {
+  return { proxy: account.proxy, proxyPassword: decryptProxyPassword(vault, account), userAgent: account.user_agent, deviceId: account.device_id };
+}

@@ -1,0 +1,364 @@
+import { createHash } from 'node:crypto';
+import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import type { AccountRow } from '../accounts/model.js';
+import { accountIdentity, decryptCredentials, decryptSession, decryptTotpSecret, findAccount, findAccountByPlatformUser } from '../accounts/repository.js';
+import type { DB } from '../db/schema.js';
+import { ApiError, notFound, validationError } from '../http/problem.js';
+import type { Clock } from '../lib/clock.js';
+import { newId, randomBase62 } from '../lib/ids.js';
+import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
+import type { PlatformAccess } from '../platforms/access.js';
+import { newBrowserIdentity } from '../platforms/identity.js';
+import type { PlatformSession } from '../platforms/types.js';
+import type { Vault } from '../vault/vault.js';
+import { type AttemptKind, type AttemptRow, type AttemptView, mobileDeeplink, pollingUrl, snapshotColumns } from './attempts.js';
+import { checkSessionCookies, parseStartInput, type StartBody, type StartInput } from './input.js';
+import { type AttemptEvent, isTerminal, type Platform, type RefusalReason, startAttempt } from './state-machine.js';
+import { type AttemptSecrets, type AttemptStore, attemptPlace } from './store.js';
+import type { AttemptWatcher } from './watch.js';
+
+export const START_MESSAGE = 'Authentication process started. Query the polling_url to check the progress.';
+export const CREDENTIALS_MESSAGE = 'Authentication credentials updated. Re-authentication started. Query the polling_url to check the progress.';
+
+export interface ConnectDeps {
+  db: Kysely<DB>;
+  vault: Vault;
+  store: AttemptStore;
+  watcher: AttemptWatcher;
+  platforms: PlatformAccess;
+  clock: Clock;
+  publicUrl: string;
+  logger: Logger;
+}
+
+const hashCode = (code: string) => createHash('sha256').update(code, 'utf8').digest('hex');
+
+/** The 409 of DESIGN 3.3 and friends, from a refusal of the state machine. */
+function refusalError(reason: RefusalReason | 'conflict' | 'not_found'): ApiError {
+  switch (reason) {
+    case 'not_found':
+      return notFound('Attempt');
+    case 'attempt_not_awaiting_email':
+      return new ApiError(409, 'attempt_not_awaiting_email', 'The attempt is not waiting for the email device check (state needs_email).');
+    case 'attempt_already_completed':
+      return new ApiError(409, 'attempt_already_completed', 'The attempt has already completed.');
+    case 'conflict':
+      return new ApiError(409, 'attempt_busy', 'The attempt changed concurrently; try again.', { retryable: true, retryAfterSec: 1 });
+    default:
+      return new ApiError(409, 'attempt_not_awaiting_input', 'The attempt is not waiting for this input; check its state and next_actions.');
+  }
+}
+
+interface NewAttempt {
+  orgId: string;
+  platform: Platform;
+  kind: AttemptKind;
+  input: StartInput;
+  account?: AccountRow;
+  /** Secrets carried over from the account (stored credentials, TOTP, proxy password). */
+  secrets?: AttemptSecrets;
+}
+
+/**
+ * Connect and re-authenticate: the API side of attempts. Each request writes the attempt and
+ * queues a step; workers (steps.ts) talk to the platform.
+ */
+export function createConnectService(deps: ConnectDeps) {
+  const { db, vault, store, watcher, platforms, clock } = deps;
+
+  async function insertAttempt(trx: Kysely<DB> | Transaction<DB>, spec: NewAttempt): Promise<{ row: AttemptRow; effects: ReturnType<typeof startAttempt>['effects']; mobileCode: string | null }> {
+    const { input, account } = spec;
+    const now = clock.now();
+    const id = newId('auth');
+    const { snapshot, effects } = startAttempt({ platform: spec.platform, authType: input.authType }, now);
+    // 43 base62 characters ≈ 256 bits: the code alone authorises the phone's hand-off.
+    const mobileCode = input.authType === 'mobile_app' ? randomBase62(43) : null;
+    const browser = input.session
+      ? { userAgent: input.session.userAgent, deviceId: input.session.xbc }
+      : account
+        ? { userAgent: account.user_agent, deviceId: account.device_id }
+        : newBrowserIdentity();
+    const proxy = input.proxy ?? (account ? { proxy: account.proxy, password: spec.secrets?.proxyPassword ?? null } : { proxy: { type: 'none' as const }, password: null });
+    const secrets: AttemptSecrets = {
+      login: input.login,
+      password: input.password,
+      session: input.session,
+      totpSecret: input.totpSecret ?? spec.secrets?.totpSecret ?? null,
+      proxyPassword: proxy.password,
+      mobileCode,
+      ...(input.authType === 'email_password' && !input.login && spec.secrets ? { login: spec.secrets.login, password: spec.secrets.password } : {}),
+    };
+    const row = await trx
+      .insertInto('auth_attempts')
+      .values({
+        id,
+        org_id: spec.orgId,
+        platform: spec.platform,
+        auth_type: input.authType,
+        kind: spec.kind,
+        ...snapshotColumns(snapshot),
+        step_seq: 1,
+        account_id: account?.id ?? null,
+        prior_account_status: account?.status ?? null,
+        client_reference_id: input.clientReferenceId ?? account?.client_reference_id ?? null,
+        display_name: input.name,
+        force_connect: input.forceConnect,
+        remember_credentials: input.rememberCredentials,
+        input_enc: vault.encryptJson(secrets, attemptPlace({ org_id: spec.orgId, id }, 'input_enc')),
+        proxy: JSON.stringify(proxy.proxy),
+        user_agent: browser.userAgent,
+        device_id: browser.deviceId,
+        mobile_code_hash: mobileCode ? hashCode(mobileCode) : null,
+        created_at: now,
+        updated_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    if (account) {
+      await trx.updateTable('accounts').set({ status: row.state === 'pending' ? 'reauthenticating' : 'awaiting_2fa', updated_at: now }).where('id', '=', account.id).execute();
+    }
+    return { row, effects, mobileCode };
+  }
+
+  async function findAccountOn(orgId: string, platform: Platform, accountId: string): Promise<AccountRow> {
+    const account = await findAccount(db, orgId, accountId);
+    if (!account || account.platform !== platform) throw notFound('Account');
+    return account;
+  }
+
+  async function runningReauth(trx: Kysely<DB> | Transaction<DB>, accountId: string): Promise<AttemptRow | undefined> {
+    return trx
+      .selectFrom('auth_attempts')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('kind', 'in', ['reauthenticate', 'credentials_update'])
+      .where('completed_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+  }
+
+  /** An attempt as the API shows it, expiring it first if its time is up (the sweep may lag). */
+  async function current(orgId: string, platform: Platform | null, id: string): Promise<AttemptRow> {
+    let row = await store.load(id, orgId);
+    if (!row || (platform && row.platform !== platform)) throw notFound('Attempt');
+    if (!isTerminal(row.state as never) && clock.now() >= row.expires_at) {
+      for (const event of [{ type: 'overall_timeout' }, { type: 'input_timeout' }] as AttemptEvent[]) {
+        const result = await store.apply(id, event);
+        if (result.ok) return result.row;
+      }
+      row = (await store.load(id, orgId))!;
+    }
+    return row;
+  }
+
+  async function act(orgId: string, platform: Platform, id: string, event: AttemptEvent, columns?: (row: AttemptRow) => Record<string, string | null>): Promise<AttemptView> {
+    const row = await current(orgId, platform, id);
+    const result = await store.apply(row.id, event, columns ? { columns: columns(row) } : {});
+    if (!result.ok) throw refusalError(result.reason);
+    return store.view(result.row);
+  }
+
+  const service = {
+    async start(orgId: string, platform: Platform, body: StartBody) {
+      const input = parseStartInput(platform, body, platforms.pool);
+      if (input.session && !input.forceConnect) {
+        const existing = await findAccountByPlatformUser(db, orgId, platform, input.session.authId);
+        if (existing) {
+          throw new ApiError(409, 'account_already_connected', `This platform user is already connected as ${existing.id}. Send force_connect: true to connect it again.`, {
+            extra: { existing_account_id: existing.id },
+          });
+        }
+      }
+      const { row, effects, mobileCode } = await insertAttempt(db, { orgId, platform, kind: 'connect', input });
+      await store.afterCommit(row, effects);
+      return {
+        attempt_id: row.id,
+        message: START_MESSAGE,
+        polling_url: pollingUrl(deps.publicUrl, platform, row.id),
+        state: row.state,
+        ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
+      };
+    },
+
+    async get(orgId: string, platform: Platform | null, id: string): Promise<AttemptView> {
+      return store.view(await current(orgId, platform, id));
+    },
+
+    /**
+     * Long-poll: answers once the state differs from `lastState` (default: the state now), or
+     * when `waitSec` runs out. Wakes on NOTIFY from any node, and on the attempt's own expiry.
+     */
+    async wait(orgId: string, platform: Platform | null, id: string, waitSec: number, lastState?: string, signal?: AbortSignal): Promise<AttemptView> {
+      const deadline = Date.now() + waitSec * 1000;
+      let row = await current(orgId, platform, id);
+      const seen = lastState ?? row.state;
+      while (row.state === seen && !isTerminal(row.state as never) && Date.now() < deadline && !signal?.aborted) {
+        const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
+        await watcher.next(id, Math.min(deadline - Date.now(), Math.max(untilExpiry, 0)), signal);
+        row = await current(orgId, platform, id);
+      }
+      return store.view(row);
+    },
+
+    /** Every change of the attempt until it completes (for Server-Sent Events). */
+    async *changes(orgId: string, platform: Platform | null, id: string, signal: AbortSignal): AsyncGenerator<AttemptView> {
+      let row = await current(orgId, platform, id);
+      yield store.view(row);
+      while (!isTerminal(row.state as never) && !signal.aborted) {
+        const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
+        await watcher.next(id, Math.min(15_000, Math.max(untilExpiry, 0)), signal);
+        const next = await current(orgId, platform, id);
+        if (next.version !== row.version) yield store.view(next);
+        row = next;
+      }
+    },
+
+    submitCode(orgId: string, platform: Platform, id: string, code: string) {
+      return act(orgId, platform, id, { type: 'code_submitted' }, (row) => ({ pending_code_enc: vault.encrypt(code, attemptPlace(row, 'pending_code_enc')) }));
+    },
+
+    confirmSelfie(orgId: string, platform: Platform, id: string) {
+      return act(orgId, platform, id, { type: 'selfie_confirmed' });
+    },
+
+    requestEmail(orgId: string, platform: Platform, id: string) {
+      return act(orgId, platform, id, { type: 'email_requested' });
+    },
+
+    async cancel(orgId: string, platform: Platform, id: string) {
+      return act(orgId, platform, id, { type: 'cancel' });
+    },
+
+    /** New credentials (any method): cancels what runs, re-authenticates at once; the old ones stay until it succeeds. */
+    async updateCredentials(orgId: string, platform: Platform, accountId: string, body: StartBody) {
+      const account = await findAccountOn(orgId, platform, accountId);
+      const input = parseStartInput(platform, body, platforms.pool);
+      const running = await db.selectFrom('auth_attempts').select('id').where('account_id', '=', account.id).where('completed_at', 'is', null).execute();
+      for (const { id } of running) await store.apply(id, { type: 'cancel' });
+      const fresh = (await findAccount(db, orgId, accountId))!;
+      const identity = accountIdentity(vault, fresh);
+      const { row, effects, mobileCode } = await insertAttempt(db, {
+        orgId, platform, kind: 'credentials_update', input, account: fresh,
+        secrets: { totpSecret: decryptTotpSecret(vault, fresh), proxyPassword: identity.proxyPassword },
+      });
+      await store.afterCommit(row, effects);
+      return {
+        attempt_id: row.id,
+        message: CREDENTIALS_MESSAGE,
+        polling_url: pollingUrl(deps.publicUrl, platform, row.id),
+        ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
+      };
+    },
+
+    /**
+     * Re-authenticate with stored credentials. Single-flight per account: a running one is
+     * returned; the check is repeated under the account's row lock (double-checked).
+     */
+    async reauthenticate(orgId: string, platform: Platform, accountId: string, force: boolean) {
+      const account = await findAccountOn(orgId, platform, accountId);
+      const answer = (row: AttemptRow) => ({ success: true as const, message: 'Re-authentication started.', attempt_id: row.id, polling_url: pollingUrl(deps.publicUrl, platform, row.id) });
+      const running = await runningReauth(db, account.id);
+      if (running) return answer(running);
+      const credentials = decryptCredentials(vault, account);
+      if (!credentials) {
+        throw new ApiError(412, 'no_stored_credentials', 'No credentials are stored for this account (imported, or connected with remember_credentials: false). Use PUT …/credentials.');
+      }
+      if (!force && account.status === 'active' && (await sessionStillValid(account))) {
+        throw new ApiError(400, 'already_authenticated', platform === 'fansly' ? "Can't re-authenticate account at this time." : 'Account is already successfully authenticated', {
+          retryable: false,
+        });
+      }
+      const identity = accountIdentity(vault, account);
+      const created = await db.transaction().execute(async (trx) => {
+        const locked = await trx.selectFrom('accounts').selectAll().where('id', '=', account.id).forUpdate().executeTakeFirst();
+        if (!locked) throw notFound('Account');
+        const again = await runningReauth(trx, account.id);
+        if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'] };
+        const input: StartInput = {
+          authType: 'email_password', name: null, login: credentials.login, password: credentials.password, session: null, proxy: null,
+          forceConnect: false, rememberCredentials: locked.remember_credentials, totpSecret: null, clientReferenceId: null,
+        };
+        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret: decryptTotpSecret(vault, locked), proxyPassword: identity.proxyPassword } });
+      });
+      await store.afterCommit(created.row, created.effects);
+      return answer(created.row);
+    },
+
+    /** The companion app's hand-off: the single-use code is the credential (no API key). */
+    async completeMobileSession(code: string, body: { auth_id: string; cookies: string; xbc: string; user_agent: string }) {
+      const errors = checkSessionCookies(body.cookies, 'cookies', { value: body.auth_id, field: 'auth_id' });
+      if (errors.length > 0) throw validationError(errors);
+      const unknown = () => new ApiError(404, 'not_found', 'This hand-off code is unknown, expired or already used.');
+      const found = await db.selectFrom('auth_attempts').select(['id', 'org_id']).where('mobile_code_hash', '=', hashCode(code)).executeTakeFirst();
+      if (!found) throw unknown();
+      const row = await current(found.org_id, null, found.id);
+      if (row.state !== 'awaiting_mobile_session') throw unknown();
+      const session: PlatformSession = { authId: body.auth_id, cookies: body.cookies, xbc: body.xbc, userAgent: body.user_agent };
+      const secrets = { ...vault.decryptJson<AttemptSecrets>(row.input_enc!, attemptPlace(row, 'input_enc')), session, mobileCode: null };
+      const result = await store.apply(row.id, { type: 'mobile_session_received' }, {
+        columns: { input_enc: vault.encryptJson(secrets, attemptPlace(row, 'input_enc')), mobile_code_hash: null, user_agent: body.user_agent, device_id: body.xbc },
+      });
+      if (!result.ok) throw unknown();
+      // The phone waits for the verdict, like an import.
+      const done = await service.waitForEnd(row.org_id, row.id, 25);
+      return done;
+    },
+
+    /** Waits until the attempt completes or `seconds` pass. */
+    async waitForEnd(orgId: string, id: string, seconds: number): Promise<AttemptView> {
+      const deadline = Date.now() + seconds * 1000;
+      let row = await current(orgId, null, id);
+      while (!isTerminal(row.state as never) && Date.now() < deadline) {
+        await watcher.next(id, deadline - Date.now());
+        row = await current(orgId, null, id);
+      }
+      return store.view(row);
+    },
+
+    /**
+     * The worker's sweep: expires attempts whose time is up, and re-queues a step whose job was
+     * lost (e.g. the enqueue failed after the insert). Safe on every node at once.
+     */
+    async sweep(): Promise<void> {
+      const now = clock.now();
+      const due = await db
+        .selectFrom('auth_attempts')
+        .select('id')
+        .where('completed_at', 'is', null)
+        .where('expires_at', '<=', now)
+        .limit(200)
+        .execute();
+      for (const { id } of due) {
+        for (const event of [{ type: 'overall_timeout' }, { type: 'input_timeout' }] as AttemptEvent[]) {
+          if ((await store.apply(id, event)).ok) break;
+        }
+      }
+      const stuck = await db
+        .selectFrom('auth_attempts')
+        .selectAll()
+        .where('state', '=', 'pending')
+        .where('updated_at', '<', sql<Date>`${new Date(now.getTime() - 120_000)}`)
+        .limit(100)
+        .execute();
+      for (const row of stuck) await store.afterCommit(row, [{ type: 'run_step', step: row.step as never }]);
+    },
+  };
+
+  /** Whether the account's session still works upstream; unknown (network trouble) counts as no. */
+  async function sessionStillValid(account: AccountRow): Promise<boolean> {
+    const session = decryptSession(vault, account);
+    if (!session) return false;
+    try {
+      const check = await platforms.driver(account.platform).validateSession(platforms.context(accountIdentity(vault, account)), session);
+      return check.valid && check.user.id === account.platform_user_id;
+    } catch (error) {
+      if (error instanceof ProxyError || error instanceof UpstreamUnavailableError) return false;
+      throw error;
+    }
+  }
+
+  return service;
+}
+
+export type ConnectService = ReturnType<typeof createConnectService>;

@@ -1,0 +1,271 @@
+import { TOTP } from 'otpauth';
+import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import { findAccount, findAccountByPlatformUser, insertAccount, renewAccountSession } from '../accounts/repository.js';
+import type { DB, ProxyColumn } from '../db/schema.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
+import { NoPoolProxyError, type PlatformAccess } from '../platforms/access.js';
+import type { DriverContext, PlatformDriver, PlatformSession, PlatformUser, StepResult } from '../platforms/types.js';
+import type { Vault } from '../vault/vault.js';
+import type { AttemptRow } from './attempts.js';
+import type { AttemptEvent, FailureCode } from './state-machine.js';
+import { type AttemptSecrets, type AttemptStore, attemptPlace, type EventExtras, type StepJob } from './store.js';
+
+const TRANSIENT_RETRIES = 3;
+
+export interface StepDeps {
+  db: Kysely<DB>;
+  vault: Vault;
+  store: AttemptStore;
+  platforms: PlatformAccess;
+  clock: Clock;
+  logger: Logger;
+  /** Milliseconds between retries of a transient upstream failure. */
+  retryDelayMs?: number;
+}
+
+/** A driver call's outcome, including network trouble, as something the state machine understands. */
+type Outcome = StepResult | { type: 'network'; code: Extract<FailureCode, 'upstream_unavailable' | 'proxy_error'>; message: string };
+
+/**
+ * The worker side of an attempt: one job runs one driver step (log in, check a code, check the
+ * selfie, validate a session) and feeds the result to the state machine through the store.
+ */
+export function createStepRunner(deps: StepDeps) {
+  const { vault, store, platforms, clock, logger } = deps;
+  const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  const secretsOf = (row: AttemptRow): AttemptSecrets => (row.input_enc ? vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')) : {});
+  const resumeOf = (row: AttemptRow): unknown => (row.resume_enc ? vault.decryptJson(row.resume_enc, attemptPlace(row, 'resume_enc')) : null);
+
+  function contextFor(row: AttemptRow, secrets: AttemptSecrets): DriverContext {
+    return platforms.context({ proxy: row.proxy, proxyPassword: secrets.proxyPassword ?? null, userAgent: row.user_agent, deviceId: row.device_id });
+  }
+
+  /**
+   * Runs a driver call, retrying transient upstream failures, and moving a pool proxy that fails
+   * to another proxy of the same country (once) before giving up with proxy_error.
+   */
+  async function call(row: AttemptRow, secrets: AttemptSecrets, fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<StepResult>): Promise<Outcome> {
+    const driver = platforms.driver(row.platform);
+    let failedOver = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(driver, contextFor(row, secrets));
+      } catch (error) {
+        if (error instanceof ProxyError || error instanceof NoPoolProxyError) {
+          const proxy = row.proxy;
+          if (!failedOver && error instanceof ProxyError && proxy.type === 'country' && proxy.country) {
+            const next = platforms.pool.failover(proxy.country, error.proxyId);
+            if (next) {
+              failedOver = true;
+              const moved: ProxyColumn = { ...proxy, proxy_id: next.proxyId };
+              await store.patch(row.id, row.step_seq, { proxy: JSON.stringify(moved) });
+              row = { ...row, proxy: moved };
+              logger.warn({ attemptId: row.id, country: proxy.country }, 'pool proxy failed; moved the attempt to another proxy of the country');
+              continue;
+            }
+          }
+          return { type: 'network', code: 'proxy_error', message: error.message };
+        }
+        if (error instanceof UpstreamUnavailableError) {
+          if (attempt < TRANSIENT_RETRIES) {
+            await delay((deps.retryDelayMs ?? 500) * attempt);
+            continue;
+          }
+          return { type: 'network', code: 'upstream_unavailable', message: 'The platform could not be reached.' };
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** With the creator's TOTP secret FanGate answers app codes itself (twice: a code may straddle 30 s). */
+  async function answerAppCodes(row: AttemptRow, secrets: AttemptSecrets, result: Outcome): Promise<Outcome> {
+    for (let i = 0; i < 2 && result.type === 'challenge' && result.kind === 'app' && secrets.totpSecret; i++) {
+      const code = new TOTP({ secret: secrets.totpSecret, digits: 6, period: 30, algorithm: 'SHA1' }).generate();
+      const resume = result.resume;
+      const next = await call(row, secrets, (driver, ctx) => driver.submitCode(ctx, resume, code));
+      result = next.type === 'wrong_code' ? { ...result, resume: next.resume } : next;
+    }
+    return result;
+  }
+
+  async function runDriverStep(row: AttemptRow, secrets: AttemptSecrets): Promise<Outcome> {
+    switch (row.step) {
+      case 'login':
+        return call(row, secrets, (driver, ctx) => driver.startLogin(ctx, { login: secrets.login ?? '', password: secrets.password ?? '' }));
+      case 'submit_code': {
+        const code = row.pending_code_enc ? vault.decrypt(row.pending_code_enc, attemptPlace(row, 'pending_code_enc')) : '';
+        const resume = resumeOf(row);
+        return call(row, secrets, (driver, ctx) => driver.submitCode(ctx, resume, code));
+      }
+      case 'confirm_selfie': {
+        const resume = resumeOf(row);
+        return call(row, secrets, (driver, ctx) => driver.confirmSelfie(ctx, resume));
+      }
+      case 'validate_session': {
+        const session = secrets.session;
+        if (!session) return { type: 'failure', code: 'session_invalid', message: 'No session was given.' };
+        return call(row, secrets, async (driver, ctx) => {
+          const check = await driver.validateSession({ ...ctx, userAgent: session.userAgent }, session);
+          return check.valid ? { type: 'success', session: check.session ?? session, user: check.user } : { type: 'failure', code: check.code, message: check.message };
+        });
+      }
+      default:
+        throw new Error(`attempt ${row.id} has no step to run`);
+    }
+  }
+
+  /**
+   * The account side of a successful login, decided inside the attempt's transaction: a new
+   * account, a forced reconnect, or a renewed session — or a refusal (duplicate, wrong user).
+   */
+  function connectAccount(row: AttemptRow, secrets: AttemptSecrets, session: PlatformSession, user: PlatformUser) {
+    return async (trx: Transaction<DB>, current: AttemptRow): Promise<Partial<AttemptRow>> => {
+      const now = clock.now();
+      const credentials = row.auth_type === 'email_password' && row.remember_credentials && secrets.login && secrets.password ? { login: secrets.login, password: secrets.password } : null;
+      const lastChallenges = current.challenges;
+      if (row.kind !== 'connect') {
+        const account = row.account_id ? await findAccount(trx, row.org_id, row.account_id) : undefined;
+        if (!account) throw new AttemptRefused('session_invalid', 'The account was deleted while re-authenticating.');
+        if (account.platform_user_id !== user.id) throw new AttemptRefused('wrong_user', `These credentials log in as @${user.username}, not as the account's @${account.platform_username}.`);
+        await renewAccountSession(trx, vault, account, {
+          session,
+          user,
+          lastChallenges,
+          ...(row.kind === 'credentials_update'
+            ? {
+                authType: row.auth_type,
+                userAgent: row.user_agent,
+                deviceId: row.device_id,
+                rememberCredentials: row.remember_credentials,
+                ...(row.auth_type === 'email_password' ? { credentials } : {}),
+                ...(secrets.totpSecret ? { totpSecret: secrets.totpSecret } : {}),
+                ...(row.display_name ? { displayName: row.display_name } : {}),
+                ...(row.client_reference_id ? { clientReferenceId: row.client_reference_id } : {}),
+              }
+            : {}),
+        }, now);
+        return {};
+      }
+      const existing = await findAccountByPlatformUser(trx, row.org_id, row.platform, user.id);
+      if (existing && !row.force_connect) {
+        throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
+      }
+      const proxy = { proxy: row.proxy, password: secrets.proxyPassword ?? null };
+      if (existing) {
+        await renewAccountSession(trx, vault, existing, {
+          session, user, authType: row.auth_type, credentials, totpSecret: secrets.totpSecret ?? null, rememberCredentials: row.remember_credentials,
+          lastChallenges, userAgent: row.user_agent, deviceId: row.device_id, proxy,
+          ...(row.display_name ? { displayName: row.display_name } : {}),
+          ...(row.client_reference_id ? { clientReferenceId: row.client_reference_id } : {}),
+        }, now);
+        return { account_id: existing.id };
+      }
+      const account = await insertAccount(trx, vault, {
+        id: newId('acct'),
+        orgId: row.org_id,
+        platform: row.platform,
+        displayName: row.display_name ?? secrets.login ?? user.username,
+        authType: row.auth_type,
+        imported: false,
+        rememberCredentials: row.remember_credentials,
+        clientReferenceId: row.client_reference_id,
+        user,
+        proxy: row.proxy,
+        proxyPassword: secrets.proxyPassword ?? null,
+        userAgent: row.user_agent,
+        deviceId: row.device_id,
+        credentials,
+        totpSecret: secrets.totpSecret ?? null,
+        session,
+        lastChallenges,
+      }, now);
+      return { account_id: account.id };
+    };
+  }
+
+  /** Feeds an outcome to the machine. A refusal found inside the transaction becomes a failure. */
+  async function record(row: AttemptRow, secrets: AttemptSecrets, outcome: Outcome): Promise<void> {
+    const seq = { seq: row.step_seq };
+    const encResume = (resume: unknown) => vault.encryptJson(resume ?? null, attemptPlace(row, 'resume_enc'));
+    let event: AttemptEvent;
+    let extras: EventExtras = {};
+    switch (outcome.type) {
+      case 'success':
+        event = { type: 'succeeded' };
+        extras = { beforeWrite: connectAccount(row, secrets, outcome.session, outcome.user), connectedEvent: row.kind === 'connect' ? 'accounts.connected' : 'accounts.reconnected' };
+        break;
+      case 'challenge':
+        event = {
+          type: 'challenge',
+          kind: outcome.kind,
+          ...(outcome.phoneLast4 ? { phoneLast4: outcome.phoneLast4 } : {}),
+          ...(outcome.emailMask ? { emailMask: outcome.emailMask } : {}),
+          ...(outcome.faceUrl ? { faceUrl: outcome.faceUrl } : {}),
+        };
+        extras = { columns: { resume_enc: encResume(outcome.resume), pending_code_enc: null }, challenges: [outcome.kind] };
+        break;
+      case 'wrong_code':
+        event = { type: 'code_rejected' };
+        extras = { columns: { resume_enc: encResume(outcome.resume), pending_code_enc: null } };
+        break;
+      case 'failure':
+      case 'network':
+        event = { type: 'failed', code: outcome.code, message: outcome.message };
+        break;
+    }
+    try {
+      const result = await store.apply(row.id, event, extras, seq);
+      if (!result.ok) logger.info({ attemptId: row.id, reason: result.reason, event: event.type }, 'step result dropped: the attempt moved on');
+    } catch (error) {
+      if (!(error instanceof AttemptRefused)) throw error;
+      await store.apply(row.id, { type: 'failed', code: error.code, message: error.message, ...(error.existingAccountId ? { existingAccountId: error.existingAccountId } : {}) }, {}, seq);
+    }
+  }
+
+  return {
+    /** The `connect-step` job. Stale jobs (the attempt moved on) do nothing. */
+    async runStep(job: StepJob): Promise<void> {
+      const row = await store.load(job.attemptId);
+      if (!row || row.state !== 'pending' || row.step_seq !== job.seq || !row.step) return;
+      const started = await store.apply(row.id, { type: 'step_started' }, {}, { seq: job.seq });
+      if (!started.ok) return;
+      const secrets = secretsOf(started.row);
+      let outcome = await runDriverStep(started.row, secrets);
+      outcome = await answerAppCodes(started.row, secrets, outcome);
+      await record(started.row, secrets, outcome);
+    },
+
+    /** The `connect-request-email` job: OnlyFans sends the device-check email on request. */
+    async requestEmail(job: StepJob): Promise<void> {
+      const row = await store.load(job.attemptId);
+      if (!row || row.state !== 'needs_email' || row.step_seq !== job.seq) return;
+      const secrets = secretsOf(row);
+      const resume = resumeOf(row);
+      const outcome = await call(row, secrets, (driver, ctx) => driver.requestEmailCode(ctx, resume));
+      if (outcome.type === 'challenge') {
+        await store.patch(row.id, row.step_seq, { resume_enc: vault.encryptJson(outcome.resume ?? null, attemptPlace(row, 'resume_enc')) });
+      } else {
+        logger.warn({ attemptId: row.id, outcome: outcome.type }, 'requesting the email code failed; the creator can ask again');
+      }
+    },
+  };
+}
+
+/** A success the account side refuses (duplicate, wrong user): the attempt fails with this code. */
+export class AttemptRefused extends Error {
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+    readonly existingAccountId?: string,
+  ) {
+    super(message);
+    this.name = 'AttemptRefused';
+  }
+}
+
+export type StepRunner = ReturnType<typeof createStepRunner>;

@@ -1,0 +1,169 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { AccountRow } from '../accounts/model.js';
+import { serializeAccount } from '../accounts/model.js';
+import { findAccount, setAccountStatus } from '../accounts/repository.js';
+import type { Database } from '../db/database.js';
+import type { DB } from '../db/schema.js';
+import type { JobQueue } from '../jobs/queue.js';
+import type { Clock } from '../lib/clock.js';
+import type { Vault } from '../vault/vault.js';
+import { type EventName, recordEvent } from '../webhooks/outbox.js';
+import { type AttemptRow, serializeAttempt, snapshotColumns, toSnapshot } from './attempts.js';
+import { type AttemptEffect, type AttemptEvent, isTerminal, type RefusalReason, transition } from './state-machine.js';
+
+export const STEP_QUEUE = 'connect-step';
+export const EMAIL_QUEUE = 'connect-request-email';
+export const ATTEMPT_CHANNEL = 'fangate_attempts';
+
+export interface StepJob {
+  attemptId: string;
+  seq: number;
+}
+
+/** Secrets of an attempt, stored together as `input_enc`. */
+export interface AttemptSecrets {
+  login?: string | null;
+  password?: string | null;
+  session?: import('../platforms/types.js').PlatformSession | null;
+  totpSecret?: string | null;
+  proxyPassword?: string | null;
+  mobileCode?: string | null;
+}
+
+export const attemptPlace = (row: { org_id: string; id: string }, field: 'input_enc' | 'resume_enc' | 'pending_code_enc') => ({
+  orgId: row.org_id,
+  table: 'auth_attempts',
+  field,
+  recordId: row.id,
+});
+
+/** What an applied event may also write, besides the snapshot (inside the same transaction). */
+export interface EventExtras {
+  columns?: Partial<Record<'resume_enc' | 'pending_code_enc' | 'input_enc' | 'account_id' | 'mobile_code_hash' | 'user_agent' | 'device_id', string | null>>;
+  challenges?: string[];
+  /** Runs inside the transaction before the attempt row is written, e.g. to create the account. */
+  beforeWrite?: (trx: Transaction<DB>, row: AttemptRow) => Promise<Partial<AttemptRow> | void>;
+  /** Overrides the default event name for `connect_account` (connected vs reconnected). */
+  connectedEvent?: EventName;
+}
+
+export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: RefusalReason | 'conflict' | 'not_found' };
+
+/**
+ * The one place an attempt changes. It reads the row, asks the state machine, and writes the
+ * new snapshot with a compare-and-swap on `version`, together with the outbox events and the
+ * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
+ * anything slow happen after the commit.
+ */
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string }) {
+  const { db, vault, jobs, clock } = deps;
+
+  async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
+    const account = row.account_id ? await findAccount(trx, row.org_id, row.account_id) : undefined;
+    let mobileCode: string | null = null;
+    if (row.state === 'awaiting_mobile_session' && row.input_enc) {
+      mobileCode = vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')).mobileCode ?? null;
+    }
+    return serializeAttempt(row, { account: account ? serializeAccount(account) : null, publicUrl: deps.publicUrl, mobileCode });
+  }
+
+  /** Account status while a re-authentication runs, and after it ends. */
+  async function syncAccountStatus(trx: Transaction<DB>, row: AttemptRow, now: Date): Promise<AccountRow | undefined> {
+    if (row.kind === 'connect' || !row.account_id) return undefined;
+    if (row.state === 'completed_success') return undefined; // renewAccountSession already made it active
+    if (row.state === 'completed_failed') {
+      // A failed re-authentication leaves a usable session usable; anything else is expired.
+      return setAccountStatus(trx, row.account_id, row.prior_account_status === 'active' && row.error_code !== '2fa_failed' ? 'active' : 'expired', now);
+    }
+    return setAccountStatus(trx, row.account_id, row.state === 'pending' ? 'reauthenticating' : 'awaiting_2fa', now);
+  }
+
+  async function afterCommit(row: AttemptRow, effects: AttemptEffect[]) {
+    for (const effect of effects) {
+      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
+      if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
+    }
+    await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
+  }
+
+  const store = {
+    view,
+
+    async load(id: string, orgId?: string): Promise<AttemptRow | undefined> {
+      let query = db.selectFrom('auth_attempts').selectAll().where('id', '=', id);
+      if (orgId) query = query.where('org_id', '=', orgId);
+      return query.executeTakeFirst();
+    },
+
+    /** Applies `event` to the attempt as it is now; retries a lost compare-and-swap a few times. */
+    async apply(id: string, event: AttemptEvent, extras: EventExtras = {}, expect?: { seq?: number }): Promise<ApplyResult> {
+      for (let tries = 0; tries < 5; tries++) {
+        const current = await store.load(id);
+        if (!current) return { ok: false, reason: 'not_found' };
+        if (expect?.seq !== undefined && current.step_seq !== expect.seq) return { ok: false, reason: 'stale_event' };
+        const now = clock.now();
+        const result = transition(toSnapshot(current), event, now);
+        if (!result.ok) return result;
+        const queuesStep = result.effects.some((e) => e.type === 'run_step' || e.type === 'request_email');
+
+        const written = await db.transaction().execute(async (trx) => {
+          let next: Partial<AttemptRow> = {
+            ...snapshotColumns(result.snapshot),
+            ...(extras.columns as Partial<AttemptRow>),
+            step_seq: queuesStep ? current.step_seq + 1 : current.step_seq,
+            version: current.version + 1,
+            updated_at: now,
+          };
+          if (extras.challenges) next.challenges = [...new Set([...current.challenges, ...extras.challenges])];
+          if (result.effects.some((e) => e.type === 'connect_account') && extras.beforeWrite) {
+            next = { ...next, ...(await extras.beforeWrite(trx, { ...current, ...next } as AttemptRow)) };
+          }
+          // Terminal attempts keep no secrets: credentials, sessions and codes live on the account.
+          if (isTerminal(result.snapshot.state)) {
+            Object.assign(next, { input_enc: null, resume_enc: null, pending_code_enc: null, mobile_code_hash: null });
+          }
+          const row = await trx
+            .updateTable('auth_attempts')
+            .set(next as never)
+            .where('id', '=', id)
+            .where('version', '=', current.version)
+            .returningAll()
+            .executeTakeFirst();
+          if (!row) return undefined;
+          const account = await syncAccountStatus(trx, row, now);
+          const webhookEvents: EventName[] = result.effects.flatMap((e) =>
+            e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
+          );
+          if (webhookEvents.length > 0) {
+            const payload = { account: null as unknown, attempt: await view(row, trx) };
+            payload.account = payload.attempt.account ?? (account ? serializeAccount(account) : null);
+            for (const name of webhookEvents) {
+              await recordEvent(trx, { orgId: row.org_id, event: name, accountId: row.account_id, attemptId: row.id, clientReferenceId: row.client_reference_id, payload });
+            }
+          }
+          return row;
+        });
+        if (!written) continue; // someone else changed it first: read again and re-decide
+        await afterCommit(written, result.effects);
+        return { ok: true, row: written };
+      }
+      return { ok: false, reason: 'conflict' };
+    },
+
+    /** Writes columns outside the state machine (driver resume state), guarded by the step counter. */
+    async patch(id: string, seq: number, columns: Partial<Record<'resume_enc' | 'input_enc' | 'proxy', string | null>>): Promise<boolean> {
+      const result = await db
+        .updateTable('auth_attempts')
+        .set({ ...columns, updated_at: clock.now() } as never)
+        .where('id', '=', id)
+        .where('step_seq', '=', seq)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+
+    afterCommit,
+  };
+  return store;
+}
+
+export type AttemptStore = ReturnType<typeof createAttemptStore>;

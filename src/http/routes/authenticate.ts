@@ -1,0 +1,250 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { StartBody } from '../../connect/input.js';
+import type { ConnectService } from '../../connect/service.js';
+import type { Platform } from '../../connect/state-machine.js';
+import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
+import { ApiError, problemResponses, validationError } from '../problem.js';
+import { IdempotencyHeaders } from '../schemas.js';
+
+export interface AuthenticateRouteOptions {
+  connect: ConnectService;
+  platform: Platform;
+  /** Connect attempts per organisation per hour. */
+  connectPerHour: number;
+}
+
+const AttemptParams = Type.Object({ attempt_id: Type.String({ maxLength: 64 }) });
+const AccountParams = Type.Object({ account_id: Type.String({ maxLength: 64 }) });
+const SUBMITTED = 'OTP submitted successfully';
+
+/**
+ * Connect and re-authenticate routes of one platform (DESIGN 3 for OnlyFans at /api/authenticate,
+ * 4 for Fansly at /api/fansly/authenticate). Thin: parse, call the connect service, serialise.
+ */
+export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, connectPerHour }) => {
+  const tags = [platform === 'fansly' ? 'Connect (Fansly)' : 'Connect (OnlyFans)'];
+  const name = platform === 'fansly' ? 'Fansly' : 'OnlyFans';
+  const read = { scope: 'accounts:read' as const };
+  const write = { scope: 'accounts:write' as const };
+
+  app.post(
+    '/',
+    {
+      config: {
+        ...write,
+        idempotent: true,
+        rateLimit: { max: connectPerHour, timeWindow: 3_600_000, keyGenerator: (request) => `connect:${request.principal.organization.id}` },
+      },
+      schema: {
+        tags,
+        summary: `Start connecting a ${name} account`,
+        description:
+          'Starts a login attempt and answers at once; follow it at `polling_url` (long-poll with `?wait=`, or Server-Sent Events at `/events`). ' +
+          (platform === 'fansly' ? 'Log in with `email` or `username` + `password`.' : 'Methods: `email_password`, `raw_data` (copied session cookies) and `mobile_app` (phone hand-off).'),
+        headers: IdempotencyHeaders,
+        body: StartBodySchema,
+        response: { 200: StartedSchema, ...problemResponses(401, 403, 409, 422, 429) },
+      },
+    },
+    async (request) => connect.start(request.principal.organization.id, platform, request.body as StartBody),
+  );
+
+  app.get(
+    '/:attempt_id',
+    {
+      config: read,
+      schema: {
+        tags,
+        summary: 'Get an attempt (optionally long-polling for a change)',
+        params: AttemptParams,
+        querystring: Type.Object({
+          wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 30, description: 'Seconds to wait for a change (long-poll).' })),
+          state: Type.Optional(Type.String({ maxLength: 40, description: 'The last state you saw; with `wait`, answers as soon as the state differs.' })),
+        }),
+        response: { 200: AttemptSchema, ...problemResponses(401, 403, 404, 422, 429) },
+      },
+    },
+    async (request) => {
+      const orgId = request.principal.organization.id;
+      const { wait, state } = request.query;
+      if (!wait) return connect.get(orgId, platform, request.params.attempt_id);
+      const abort = new AbortController();
+      request.raw.once('close', () => abort.abort());
+      return connect.wait(orgId, platform, request.params.attempt_id, wait, state, abort.signal);
+    },
+  );
+
+  app.get(
+    '/:attempt_id/events',
+    {
+      config: read,
+      schema: {
+        tags,
+        summary: 'Stream the attempt as Server-Sent Events',
+        description: 'Sends the attempt object (`event: attempt`) now and on every change; the stream ends after a terminal state.',
+        params: AttemptParams,
+        response: { 200: Type.String({ description: 'text/event-stream' }), ...problemResponses(401, 403, 404, 429) },
+      },
+    },
+    async (request, reply) => {
+      const orgId = request.principal.organization.id;
+      const abort = new AbortController();
+      const changes = connect.changes(orgId, platform, request.params.attempt_id, abort.signal);
+      const first = await changes.next(); // 404s before the stream starts
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-request-id': request.id,
+        'x-accel-buffering': 'no',
+      });
+      request.raw.once('close', () => abort.abort());
+      const send = (value: unknown) => res.write(`event: attempt\ndata: ${JSON.stringify(value)}\n\n`);
+      try {
+        if (!first.done) send(first.value);
+        for await (const attempt of changes) send(attempt);
+      } catch (error) {
+        request.log.warn({ err: error }, 'attempt event stream failed');
+      } finally {
+        res.end();
+      }
+    },
+  );
+
+  app.put(
+    '/:attempt_id',
+    {
+      config: write,
+      schema: {
+        tags,
+        summary: 'Submit a code, or confirm the selfie check',
+        description: 'Send exactly one of `code` (4-16 characters) and `selfie_verification_completed: true`. 409 `attempt_not_awaiting_input` when the state takes neither.',
+        params: AttemptParams,
+        body: SubmitBodySchema,
+        response: { 202: SubmittedSchema, ...problemResponses(401, 403, 404, 409, 422, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { code, selfie_verification_completed: selfie } = request.body;
+      if ((code === undefined) === (selfie === undefined)) {
+        throw validationError([{ field: code === undefined ? 'code' : 'selfie_verification_completed', message: 'send exactly one of code and selfie_verification_completed' }]);
+      }
+      const orgId = request.principal.organization.id;
+      const id = request.params.attempt_id;
+      const attempt = code !== undefined ? await connect.submitCode(orgId, platform, id, code) : await connect.confirmSelfie(orgId, platform, id);
+      return reply.code(202).send({ message: SUBMITTED, ...attempt });
+    },
+  );
+
+  app.delete(
+    '/:attempt_id',
+    {
+      config: write,
+      schema: {
+        tags,
+        summary: 'Cancel an attempt',
+        description: 'The attempt ends `completed_failed` with `error.code` `cancelled`.',
+        params: AttemptParams,
+        response: { 200: AttemptSchema, ...problemResponses(401, 403, 404, 409, 429) },
+      },
+    },
+    async (request) => connect.cancel(request.principal.organization.id, platform, request.params.attempt_id),
+  );
+
+  if (platform === 'onlyfans') {
+    app.post(
+      '/:attempt_id/send-email-to-creator',
+      {
+        config: write,
+        schema: {
+          tags,
+          summary: 'Ask the platform to send the device-check email',
+          description: 'Only in state `needs_email`; the creator then reads the code and you submit it.',
+          params: AttemptParams,
+          response: { 202: SubmittedSchema, ...problemResponses(401, 403, 404, 409, 429) },
+        },
+      },
+      async (request, reply) => {
+        const attempt = await connect.requestEmail(request.principal.organization.id, platform, request.params.attempt_id);
+        return reply.code(202).send({ message: 'Email requested successfully', ...attempt });
+      },
+    );
+  }
+
+  app.put(
+    '/:account_id/credentials',
+    {
+      config: write,
+      schema: {
+        tags,
+        summary: 'Replace the credentials of an account and re-authenticate at once',
+        description:
+          'Same body as starting; switching method is allowed. Cancels running attempts; the account answers 503 `account_reauthenticating` until this attempt ends. ' +
+          'If the new credentials belong to another platform user the attempt fails `wrong_user` and the previous credentials stay.',
+        params: AccountParams,
+        body: StartBodySchema,
+        response: { 200: StartedSchema, ...problemResponses(401, 403, 404, 422, 429) },
+      },
+    },
+    async (request) => connect.updateCredentials(request.principal.organization.id, platform, request.params.account_id, request.body as StartBody),
+  );
+
+  app.post(
+    '/:account_id/reauthenticate',
+    {
+      config: write,
+      schema: {
+        tags,
+        summary: 'Re-authenticate with the stored credentials',
+        description:
+          'Single-flight: a re-authentication already running is returned. 412 `no_stored_credentials` without stored credentials; 400 `already_authenticated` while the session is valid, unless `?force=true`.',
+        params: AccountParams,
+        querystring: Type.Object({ force: Type.Optional(Type.Boolean({ description: 'Re-authenticate even though the session is valid.' })) }),
+        response: { 200: ReauthenticatedSchema, ...problemResponses(400, 401, 403, 404, 412, 429) },
+      },
+    },
+    async (request) => connect.reauthenticate(request.principal.organization.id, platform, request.params.account_id, request.query.force ?? false),
+  );
+};
+
+/** The phone's hand-off (DESIGN 6): no API key, the single-use code is the credential. */
+export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectService }> = async (app, { connect }) => {
+  app.post(
+    '/mobile-auth/:code',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['Connect (OnlyFans)'],
+        summary: 'Complete a mobile_app attempt with the session from the phone',
+        description: 'Called by the companion app with the code of `fangate://auth/<code>` (valid 10 minutes, single use). The session is validated like an import.',
+        security: [],
+        params: Type.Object({ code: Type.String({ minLength: 20, maxLength: 128 }) }),
+        body: Type.Object(
+          {
+            auth_id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+            cookies: Type.String({ minLength: 1, maxLength: 16384 }),
+            xbc: Type.String({ minLength: 1, maxLength: 512 }),
+            user_agent: Type.String({ minLength: 1, maxLength: 1024 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object(
+            { status: Type.Enum(['connected', 'pending']), attempt_id: Type.String(), account_id: Type.Union([Type.String(), Type.Null()]) },
+            { description: '`pending` when validation takes longer than the wait; the attempt finishes on its own.' },
+          ),
+          ...problemResponses(400, 404, 422),
+        },
+      },
+    },
+    async (request) => {
+      const attempt = await connect.completeMobileSession(request.params.code, request.body);
+      // A rejected session is answered like a rejected import.
+      if (attempt.error) throw new ApiError(400, attempt.error.code, attempt.error.message);
+      return { status: attempt.state === 'completed_success' ? ('connected' as const) : ('pending' as const), attempt_id: attempt.attempt_id, account_id: attempt.account_id };
+    },
+  );
+};

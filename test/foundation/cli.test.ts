@@ -1,0 +1,204 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
+import { createLogger } from '../../src/logger.js';
+import { startTestApp, TEST_MASTER_KEY } from '../support/app.js';
+import { createTestStore, describeEachStore } from '../support/stores.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BOOTSTRAP = 'fg_test_cli_serve_key_5f1c9a0e7b2d';
+
+let cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  const pending = cleanups.reverse();
+  cleanups = [];
+  for (const cleanup of pending) await Promise.resolve(cleanup()).catch(() => undefined);
+});
+
+async function tempDataDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fangate-cli-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The environment of a fresh shell: nothing FanGate-related leaks in from the test runner. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('FANGATE_') && name !== 'DATABASE_URL') env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+function start(args: string[], env: Record<string, string>): ChildProcessWithoutNullStreams & { output: { stdout: string; stderr: string }; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, ['bin/fangate.js', ...args], { cwd: ROOT, env: cleanEnv(env) });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
+  return Object.assign(child, { output, exited });
+}
+
+/** Runs `fangate …` to completion. */
+async function run(args: string[], env: Record<string, string>, timeoutMs = 30_000) {
+  const child = start(args, env);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const { code, signal } = await child.exited;
+  clearTimeout(timer);
+  return { code, signal, ...child.output };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address !== 'object') throw new Error('no port');
+  return address.port;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('fangate CLI', () => {
+  it('keys create prints only the new key on stdout, and the key works on the server started on that data dir', async () => {
+    const dataDir = await tempDataDir();
+    const result = await run(['keys', 'create', '--org', 'acme', '--scopes', 'accounts:read'], { FANGATE_DATA_DIR: dataDir });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^fg_[A-Za-z0-9_]{16,}\n$/);
+    const key = result.stdout.trim();
+    expect(result.stderr).not.toContain(key);
+    expect(result.stderr).toContain('acme');
+
+    const app = await startTestApp('pglite', { persistent: true, dataDir });
+    cleanups.push(() => app.close());
+    const whoami = await app.api('/api/whoami', { key });
+    expect(whoami.status).toBe(200);
+    expect(whoami.body).toMatchObject({ organization: { name: 'acme' }, api_key: { scopes: ['accounts:read'] } });
+    // A read-only key cannot manage keys.
+    expect((await app.api('/api/api-keys', { key })).status).toBe(403);
+  }, 60_000);
+
+  it('keys create without --org is a usage error (exit 2) and leaves the data dir alone', async () => {
+    const dataDir = await tempDataDir();
+    const result = await run(['keys', 'create', '--scopes', 'accounts:read'], { FANGATE_DATA_DIR: dataDir });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('--org');
+    expect(result.stderr).toContain('Usage:');
+    expect(existsSync(join(dataDir, 'pgdata'))).toBe(false);
+  });
+
+  it('keys create with an unknown scope is a usage error (exit 2) naming the scope', async () => {
+    const dataDir = await tempDataDir();
+    const result = await run(['keys', 'create', '--org', 'acme', '--scopes', 'accounts:read,accounts:everything'], { FANGATE_DATA_DIR: dataDir });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('accounts:everything');
+    expect(existsSync(join(dataDir, 'pgdata'))).toBe(false);
+  });
+
+  it('vault new-key prints a kid:base64 entry holding 32 random bytes', async () => {
+    const [a, b, named] = await Promise.all([run(['vault', 'new-key'], {}), run(['vault', 'new-key'], {}), run(['vault', 'new-key', '--kid', 'prod2'], {})]);
+    for (const result of [a, b, named]) {
+      expect(result.code, result.stderr).toBe(0);
+      const match = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]+={0,2})\n$/.exec(result.stdout);
+      expect(match, result.stdout).not.toBeNull();
+      expect(Buffer.from(match![2]!, 'base64')).toHaveLength(32);
+    }
+    expect(a.stdout).not.toBe(b.stdout);
+    expect(named.stdout.startsWith('prod2:')).toBe(true);
+  });
+
+  it('serve on PostgreSQL without FANGATE_MASTER_KEY refuses to start and says why', async () => {
+    const databaseUrl = process.env.FANGATE_TEST_DATABASE_URL ?? 'postgres://fangate@127.0.0.1:1/fangate';
+    const port = await freePort();
+    const result = await run(['serve'], { DATABASE_URL: databaseUrl, FANGATE_SANDBOX: 'off', FANGATE_PORT: String(port), FANGATE_HOST: '127.0.0.1' }, 20_000);
+    expect(result.signal).toBeNull(); // it exited by itself, it was not still serving
+    expect(result.code, result.stderr).not.toBe(0);
+    expect(result.stderr).toContain('FANGATE_MASTER_KEY');
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  }, 30_000);
+});
+
+describeEachStore('fangate migrate', (kind) => {
+  it('applies the migrations and is idempotent', async () => {
+    const store = await createTestStore(kind);
+    cleanups.push(() => store.drop());
+    const dataDir = await tempDataDir();
+    const env: Record<string, string> = store.databaseUrl ? { DATABASE_URL: store.databaseUrl, FANGATE_DATA_DIR: dataDir } : { FANGATE_DATA_DIR: dataDir };
+    for (let i = 0; i < 2; i++) {
+      const result = await run(['migrate'], env);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(kind);
+    }
+    const database = await openDatabase({
+      databaseUrl: store.databaseUrl,
+      pgliteDir: store.databaseUrl ? undefined : join(dataDir, 'pgdata'),
+      logger: createLogger({ level: 'silent' }),
+    });
+    cleanups.push(() => database.close());
+    const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(database.db);
+    expect(rows.map((r) => r.name)).toContain('0001_foundation');
+    // The schema is really there, not just the bookkeeping.
+    const tables = await sql<{ n: number }>`select count(*)::int as n from information_schema.tables where table_name in ('organizations', 'api_keys')`.execute(database.db);
+    expect(tables.rows[0]?.n).toBe(2);
+  }, 60_000);
+});
+
+describeEachStore('fangate serve', (kind) => {
+  it('starts ready, authenticates the bootstrap key, stops cleanly on SIGTERM and never logs the key', async () => {
+    const store = await createTestStore(kind);
+    cleanups.push(() => store.drop());
+    const dataDir = await tempDataDir();
+    const port = await freePort();
+    const env: Record<string, string> = {
+      FANGATE_DATA_DIR: dataDir,
+      FANGATE_PORT: String(port),
+      FANGATE_HOST: '127.0.0.1',
+      FANGATE_SANDBOX: 'off',
+      FANGATE_BOOTSTRAP_API_KEY: BOOTSTRAP,
+      FANGATE_LOG_LEVEL: 'debug',
+      // PostgreSQL needs an explicit keyring; embedded mode makes its own.
+      ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl, FANGATE_MASTER_KEY: TEST_MASTER_KEY } : {}),
+    };
+    const base = `http://127.0.0.1:${port}`;
+    const startedAt = Date.now();
+    const server = start(['serve'], env);
+
+    let ready = false;
+    while (!ready && Date.now() - startedAt < 15_000 && server.exitCode === null) {
+      ready = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+      if (!ready) await sleep(100);
+    }
+    expect(ready, `not ready within 15 s:\n${server.output.stdout}${server.output.stderr}`).toBe(true);
+
+    const whoami = await fetch(`${base}/api/whoami`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } });
+    expect(whoami.status).toBe(200);
+    expect(await whoami.json()).toMatchObject({ organization: { name: 'default' }, api_key: { name: 'bootstrap' } });
+
+    const anonymous = await fetch(`${base}/api/whoami`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await anonymous.json()).toMatchObject({ status: 401, code: 'unauthorized' });
+
+    const stopAt = Date.now();
+    server.kill('SIGTERM');
+    const exit = await Promise.race([server.exited, sleep(10_000).then(() => 'timeout' as const)]);
+    expect(exit, 'did not exit within 10 s of SIGTERM').toEqual({ code: 0, signal: null });
+    expect(Date.now() - stopAt).toBeLessThan(10_000);
+
+    const logs = server.output.stdout + server.output.stderr;
+    expect(logs).toContain('FanGate is ready');
+    expect(logs).toContain('/api/whoami'); // the authenticated requests were logged…
+    expect(logs).not.toContain(BOOTSTRAP); // …without the key
+    expect(logs).not.toContain(BOOTSTRAP.slice(3)); // not even without its prefix
+  }, 60_000);
+});
