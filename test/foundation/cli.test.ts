@@ -202,3 +202,51 @@ describeEachStore('fangate serve', (kind) => {
     expect(logs).not.toContain(BOOTSTRAP.slice(3)); // not even without its prefix
   }, 60_000);
 });
+
+describe('fangate sandbox', () => {
+  it('runs the sandbox platform alone on FANGATE_SANDBOX_PORT and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const sandbox = start(['sandbox'], { FANGATE_SANDBOX_PORT: String(port) });
+    const base = `http://127.0.0.1:${port}`;
+    let minted: Response | undefined;
+    for (const startedAt = Date.now(); !minted && Date.now() - startedAt < 15_000 && sandbox.exitCode === null; ) {
+      minted = await fetch(`${base}/__sandbox/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ platform: 'onlyfans', email: 'cli@sandbox.test', user_agent: 'cli-test' }),
+      }).catch(() => undefined);
+      if (!minted) await sleep(100);
+    }
+    expect(minted?.status, sandbox.output.stderr).toBe(200);
+    expect(await minted!.json()).toMatchObject({ user: { username: 'cli' }, user_agent: 'cli-test' });
+    // The platform side answers too: a login with the wrong password is refused.
+    const login = await fetch(`${base}/api2/v2/users/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'cli-test', 'x-bc': 'cli-test-device-0001' },
+      body: JSON.stringify({ email: 'cli@sandbox.test', password: 'nope' }),
+    });
+    expect(login.status).toBe(401);
+    sandbox.kill('SIGTERM');
+    expect(await Promise.race([sandbox.exited, sleep(10_000).then(() => 'timeout' as const)])).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
+  it('is embedded by serve unless FANGATE_SANDBOX=off', async () => {
+    const [apiPort, sandboxPort] = [await freePort(), await freePort()];
+    const server = start(['serve'], {
+      FANGATE_DATA_DIR: await tempDataDir(),
+      FANGATE_PORT: String(apiPort),
+      FANGATE_HOST: '127.0.0.1',
+      FANGATE_SANDBOX_PORT: String(sandboxPort),
+    });
+    let ready = false;
+    for (const startedAt = Date.now(); !ready && Date.now() - startedAt < 20_000 && server.exitCode === null; ) {
+      ready = await fetch(`http://127.0.0.1:${apiPort}/readyz`).then((r) => r.status === 200, () => false);
+      if (!ready) await sleep(100);
+    }
+    expect(ready, server.output.stdout + server.output.stderr).toBe(true);
+    const reset = await fetch(`http://127.0.0.1:${sandboxPort}/__sandbox/reset`, { method: 'POST' });
+    expect(reset.status).toBe(200);
+    server.kill('SIGTERM');
+    expect(await Promise.race([server.exited, sleep(10_000).then(() => 'timeout' as const)])).toEqual({ code: 0, signal: null });
+  }, 40_000);
+});
