@@ -7,7 +7,7 @@ import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { NoPoolProxyError, type PlatformAccess } from '../platforms/access.js';
-import type { DriverContext, PlatformDriver, PlatformSession, PlatformUser, StepResult } from '../platforms/types.js';
+import type { ChallengeKind, DriverContext, PlatformDriver, PlatformSession, PlatformUser, StepResult } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import type { AttemptRow } from './attempts.js';
 import type { AttemptEvent, FailureCode } from './state-machine.js';
@@ -82,15 +82,20 @@ export function createStepRunner(deps: StepDeps) {
     }
   }
 
-  /** With the creator's TOTP secret FanGate answers app codes itself (twice: a code may straddle 30 s). */
-  async function answerAppCodes(row: AttemptRow, secrets: AttemptSecrets, result: Outcome): Promise<Outcome> {
+  /**
+   * With the creator's TOTP secret FanGate answers app codes itself (twice: a code may straddle
+   * 30 s). The app challenge still counts as met, for `can_reauth`.
+   */
+  async function answerAppCodes(row: AttemptRow, secrets: AttemptSecrets, result: Outcome): Promise<{ outcome: Outcome; met: ChallengeKind[] }> {
+    const met: ChallengeKind[] = [];
     for (let i = 0; i < 2 && result.type === 'challenge' && result.kind === 'app' && secrets.totpSecret; i++) {
+      met.push('app');
       const code = new TOTP({ secret: secrets.totpSecret, digits: 6, period: 30, algorithm: 'SHA1' }).generate();
       const resume = result.resume;
       const next = await call(row, secrets, (driver, ctx) => driver.submitCode(ctx, resume, code));
       result = next.type === 'wrong_code' ? { ...result, resume: next.resume } : next;
     }
-    return result;
+    return { outcome: result, met };
   }
 
   async function runDriverStep(row: AttemptRow, secrets: AttemptSecrets): Promise<Outcome> {
@@ -189,7 +194,7 @@ export function createStepRunner(deps: StepDeps) {
   }
 
   /** Feeds an outcome to the machine. A refusal found inside the transaction becomes a failure. */
-  async function record(row: AttemptRow, secrets: AttemptSecrets, outcome: Outcome): Promise<void> {
+  async function record(row: AttemptRow, secrets: AttemptSecrets, outcome: Outcome, met: ChallengeKind[]): Promise<void> {
     const seq = { seq: row.step_seq };
     const encResume = (resume: unknown) => vault.encryptJson(resume ?? null, attemptPlace(row, 'resume_enc'));
     let event: AttemptEvent;
@@ -197,7 +202,7 @@ export function createStepRunner(deps: StepDeps) {
     switch (outcome.type) {
       case 'success':
         event = { type: 'succeeded' };
-        extras = { beforeWrite: connectAccount(row, secrets, outcome.session, outcome.user), connectedEvent: row.kind === 'connect' ? 'accounts.connected' : 'accounts.reconnected' };
+        extras = { challenges: met, beforeWrite: connectAccount(row, secrets, outcome.session, outcome.user), connectedEvent: row.kind === 'connect' ? 'accounts.connected' : 'accounts.reconnected' };
         break;
       case 'challenge':
         event = {
@@ -207,7 +212,7 @@ export function createStepRunner(deps: StepDeps) {
           ...(outcome.emailMask ? { emailMask: outcome.emailMask } : {}),
           ...(outcome.faceUrl ? { faceUrl: outcome.faceUrl } : {}),
         };
-        extras = { columns: { resume_enc: encResume(outcome.resume), pending_code_enc: null }, challenges: [outcome.kind] };
+        extras = { columns: { resume_enc: encResume(outcome.resume), pending_code_enc: null }, challenges: [...met, outcome.kind] };
         break;
       case 'wrong_code':
         event = { type: 'code_rejected' };
@@ -235,9 +240,8 @@ export function createStepRunner(deps: StepDeps) {
       const started = await store.apply(row.id, { type: 'step_started' }, {}, { seq: job.seq });
       if (!started.ok) return;
       const secrets = secretsOf(started.row);
-      let outcome = await runDriverStep(started.row, secrets);
-      outcome = await answerAppCodes(started.row, secrets, outcome);
-      await record(started.row, secrets, outcome);
+      const { outcome, met } = await answerAppCodes(started.row, secrets, await runDriverStep(started.row, secrets));
+      await record(started.row, secrets, outcome, met);
     },
 
     /** The `connect-request-email` job: OnlyFans sends the device-check email on request. */
