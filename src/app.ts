@@ -20,6 +20,7 @@ import { createDispatcherCache } from './net/dispatcher.js';
 import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformAccess, type PlatformAccess } from './platforms/access.js';
 import { createDrivers } from './platforms/index.js';
+import { type AccountService, createAccountService } from './accounts/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -41,6 +42,7 @@ export interface FanGate {
   orgs: OrgService;
   jobs: JobQueue;
   connect: ConnectService;
+  accounts: AccountService;
   platforms: PlatformAccess;
   clock: Clock;
   http: FastifyInstance;
@@ -93,11 +95,12 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const store = createAttemptStore({ db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl });
   const watcher = createAttemptWatcher(database);
   const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
+  const accounts = createAccountService({ db: database.db, vault, platforms, store, clock, logger });
   const steps = createStepRunner({ db: database.db, vault, store, platforms, clock, logger });
   await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 4 });
   await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts });
   let sweeper: NodeJS.Timeout | undefined;
 
   let stopping: Promise<void> | undefined;
@@ -109,6 +112,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     orgs,
     jobs,
     connect,
+    accounts,
     platforms,
     clock,
     http,

@@ -74,8 +74,10 @@ export function createConnectService(deps: ConnectDeps) {
     const { snapshot, effects } = startAttempt({ platform: spec.platform, authType: input.authType }, now);
     // 43 base62 characters ≈ 256 bits: the code alone authorises the phone's hand-off.
     const mobileCode = input.authType === 'mobile_app' ? randomBase62(43) : null;
+    // A session from the creator's browser keeps its user agent (the platform binds the session to it); its
+    // x-bc stays inside the encrypted session and is never the account's (plain text) device id.
     const browser = input.session
-      ? { userAgent: input.session.userAgent, deviceId: input.session.xbc }
+      ? { userAgent: input.session.userAgent, deviceId: account?.device_id ?? newBrowserIdentity().deviceId }
       : account
         ? { userAgent: account.user_agent, deviceId: account.device_id }
         : newBrowserIdentity();
@@ -297,7 +299,7 @@ export function createConnectService(deps: ConnectDeps) {
       const session: PlatformSession = { authId: body.auth_id, cookies: body.cookies, xbc: body.xbc, userAgent: body.user_agent };
       const secrets = { ...vault.decryptJson<AttemptSecrets>(row.input_enc!, attemptPlace(row, 'input_enc')), session, mobileCode: null };
       const result = await store.apply(row.id, { type: 'mobile_session_received' }, {
-        columns: { input_enc: vault.encryptJson(secrets, attemptPlace(row, 'input_enc')), mobile_code_hash: null, user_agent: body.user_agent, device_id: body.xbc },
+        columns: { input_enc: vault.encryptJson(secrets, attemptPlace(row, 'input_enc')), mobile_code_hash: null, user_agent: body.user_agent },
       });
       if (!result.ok) throw unknown();
       // The phone waits for the verdict, like an import.

@@ -230,6 +230,9 @@ export const TRANSITIONS: readonly AnyRow[] = [
   // developer asked for it. Re-entering needs_email gives the creator a fresh 10 minutes to read the mail.
   row({ from: ['needs_email'], on: 'email_requested', to: 'needs_email', platforms: ['onlyfans'],
     effects: () => [{ type: 'request_email' }] }),
+  // A code typed before the email was sent is wrong by definition: the creator can still ask for the email.
+  row({ from: ['wrong_2fa_code_retry'], on: 'email_requested', to: 'needs_email', platforms: ['onlyfans'],
+    when: (s) => s.otp_channel === 'email', effects: () => [{ type: 'request_email' }] }),
 
   // The platform refused the code: retry on the same channel, until the fifth wrong code. No webhook on a
   // retry: the challenge the developer was told about is still the one to answer.

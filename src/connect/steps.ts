@@ -1,6 +1,7 @@
 import { TOTP } from 'otpauth';
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
+import { serializeAccount } from '../accounts/model.js';
 import { findAccount, findAccountByPlatformUser, insertAccount, renewAccountSession } from '../accounts/repository.js';
 import type { DB, ProxyColumn } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
@@ -9,6 +10,7 @@ import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { NoPoolProxyError, type PlatformAccess } from '../platforms/access.js';
 import type { ChallengeKind, DriverContext, PlatformDriver, PlatformSession, PlatformUser, StepResult } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
+import { recordEvent } from '../webhooks/outbox.js';
 import type { AttemptRow } from './attempts.js';
 import type { AttemptEvent, FailureCode } from './state-machine.js';
 import { type AttemptSecrets, type AttemptStore, attemptPlace, type EventExtras, type StepJob } from './store.js';
@@ -45,6 +47,27 @@ export function createStepRunner(deps: StepDeps) {
   }
 
   /**
+   * A pool proxy of an existing account failed: the account sticks to the new one from now on (DESIGN 8),
+   * and `accounts.updated` says so. Only when the account still uses the proxy that failed.
+   */
+  async function moveAccount(accountId: string, from: ProxyColumn, to: ProxyColumn): Promise<void> {
+    await deps.db.transaction().execute(async (trx) => {
+      const account = await trx.selectFrom('accounts').selectAll().where('id', '=', accountId).forUpdate().executeTakeFirst();
+      if (!account || account.proxy.type !== 'country' || account.proxy.country !== from.country || account.proxy.proxy_id !== from.proxy_id) return;
+      const moved = await trx
+        .updateTable('accounts')
+        .set({ proxy: JSON.stringify(to), updated_at: clock.now() })
+        .where('id', '=', accountId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordEvent(trx, {
+        orgId: moved.org_id, event: 'accounts.updated', accountId: moved.id, attemptId: null,
+        clientReferenceId: moved.client_reference_id, payload: { account: serializeAccount(moved), attempt: null },
+      });
+    });
+  }
+
+  /**
    * Runs a driver call, retrying transient upstream failures, and moving a pool proxy that fails
    * to another proxy of the same country (once) before giving up with proxy_error.
    */
@@ -63,6 +86,7 @@ export function createStepRunner(deps: StepDeps) {
               failedOver = true;
               const moved: ProxyColumn = { ...proxy, proxy_id: next.proxyId };
               await store.patch(row.id, row.step_seq, { proxy: JSON.stringify(moved) });
+              if (row.account_id) await moveAccount(row.account_id, proxy, moved);
               row = { ...row, proxy: moved };
               logger.warn({ attemptId: row.id, country: proxy.country }, 'pool proxy failed; moved the attempt to another proxy of the country');
               continue;
@@ -147,6 +171,8 @@ export function createStepRunner(deps: StepDeps) {
                 userAgent: row.user_agent,
                 deviceId: row.device_id,
                 rememberCredentials: row.remember_credentials,
+                // The proxy of the request (or the account's own, carried over): the attempt logged in through it.
+                proxy: { proxy: current.proxy, password: secrets.proxyPassword ?? null },
                 ...(row.auth_type === 'email_password' ? { credentials } : {}),
                 ...(secrets.totpSecret ? { totpSecret: secrets.totpSecret } : {}),
                 ...(row.display_name ? { displayName: row.display_name } : {}),
@@ -156,11 +182,16 @@ export function createStepRunner(deps: StepDeps) {
         }, now);
         return {};
       }
+      // Two attempts may finish as the same platform user at once (a double click, two tabs). Serialise their
+      // account side so the later one sees the earlier one's account (account_already_connected, or a forced
+      // reconnect) instead of failing on the unique index and re-running its step as a job retry.
+      await sql`select pg_advisory_xact_lock(hashtext(${`account:${row.org_id}:${row.platform}:${user.id}`}))`.execute(trx);
       const existing = await findAccountByPlatformUser(trx, row.org_id, row.platform, user.id);
       if (existing && !row.force_connect) {
         throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
       }
-      const proxy = { proxy: row.proxy, password: secrets.proxyPassword ?? null };
+      // The attempt's proxy as it is now: a pool proxy that failed during the login was swapped.
+      const proxy = { proxy: current.proxy, password: secrets.proxyPassword ?? null };
       if (existing) {
         await renewAccountSession(trx, vault, existing, {
           session, user, authType: row.auth_type, credentials, totpSecret: secrets.totpSecret ?? null, rememberCredentials: row.remember_credentials,
@@ -174,14 +205,15 @@ export function createStepRunner(deps: StepDeps) {
         id: newId('acct'),
         orgId: row.org_id,
         platform: row.platform,
-        displayName: row.display_name ?? secrets.login ?? user.username,
+        // DESIGN 3.1: `name` defaults to the email (email_password) or the auth_id (raw_data, mobile_app).
+        displayName: row.display_name ?? secrets.login ?? secrets.session?.authId ?? user.username,
         authType: row.auth_type,
         imported: false,
         rememberCredentials: row.remember_credentials,
         clientReferenceId: row.client_reference_id,
         user,
-        proxy: row.proxy,
-        proxyPassword: secrets.proxyPassword ?? null,
+        proxy: proxy.proxy,
+        proxyPassword: proxy.password,
         userAgent: row.user_agent,
         deviceId: row.device_id,
         credentials,

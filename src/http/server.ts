@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
@@ -17,6 +17,8 @@ import rateLimitPlugin from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authenticateRoutes, mobileAuthRoutes } from './routes/authenticate.js';
+import { accessRoutes, accountRoutes } from './routes/accounts.js';
+import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
 
@@ -27,13 +29,23 @@ export interface HttpDependencies {
   vault: Vault;
   orgs: OrgService;
   connect: ConnectService;
+  accounts: AccountService;
+}
+
+/** Logs each request once, when it completes, with method, URL, status and time together. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** The Fastify app: plugins, the OpenAPI document and every route module. */
 export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyInstance> {
-  const { config, logger, database, vault, orgs, connect } = deps;
+  const { config, logger, database, vault, orgs, connect, accounts } = deps;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
@@ -43,16 +55,13 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : `req_${randomBase62(22)}`;
     },
     trustProxy: true,
-    // One line per request (in onResponse) instead of Fastify's two.
-    disableRequestLogging: true,
+    // One line per request (when it completes) instead of Fastify's two.
+    logController: new OneLinePerRequest(),
     ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: 'array', useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-  });
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
   });
 
   // JSON only: anything else is a clear 415 rather than a confusing validation error.
@@ -95,6 +104,8 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', connectPerHour });
       await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', connectPerHour });
       await api.register(mobileAuthRoutes, { connect });
+      await api.register(accountRoutes, { accounts });
+      await api.register(accessRoutes, { accounts });
     },
     { prefix: '/api' },
   );

@@ -31,10 +31,13 @@ export class ProxyError extends Error {
 /** The platform could not be reached or did not answer in time (directly, or behind a working proxy). */
 export class UpstreamUnavailableError extends Error {
   readonly code = 'upstream_unavailable';
+  /** The platform's HTTP status when it answered (e.g. 502); undefined when it could not be reached. */
+  readonly upstreamStatus: number | undefined;
 
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(message: string, options?: { cause?: unknown; upstreamStatus?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UpstreamUnavailableError';
+    this.upstreamStatus = options?.upstreamStatus;
   }
 }
 

@@ -61,7 +61,7 @@ export function networkError(ctx: DriverContext, err: unknown): unknown {
 
 /** The platform answered 5xx (or a shape no driver can read): the service may retry or fail over. */
 export function upstreamStatusError(platform: string, what: string, status: number): UpstreamUnavailableError {
-  return new UpstreamUnavailableError(`${platform} answered ${status} to ${what}`);
+  return new UpstreamUnavailableError(`${platform} answered ${status} to ${what}`, { upstreamStatus: status });
 }
 
 /** Parses a JSON body; undefined when it is not JSON (a CDN's HTML error page, an empty body). */

@@ -50,8 +50,8 @@ function reach(state: AttemptState, platform: Platform = 'onlyfans'): AttemptSna
       return run(fresh, [{ type: 'challenge', kind: 'email', emailMask: 'j***@s*****.test' }]);
     case 'needs_face_otp':
       return run(fresh, [{ type: 'challenge', kind: 'face', faceUrl: 'http://sandbox/face/t' }]);
-    case 'wrong_2fa_code_retry':
-      return run(fresh, [sms, { type: 'code_submitted' }, { type: 'code_rejected' }]);
+    case 'wrong_2fa_code_retry': // on the email channel, so that every retry row applies
+      return run(fresh, [{ type: 'challenge', kind: 'email', emailMask: 'j***@s*****.test' }, { type: 'code_submitted' }, { type: 'code_rejected' }]);
     case 'completed_success':
       return run(fresh, [{ type: 'succeeded' }]);
     case 'completed_failed':
@@ -92,6 +92,7 @@ const EXPECTED: [AttemptState, AttemptEventType, AttemptState][] = [
   ['pending', 'overall_timeout', 'completed_failed'],
   ['awaiting_mobile_session', 'mobile_session_received', 'pending'],
   ['needs_email', 'email_requested', 'needs_email'],
+  ['wrong_2fa_code_retry', 'email_requested', 'needs_email'],
   ['needs_face_otp', 'selfie_confirmed', 'pending'],
   ...(['needs_otp', 'needs_app_otp', 'needs_email', 'wrong_2fa_code_retry'] as const).map(
     (state): [AttemptState, AttemptEventType, AttemptState] => [state, 'code_submitted', 'pending'],
@@ -202,6 +203,15 @@ describe('challenges', () => {
     const result = ok(transition(reach('needs_face_otp'), { type: 'selfie_confirmed' }, T0));
     expect(result.snapshot).toMatchObject({ state: 'pending', step: 'confirm_selfie', input_deadline: null });
     expect(result.effects).toEqual([{ type: 'run_step', step: 'confirm_selfie' }]);
+  });
+
+  it('still sends the email after a code typed before it was sent, and only on the email channel', () => {
+    const retry = run(started(), [{ type: 'challenge', kind: 'email', emailMask: 'j***@s*****.test' }, { type: 'code_submitted' }, { type: 'code_rejected' }]);
+    const result = ok(transition(retry, { type: 'email_requested' }, T0));
+    expect(result.snapshot).toMatchObject({ state: 'needs_email', otp_channel: 'email', attempts_remaining: 4 });
+    expect(result.effects[0]).toEqual({ type: 'request_email' });
+    const smsRetry = run(started(), [sms, { type: 'code_submitted' }, { type: 'code_rejected' }]);
+    expect(transition(smsRetry, { type: 'email_requested' }, T0).ok).toBe(false);
   });
 
   it('requests the OnlyFans device-check email and gives the creator a fresh 10 minutes', () => {

@@ -1,0 +1,228 @@
+/**
+ * Shared by the benchmarks: start FanGate in-process (with or without a sandbox), measure a route
+ * with autocannon, small statistics, a plain-text table. Nothing here asserts: benchmarks print.
+ */
+import { fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pino from 'pino';
+import { createFanGate, type FanGate } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { startSandbox } from '../src/sandbox/index.js';
+import { generateKeySpec } from '../src/vault/keyring.js';
+
+const env = process.env;
+
+/** Knobs every benchmark shares, from the environment. */
+export const settings = {
+  duration: Number(env.BENCH_DURATION ?? 5),
+  connections: Number(env.BENCH_CONNECTIONS ?? 20),
+  warmupSeconds: Number(env.BENCH_WARMUP ?? 1),
+  apiKey: env.FANGATE_BOOTSTRAP_API_KEY || 'fg_bench_bootstrap_key_000000000000',
+};
+
+export interface BenchApp {
+  fangate: FanGate;
+  config: Config;
+  /** Base URL of FanGate, e.g. http://127.0.0.1:40123. */
+  base: string;
+  apiKey: string;
+  /** fetch against FanGate with the bench API key; JSON in, JSON (or text) out. */
+  api(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+export interface BenchAppOptions {
+  /** Extra environment for loadConfig (after the process environment, before the bench defaults it overrides). */
+  env?: Record<string, string>;
+  /** PGlite in memory (default, like the HTTP baseline) or on disk under a temporary data dir (as `fangate serve` runs). */
+  pglite?: 'memory' | 'disk';
+}
+
+/**
+ * FanGate in this process, listening on a free loopback port: embedded PGlite unless DATABASE_URL is
+ * set; per-key and connect rate limits raised out of the way (the FANGATE_* variables override);
+ * logs to /dev/null at FANGATE_LOG_LEVEL (default info, as in production) so their cost is included.
+ */
+export async function startBenchApp(options: BenchAppOptions = {}): Promise<BenchApp> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'fangate-bench-'));
+  const config = loadConfig({
+    ...env,
+    FANGATE_PORT: '0',
+    FANGATE_HOST: '127.0.0.1',
+    FANGATE_DATA_DIR: dataDir,
+    FANGATE_SANDBOX: 'off',
+    FANGATE_BOOTSTRAP_API_KEY: settings.apiKey,
+    FANGATE_MASTER_KEY: env.FANGATE_MASTER_KEY || generateKeySpec('bench'),
+    FANGATE_RATE_LIMIT_PER_MIN: env.FANGATE_RATE_LIMIT_PER_MIN || '1000000',
+    FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: env.FANGATE_CONNECT_RATE_LIMIT_PER_HOUR || '1000000',
+    FANGATE_LOG_LEVEL: env.FANGATE_LOG_LEVEL || 'info',
+    ...options.env,
+  });
+  const fangate = await createFanGate({
+    config,
+    logger: createLogger({ level: config.logLevel, destination: pino.destination({ dest: '/dev/null', sync: false }) }),
+    inMemory: !config.databaseUrl && options.pglite !== 'disk',
+  });
+  try {
+    await fangate.start();
+  } catch (error) {
+    await fangate.stop().catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const address = fangate.http.server.address();
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const apiKey = settings.apiKey;
+  return {
+    fangate,
+    config,
+    base,
+    apiKey,
+    async api(path, init = {}) {
+      const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+      if (init.body !== undefined) headers['content-type'] = 'application/json';
+      return fetchJson(`${base}${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+    },
+    async close() {
+      await fangate.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function fetchJson(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  return { status: response.status, body };
+}
+
+export interface BenchSandbox {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The sandbox platform in this process (its work then counts in this process's CPU and memory). */
+export async function startSandboxHere(): Promise<BenchSandbox> {
+  const sandbox = await startSandbox({ port: 0, logger: false });
+  return { url: sandbox.url, close: () => sandbox.close() };
+}
+
+/** The sandbox platform in a child process, so the measuring process holds only FanGate. */
+export async function startSandboxChild(): Promise<BenchSandbox> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-child.ts');
+  const child = fork(script, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('message', (message) => resolve((message as { url: string }).url));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`sandbox child exited early (code ${code})`)));
+  });
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** FanGate pointed at a sandbox (both platforms' URLs). */
+export async function startBenchAppWithSandbox(sandbox: BenchSandbox, options: BenchAppOptions = {}): Promise<BenchApp> {
+  return startBenchApp({ ...options, env: { FANGATE_ONLYFANS_URL: sandbox.url, FANGATE_FANSLY_URL: sandbox.url, ...options.env } });
+}
+
+export interface Throughput {
+  route: string;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+/** autocannon against one GET route after a sanity probe and a warm-up. */
+export async function measureThroughput(base: string, route: string, headers: Record<string, string> = {}, label = `GET ${route}`): Promise<Throughput> {
+  const { connections, duration, warmupSeconds } = settings;
+  const url = `${base}${route}`;
+  // Sanity first: a benchmark of error responses measures nothing.
+  const probe = await fetch(url, { headers });
+  if (probe.status !== 200) throw new Error(`${route} answered ${probe.status}: ${await probe.text()}`);
+  if (warmupSeconds > 0) await autocannon({ url, headers, connections, duration: warmupSeconds });
+  const result = await autocannon({ url, headers, connections, duration });
+  return {
+    route: label,
+    reqPerSec: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+export function throughputTable(rows: Throughput[]): void {
+  printTable(
+    ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+    rows.map((r) => [r.route, r.reqPerSec.toFixed(0), r.p50.toFixed(1), r.p99.toFixed(1), String(r.non2xx), String(r.errors)]),
+  );
+}
+
+/** First column left-aligned, the others right-aligned. */
+export function printTable(header: string[], cells: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  console.log('');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const c of cells) console.log(line(c));
+  console.log('');
+}
+
+/** Nearest-rank percentile of `values` (p from 0 to 100); NaN when empty. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+/** Runs `task(i)` for i in [0, count) with at most `concurrency` at a time. */
+export async function pool<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(concurrency, count) }, async () => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
+
+export const ms = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
+
+/** Runs a benchmark body, closing what it opened, and exits with 1 on error. */
+export async function runBench(body: () => Promise<void>, cleanup: Array<() => Promise<void>>): Promise<never> {
+  let exitCode = 0;
+  try {
+    await body();
+  } catch (error) {
+    console.error(error);
+    exitCode = 1;
+  } finally {
+    for (const close of cleanup.reverse()) await close().catch((error) => console.error('cleanup failed:', error));
+  }
+  process.exit(exitCode);
+}
