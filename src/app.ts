@@ -78,7 +78,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   }
 
   const vault = createVault(keyring);
-  const orgs = createOrgService({ db: database.db });
+  const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0 });
   if (config.bootstrapApiKey) {
     const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
     if (created) logger.info({ org: organization.id }, 'bootstrap API key registered for organisation "default"');
@@ -97,7 +97,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
   const accounts = createAccountService({ db: database.db, vault, platforms, store, clock, logger });
   const steps = createStepRunner({ db: database.db, vault, store, platforms, clock, logger });
-  await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 4 });
+  await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 8 });
   await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
 
   const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts });

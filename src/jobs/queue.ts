@@ -71,7 +71,8 @@ export function createJobQueue(options: JobQueueOptions) {
     if (!options.work) return;
     const ids: string[] = [];
     for (let i = 0; i < (def.concurrency ?? 2); i++) {
-      const id = await boss.work(
+      let workerId: string | undefined;
+      workerId = await boss.work(
         def.name,
         // includeMetadata: without it pg-boss returns no retryCount and every run looks like the first.
         { batchSize: 1, includeMetadata: true, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2 },
@@ -83,10 +84,14 @@ export function createJobQueue(options: JobQueueOptions) {
           } catch (error) {
             logger.warn({ err: error, queue: def.name, jobId: job.id }, 'job failed; it will be retried if retries remain');
             throw error;
+          } finally {
+            // Fetch again at once instead of sleeping a polling interval: a backlog drains at full
+            // speed, and an empty fetch sends the worker back to its normal polling.
+            if (workerId) boss.notifyWorker(workerId);
           }
         },
       );
-      ids.push(id);
+      ids.push(workerId);
     }
     workerIds.set(def.name, ids);
   }

@@ -42,10 +42,16 @@ const toInfo = (row: { id: string; name: string; key_prefix: string; scopes: str
   last_used_at: row.last_used_at,
 });
 
-/** Organisations and their API keys. */
-export function createOrgService({ db }: { db: Kysely<DB> }) {
+/**
+ * Organisations and their API keys. Every request needs its key verified. A process that owns
+ * its database alone (embedded mode) may keep verified keys for `principalCacheMs`, since a
+ * revocation evicts them right here; processes sharing PostgreSQL keep none (0), so that a key
+ * revoked on one node fails on the very next request on every other.
+ */
+export function createOrgService({ db, principalCacheMs = 0 }: { db: Kysely<DB>; principalCacheMs?: number }) {
   // Touching last_used_at on every request would turn each read into a write.
   const lastTouched = new Map<string, number>();
+  const principals = new Map<string, { principal: Principal; until: number }>();
 
   async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[]): Promise<CreatedApiKey> {
     const row = await db
@@ -94,20 +100,27 @@ export function createOrgService({ db }: { db: Kysely<DB> }) {
 
     /** The organisation and key behind a bearer token, or undefined for unknown and revoked keys. */
     async authenticate(key: string): Promise<Principal | undefined> {
+      const hash = hashApiKey(key);
+      const now = Date.now();
+      const cached = principals.get(hash);
+      if (cached && cached.until > now) return cached.principal;
+      principals.delete(hash);
       const row = await db
         .selectFrom('api_keys as k')
         .innerJoin('organizations as o', 'o.id', 'k.org_id')
         .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
-        .where('k.key_hash', '=', hashApiKey(key))
+        .where('k.key_hash', '=', hash)
         .where('k.revoked_at', 'is', null)
         .executeTakeFirst();
       if (!row) return undefined;
-      const now = Date.now();
       if ((lastTouched.get(row.id) ?? 0) < now - 60_000) {
         lastTouched.set(row.id, now);
         await db.updateTable('api_keys').set({ last_used_at: sql`now()` }).where('id', '=', row.id).execute();
       }
-      return { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) };
+      const principal = { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) };
+      if (principals.size > 10_000) principals.clear(); // bounded: a flood of distinct keys cannot grow it
+      if (principalCacheMs > 0) principals.set(hash, { principal, until: now + principalCacheMs });
+      return principal;
     },
 
     async listApiKeys(orgId: string, page: { limit: number; cursor?: string }): Promise<Page<ApiKeyInfo>> {
@@ -128,7 +141,7 @@ export function createOrgService({ db }: { db: Kysely<DB> }) {
       return toPage(await query.execute(), page.limit, toInfo);
     },
 
-    /** Revoked keys fail authentication on the next request, on every node (no cache). */
+    /** Revoked keys fail authentication on the next request, on every node. */
     async revokeApiKey(orgId: string, id: string): Promise<boolean> {
       const result = await db
         .updateTable('api_keys')
@@ -137,6 +150,7 @@ export function createOrgService({ db }: { db: Kysely<DB> }) {
         .where('id', '=', id)
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
+      for (const [hash, entry] of principals) if (entry.principal.apiKey.id === id) principals.delete(hash);
       return Number(result.numUpdatedRows) > 0;
     },
   };

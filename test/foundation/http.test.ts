@@ -67,6 +67,19 @@ describeEachStore('HTTP foundation', (kind) => {
       expectProblem(await app.api(`/api/api-keys/${created.body.id}`, { method: 'DELETE' }), 404, 'not_found');
     });
 
+    // Two API nodes on one PostgreSQL: nothing cached may outlive a revocation.
+    it.skipIf(kind !== 'postgres')('a key revoked on one node fails on the next request to another', async () => {
+      const other = await startTestApp(kind, { store: app.store, sandbox: app.sandbox });
+      try {
+        const created = await app.api('/api/api-keys', { method: 'POST', body: { name: 'two-nodes' } });
+        expect((await other.api('/api/whoami', { key: created.body.key })).status).toBe(200);
+        expect((await app.api(`/api/api-keys/${created.body.id}`, { method: 'DELETE' })).status).toBe(204);
+        expectProblem(await other.api('/api/whoami', { key: created.body.key }), 401, 'unauthorized');
+      } finally {
+        await other.fangate.stop();
+      }
+    });
+
     it('paginates with a cursor', async () => {
       for (let i = 0; i < 3; i++) await app.api('/api/api-keys', { method: 'POST', body: { name: `page-${i}` } });
       const first = await app.api('/api/api-keys?limit=2');
