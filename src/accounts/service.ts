@@ -356,7 +356,9 @@ export function createAccountService(deps: AccountServiceDeps) {
       const known = await findAccountByPlatformUser(db, orgId, IMPORT_PLATFORM, session.authId);
       if (known) throw alreadyConnected(known);
 
-      const deviceId = body.xbc ?? newBrowserIdentity().deviceId;
+      // The creator's x-bc stays inside the encrypted session; the account's own device id (plain
+      // text, used for FanGate's later logins) is a fresh one.
+      const deviceId = newBrowserIdentity().deviceId;
       const identity: PlatformIdentity = { proxy: proxy?.proxy ?? { type: 'none' }, proxyPassword: proxy?.password ?? null, userAgent: body.userAgent, deviceId };
       const valid = await validateOrReject(IMPORT_PLATFORM, identity, session);
 
@@ -417,8 +419,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         });
       if (session.authId !== account.platform_user_id) throw wrongUser();
 
-      const deviceId = body.xbc ?? account.device_id;
-      const identity: PlatformIdentity = { ...accountIdentity(vault, account), userAgent: body.userAgent, deviceId };
+      const identity: PlatformIdentity = { ...accountIdentity(vault, account), userAgent: body.userAgent };
       const valid = await validateOrReject(account.platform, identity, session, persistFailover(account));
       if (valid.user.id !== account.platform_user_id) throw wrongUser(valid.user.username);
 
@@ -427,7 +428,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return db.transaction().execute(async (trx) => {
         const current = await trx.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', id).forUpdate().executeTakeFirst();
         if (!current) throw notFound('Account');
-        const row = await renewAccountSession(trx, vault, current, { session: valid.session, user: valid.user, userAgent: body.userAgent, deviceId }, clock.now());
+        const row = await renewAccountSession(trx, vault, current, { session: valid.session, user: valid.user, userAgent: body.userAgent }, clock.now());
         await record(trx, current.status === 'active' ? 'accounts.updated' : 'accounts.reconnected', row);
         return serializeAccount(row);
       });
