@@ -1,7 +1,8 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AttemptStore } from '../connect/store.js';
-import { checkSessionCookies, type CustomProxyBody, parseCookieString, parseProxyChoice, type ProxyInput } from '../connect/input.js';
+import { checkSessionCookies, type CustomProxyBody, parseProxyChoice, type ProxyInput } from '../connect/input.js';
+import { parseCookieString } from '../platforms/http.js';
 import type { AccountsTable, DB, ProxyColumn } from '../db/schema.js';
 import { ApiError, notFound, validationError } from '../http/problem.js';
 import type { Clock } from '../lib/clock.js';

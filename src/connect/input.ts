@@ -1,6 +1,7 @@
 import type { ProxyColumn } from '../db/schema.js';
 import { validationError } from '../http/problem.js';
 import type { ProxyPool } from '../net/proxy-pool.js';
+import { parseCookieString } from '../platforms/http.js';
 import type { PlatformSession } from '../platforms/types.js';
 import type { AuthType, Platform } from './state-machine.js';
 
@@ -52,17 +53,6 @@ export interface StartInput {
 }
 
 type FieldError = { field: string; message: string };
-
-/** `a=b; c=d` → map; later duplicates win, like a browser's cookie jar. */
-export function parseCookieString(cookies: string): Map<string, string> {
-  const jar = new Map<string, string>();
-  for (const part of cookies.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) continue;
-    jar.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-  }
-  return jar;
-}
 
 /** The session cookies every OnlyFans-style session needs; errors name the field given. */
 export function checkSessionCookies(cookies: string, field: string, authId?: { value: string | undefined; field: string }): FieldError[] {

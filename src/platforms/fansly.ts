@@ -10,6 +10,8 @@ import {
   parseJson,
   platformUrl,
   stringOr,
+  loginRefusal,
+  type PlatformErrorBody,
   upstreamStatusError,
   type Exchange,
 } from './http.js';
@@ -66,11 +68,6 @@ function readResume(resume: unknown): FanslyResume {
     throw new TypeError('not a Fansly login resume state');
   }
   return resume as unknown as FanslyResume;
-}
-
-interface PlatformErrorBody {
-  reason: string;
-  message: string;
 }
 
 function platformError(body: unknown): PlatformErrorBody | undefined {
@@ -164,31 +161,7 @@ export function createFanslyDriver(opts: { baseUrl: string }): PlatformDriver {
       throw new UpstreamUnavailableError(`${PLATFORM}: ${what} answered neither a session nor a known two-factor step`);
     }
 
-    const error = platformError(body);
-    if (reply.status === 429 && error?.reason !== 'too_many_attempts') throw upstreamStatusError(PLATFORM, what, reply.status);
-    if (reply.status >= 400 && reply.status < 500 && error) {
-      switch (error.reason) {
-        case 'invalid_credentials':
-          return { type: 'failure', code: 'invalid_credentials', message: error.message };
-        case 'account_locked':
-          return { type: 'failure', code: 'account_locked', message: error.message };
-        case 'wrong_code':
-          if (state) return { type: 'wrong_code', resume: state };
-          break;
-        case 'too_many_attempts':
-          return { type: 'failure', code: '2fa_failed', message: error.message };
-        case 'login_token_invalid':
-        case 'user_agent_mismatch':
-          // The platform no longer knows this login, or will not continue it from this browser.
-          return { type: 'failure', code: 'session_invalid', message: error.message };
-        case 'bad_request':
-          if (!state) return { type: 'failure', code: 'invalid_credentials', message: error.message };
-          break;
-      }
-    }
-    throw new UpstreamUnavailableError(
-      `${PLATFORM}: unexpected answer ${reply.status}${error ? ` ${error.reason}` : ''} to ${what}`,
-    );
+    return loginRefusal(PLATFORM, what, reply.status, platformError(body), state);
   }
 
   function sessionHeaders(session: PlatformSession, ctx: DriverContext): Record<string, string> {

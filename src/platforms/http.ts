@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import { ProxyError, UpstreamUnavailableError, classifyNetworkError } from '../net/errors.js';
-import type { DriverContext } from './types.js';
+import type { DriverContext, StepResult } from './types.js';
 
 /**
  * Small helpers shared by the platform drivers: one HTTP exchange through the account's dispatcher with
@@ -244,4 +244,48 @@ export function forwardableResponseHeaders(headers: Record<string, string>): Rec
     out[name] = value;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Login refusals
+
+/** A platform's error body, reduced to what the drivers read. */
+export interface PlatformErrorBody {
+  reason: string;
+  message: string;
+  /** OnlyFans `challenge_mismatch`: the step the login is really on. */
+  challenge?: string;
+}
+
+/**
+ * How a login step ends when the platform refuses it; both platforms use the same reasons. A
+ * throttle or an answer no rule covers throws `UpstreamUnavailableError`: the service retries.
+ * `state` is the login in progress (absent for the first call: no code was sent yet).
+ */
+export function loginRefusal(platform: string, what: string, status: number, error: PlatformErrorBody | undefined, state: unknown): StepResult {
+  if (status === 429 && error?.reason !== 'too_many_attempts') throw upstreamStatusError(platform, what, status);
+  if (status >= 400 && status < 500 && error) {
+    switch (error.reason) {
+      case 'invalid_credentials':
+        return { type: 'failure', code: 'invalid_credentials', message: error.message };
+      case 'account_locked':
+        return { type: 'failure', code: 'account_locked', message: error.message };
+      case 'wrong_code':
+        if (state) return { type: 'wrong_code', resume: state };
+        break;
+      case 'too_many_attempts':
+        // The platform dropped the login after too many wrong codes.
+        return { type: 'failure', code: '2fa_failed', message: error.message };
+      case 'login_token_invalid':
+      case 'user_agent_mismatch':
+        // The platform no longer knows this login (too old, finished, dropped), or will not continue it
+        // from this browser: only a new login helps.
+        return { type: 'failure', code: 'session_invalid', message: error.message };
+      case 'bad_request':
+        // Only the first call carries creator input (an email the platform cannot even parse).
+        if (!state) return { type: 'failure', code: 'invalid_credentials', message: error.message };
+        break;
+    }
+  }
+  throw new UpstreamUnavailableError(`${platform}: unexpected answer ${status}${error ? ` ${error.reason}` : ''} to ${what}`);
 }

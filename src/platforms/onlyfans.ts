@@ -14,6 +14,8 @@ import {
   serializeCookies,
   setCookieValues,
   stringOr,
+  loginRefusal,
+  type PlatformErrorBody,
   upstreamStatusError,
   type Exchange,
 } from './http.js';
@@ -78,12 +80,6 @@ function readResume(resume: unknown): OnlyFansResume {
     throw new TypeError('not an OnlyFans login resume state');
   }
   return { ...(resume as unknown as OnlyFansResume), hints: isRecord(resume.hints) ? (resume.hints as ChallengeHints) : {} };
-}
-
-interface PlatformErrorBody {
-  reason: string;
-  message: string;
-  challenge?: string;
 }
 
 function platformError(body: unknown): PlatformErrorBody | undefined {
@@ -163,34 +159,7 @@ export function createOnlyFansDriver(opts: { baseUrl: string }): PlatformDriver 
       return challengeResult({ v: 1, platform: PLATFORM, loginToken, userAgent, kind, hints });
     }
 
-    const error = platformError(body);
-    if (reply.status === 429 && error?.reason !== 'too_many_attempts') throw upstreamStatusError(PLATFORM, what, reply.status);
-    if (reply.status >= 400 && reply.status < 500 && error) {
-      switch (error.reason) {
-        case 'invalid_credentials':
-          return { type: 'failure', code: 'invalid_credentials', message: error.message };
-        case 'account_locked':
-          return { type: 'failure', code: 'account_locked', message: error.message };
-        case 'wrong_code':
-          if (state) return { type: 'wrong_code', resume: state };
-          break;
-        case 'too_many_attempts':
-          // The platform dropped the login after too many wrong codes.
-          return { type: 'failure', code: '2fa_failed', message: error.message };
-        case 'login_token_invalid':
-        case 'user_agent_mismatch':
-          // The platform no longer knows this login (15 min old, finished, dropped), or will not continue it
-          // from this browser: only a new login helps.
-          return { type: 'failure', code: 'session_invalid', message: error.message };
-        case 'bad_request':
-          // Only the first call carries creator input (an email the platform cannot even parse).
-          if (!state) return { type: 'failure', code: 'invalid_credentials', message: error.message };
-          break;
-      }
-    }
-    throw new UpstreamUnavailableError(
-      `${PLATFORM}: unexpected answer ${reply.status}${error ? ` ${error.reason}` : ''} to ${what}`,
-    );
+    return loginRefusal(PLATFORM, what, reply.status, platformError(body), state);
   }
 
   function challengeResult(state: OnlyFansResume): StepResult {
