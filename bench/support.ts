@@ -226,3 +226,13 @@ export async function runBench(body: () => Promise<void>, cleanup: Array<() => P
   }
   process.exit(exitCode);
 }
+
+/** A port nobody listens on right now. */
+export async function freePortNumber(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return typeof address === 'object' && address ? address.port : 0;
+}

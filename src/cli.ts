@@ -2,7 +2,9 @@ import { parseArgs } from 'node:util';
 import { createFanGate } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { lockDataDir } from './db/data-dir-lock.js';
-import { openDatabase } from './db/database.js';
+import { openDatabase, PGLITE_TEMPLATE_DIR } from './db/database.js';
+import { createJobQueue } from './jobs/queue.js';
+import { rename, rm } from 'node:fs/promises';
 import { migrateToLatest } from './db/migrate.js';
 import { createLogger } from './logger.js';
 import { ALL_SCOPES, type Scope } from './orgs/scopes.js';
@@ -22,6 +24,7 @@ Usage:
   fangate vault new-key [--kid <id>]         print a new key entry for FANGATE_MASTER_KEY
   fangate vault rotate                       re-encrypt every secret under the first key of FANGATE_MASTER_KEY
   fangate sandbox                            run the sandbox platform alone (FANGATE_SANDBOX_PORT, default 8081)
+  fangate prepare                            build the embedded database template (npm install runs it)
 
 Configuration is read from the environment; see README.md.`;
 
@@ -69,6 +72,28 @@ async function serve(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * Builds the embedded database a first start copies (see PGLITE_TEMPLATE_DIR): initdb, the
+ * migrations and the job schema, done once at install time instead of at every first start.
+ */
+async function prepareEmbeddedTemplate(): Promise<void> {
+  const logger = createLogger({ level: 'warn' });
+  const building = `${PGLITE_TEMPLATE_DIR}.${process.pid}`;
+  await rm(building, { recursive: true, force: true });
+  const database = await openDatabase({ pgliteDir: building, logger });
+  try {
+    await migrateToLatest(database.db);
+    const jobs = createJobQueue({ database, logger, work: false });
+    await jobs.start();
+    await jobs.stop();
+  } finally {
+    await database.close();
+  }
+  await rm(PGLITE_TEMPLATE_DIR, { recursive: true, force: true });
+  await rename(building, PGLITE_TEMPLATE_DIR);
+  console.error(`embedded database template ready in ${PGLITE_TEMPLATE_DIR}`);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -124,6 +149,9 @@ export async function main(argv: string[]): Promise<void> {
         process.once('SIGINT', stop);
         return;
       }
+      case 'prepare':
+        await prepareEmbeddedTemplate();
+        return;
       case undefined:
       case 'help':
       case '--help':

@@ -11,12 +11,18 @@ export const PageQuery = Type.Object({
   cursor: Type.Optional(Type.String({ maxLength: 200, description: '`next_cursor` of the previous page.' })),
 });
 
-export const PageOf = <T extends TSchema>(item: T) =>
-  Type.Object({
-    data: Type.Array(item),
-    has_more: Type.Boolean(),
-    next_cursor: Type.Union([Type.String(), Type.Null()]),
-  });
+/** A page of items; its example is built from the item's own example. */
+export const PageOf = <T extends TSchema>(item: T) => {
+  const itemExample = (item as { examples?: unknown[] }).examples?.[0];
+  return Type.Object(
+    {
+      data: Type.Array(item),
+      has_more: Type.Boolean({ description: 'More items follow: ask again with `cursor` = `next_cursor`.' }),
+      next_cursor: Type.Union([Type.String(), Type.Null()]),
+    },
+    itemExample === undefined ? {} : { examples: [{ data: [itemExample], has_more: true, next_cursor: 'MjAyNi0xMS0yMlQxOTowMDowMC4wMDBafGFjY3RfN1Ft' }] },
+  );
+};
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(

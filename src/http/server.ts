@@ -11,6 +11,7 @@ import { rotateSecrets } from '../vault/rotate.js';
 import type { Vault } from '../vault/vault.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin from './plugins/errors.js';
+import { statusTitle } from './problem.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import metricsPlugin from './plugins/metrics.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
@@ -40,6 +41,8 @@ class OneLinePerRequest extends LogController {
     else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
 }
+
+const SUCCESS_TEXT: Record<string, string> = { '200': 'OK', '201': 'Created', '202': 'Accepted: the attempt moves on in the background', '204': 'No Content' };
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
@@ -85,6 +88,18 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
         },
       },
       security: [{ apiKey: [] }],
+    },
+    // Success responses without a description of their own get the status text instead of "Default Response".
+    transformObject: (document) => {
+      const openapiObject = 'openapiObject' in document ? document.openapiObject : {};
+      for (const path of Object.values(openapiObject.paths ?? {})) {
+        for (const operation of Object.values(path as Record<string, { responses?: Record<string, { description?: string }> }>)) {
+          for (const [status, response] of Object.entries(operation.responses ?? {})) {
+            if (response.description === 'Default Response') response.description = SUCCESS_TEXT[status] ?? statusTitle(Number(status));
+          }
+        }
+      }
+      return openapiObject;
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });

@@ -174,11 +174,12 @@ describeEachStore('fangate serve', (kind) => {
     const server = start(['serve'], env);
 
     let ready = false;
-    while (!ready && Date.now() - startedAt < 15_000 && server.exitCode === null) {
+    // Generous on purpose: start-up time is measured by bench/startup.ts, not asserted on a busy CI machine.
+    while (!ready && Date.now() - startedAt < 60_000 && server.exitCode === null) {
       ready = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
       if (!ready) await sleep(100);
     }
-    expect(ready, `not ready within 15 s:\n${server.output.stdout}${server.output.stderr}`).toBe(true);
+    expect(ready, `not ready within 60 s:\n${server.output.stdout}${server.output.stderr}`).toBe(true);
 
     const whoami = await fetch(`${base}/api/whoami`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } });
     expect(whoami.status).toBe(200);
@@ -200,7 +201,7 @@ describeEachStore('fangate serve', (kind) => {
     expect(logs).toContain('/api/whoami'); // the authenticated requests were logged…
     expect(logs).not.toContain(BOOTSTRAP); // …without the key
     expect(logs).not.toContain(BOOTSTRAP.slice(3)); // not even without its prefix
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('fangate sandbox', () => {
@@ -209,7 +210,7 @@ describe('fangate sandbox', () => {
     const sandbox = start(['sandbox'], { FANGATE_SANDBOX_PORT: String(port) });
     const base = `http://127.0.0.1:${port}`;
     let minted: Response | undefined;
-    for (const startedAt = Date.now(); !minted && Date.now() - startedAt < 15_000 && sandbox.exitCode === null; ) {
+    for (const startedAt = Date.now(); !minted && Date.now() - startedAt < 60_000 && sandbox.exitCode === null; ) {
       minted = await fetch(`${base}/__sandbox/sessions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -228,7 +229,7 @@ describe('fangate sandbox', () => {
     expect(login.status).toBe(401);
     sandbox.kill('SIGTERM');
     expect(await Promise.race([sandbox.exited, sleep(10_000).then(() => 'timeout' as const)])).toEqual({ code: 0, signal: null });
-  }, 30_000);
+  }, 90_000);
 
   it('is embedded by serve unless FANGATE_SANDBOX=off', async () => {
     const [apiPort, sandboxPort] = [await freePort(), await freePort()];
@@ -239,7 +240,7 @@ describe('fangate sandbox', () => {
       FANGATE_SANDBOX_PORT: String(sandboxPort),
     });
     let ready = false;
-    for (const startedAt = Date.now(); !ready && Date.now() - startedAt < 20_000 && server.exitCode === null; ) {
+    for (const startedAt = Date.now(); !ready && Date.now() - startedAt < 60_000 && server.exitCode === null; ) {
       ready = await fetch(`http://127.0.0.1:${apiPort}/readyz`).then((r) => r.status === 200, () => false);
       if (!ready) await sleep(100);
     }
@@ -248,5 +249,5 @@ describe('fangate sandbox', () => {
     expect(reset.status).toBe(200);
     server.kill('SIGTERM');
     expect(await Promise.race([server.exited, sleep(10_000).then(() => 'timeout' as const)])).toEqual({ code: 0, signal: null });
-  }, 40_000);
+  }, 120_000);
 });

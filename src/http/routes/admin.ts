@@ -31,7 +31,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
         tags: ['Admin'],
         summary: 'Create an organisation',
         security,
-        body: Body({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^\\S(.*\\S)?$', examples: ['acme'] }) }),
+        body: Body({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^\\S(.*\\S)?$', examples: ['acme'] }) }, { examples: [{ name: 'acme' }] }),
         response: { 201: OrgSchema, ...problemResponses(401, 409, 422) },
       },
     },

@@ -7,10 +7,13 @@ import { Body, IdempotencyHeaders, PageOf, PageQuery, Timestamp } from '../schem
 
 export const ScopeSchema = Type.Enum(ALL_SCOPES);
 
-export const NewApiKeyBody = Body({
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, examples: ['CRM backend'] })),
-  scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true, description: 'Defaults to every scope.' })),
-});
+export const NewApiKeyBody = Body(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, examples: ['CRM backend'] })),
+    scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true, description: 'Defaults to every scope.' })),
+  },
+  { examples: [{ name: 'CRM backend', scopes: ['accounts:read', 'accounts:write'] }] },
+);
 
 export const CreatedApiKeySchema = Type.Object(
   {
@@ -22,14 +25,21 @@ export const CreatedApiKeySchema = Type.Object(
   { examples: [{ id: 'key_8Jd2kQ0xWm3bT5nR7pLs1v', key: 'fg_Yx4…', name: 'CRM backend', scopes: [...ALL_SCOPES] }] },
 );
 
-const ApiKeySchema = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  prefix: Type.String({ description: 'First characters of the key, to tell keys apart.' }),
-  scopes: Type.Array(ScopeSchema),
-  created_at: Timestamp,
-  last_used_at: Type.Union([Timestamp, Type.Null()]),
-});
+const ApiKeySchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    prefix: Type.String({ description: 'First characters of the key, to tell keys apart.' }),
+    scopes: Type.Array(ScopeSchema),
+    created_at: Timestamp,
+    last_used_at: Type.Union([Timestamp, Type.Null()]),
+  },
+  {
+    examples: [
+      { id: 'key_8Jd2kQ0xWm3bT5nR7pLs1v', name: 'CRM backend', prefix: 'fg_Yx4mQ2b', scopes: ['accounts:read'], created_at: '2026-11-22T19:00:00.000Z', last_used_at: null },
+    ],
+  },
+);
 
 const serializeKey = (k: ApiKeyInfo) => ({
   id: k.id,

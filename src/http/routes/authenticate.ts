@@ -84,7 +84,13 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         summary: 'Stream the attempt as Server-Sent Events',
         description: 'Sends the attempt object (`event: attempt`) now and on every change; the stream ends after a terminal state.',
         params: AttemptParams,
-        response: { 200: Type.String({ description: 'text/event-stream' }), ...problemResponses(401, 403, 404, 429) },
+        response: {
+          200: Type.String({
+            description: 'text/event-stream: one `attempt` event per change.',
+            examples: ['event: attempt\ndata: {"attempt_id":"auth_3Hn8QzL1vR6kW2pY9cT5mB","state":"needs_otp",…}\n\n'],
+          }),
+          ...problemResponses(401, 403, 404, 429),
+        },
       },
     },
     async (request, reply) => {
@@ -229,12 +235,18 @@ export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectServi
             xbc: Type.String({ minLength: 1, maxLength: 512 }),
             user_agent: Type.String({ minLength: 1, maxLength: 1024 }),
           },
-          { additionalProperties: false },
+          {
+            additionalProperties: false,
+            examples: [{ auth_id: '438518664811', cookies: 'auth_id=438518664811; sess=…; fp=…', xbc: '…', user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) …' }],
+          },
         ),
         response: {
           200: Type.Object(
             { status: Type.Enum(['connected', 'pending']), attempt_id: Type.String(), account_id: Type.Union([Type.String(), Type.Null()]) },
-            { description: '`pending` when validation takes longer than the wait; the attempt finishes on its own.' },
+            {
+              description: '`pending` when validation takes longer than the wait; the attempt finishes on its own.',
+              examples: [{ status: 'connected', attempt_id: 'auth_3Hn8QzL1vR6kW2pY9cT5mB', account_id: 'acct_7QmV2c9XkT4rB1nH8sL3dW' }],
+            },
           ),
           ...problemResponses(400, 404, 422),
         },

@@ -13,7 +13,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database }> = a
         tags: ['Operations'],
         summary: 'Liveness: the process is up',
         security: [],
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+        response: { 200: Type.Object({ status: Type.Literal('ok') }, { examples: [{ status: 'ok' }] }) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -27,7 +27,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database }> = a
         summary: 'Readiness: the database answers and every migration is applied',
         security: [],
         response: {
-          200: Type.Object({ status: Type.Literal('ready'), database: Type.String({ examples: ['pglite'] }) }),
+          200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }, { examples: [{ status: 'ready', database: 'pglite' }] }),
           ...problemResponses(503),
         },
       },
