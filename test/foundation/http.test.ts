@@ -200,6 +200,22 @@ describeEachStore('HTTP foundation', (kind) => {
       expect(result.errors ?? []).toEqual([]);
       expect(result.valid).toBe(true);
       expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/api/whoami', '/api/api-keys', '/api/api-keys/{id}', '/admin/orgs', '/readyz']));
+      // Every operation says what it does, and every JSON body and answer comes with an example.
+      const hasExample = (c: any) => c && (c.example !== undefined || c.examples !== undefined || c.schema?.examples !== undefined);
+      const gaps: string[] = [];
+      for (const [path, operations] of Object.entries<any>(doc.body.paths)) {
+        for (const [method, op] of Object.entries<any>(operations)) {
+          if (!op.summary) gaps.push(`${method} ${path}: summary`);
+          const body = op.requestBody?.content?.['application/json'];
+          if (body && !hasExample(body)) gaps.push(`${method} ${path}: request example`);
+          for (const [status, response] of Object.entries<any>(op.responses ?? {})) {
+            if (!response.description || response.description === 'Default Response') gaps.push(`${method} ${path} ${status}: description`);
+            const content = response.content?.['application/json'] ?? response.content?.['application/problem+json'];
+            if (content && !hasExample(content)) gaps.push(`${method} ${path} ${status}: example`);
+          }
+        }
+      }
+      expect(gaps).toEqual([]);
       const docs = await fetch(`${app.url}/docs/`);
       expect(docs.status).toBe(200);
       expect(await docs.text()).toContain('swagger-ui');
