@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountRow } from '../accounts/model.js';
 import { accountIdentity, decryptCredentials, decryptSession, decryptTotpSecret, findAccount, findAccountByPlatformUser } from '../accounts/repository.js';
@@ -340,7 +340,7 @@ export function createConnectService(deps: ConnectDeps) {
         .selectFrom('auth_attempts')
         .selectAll()
         .where('state', '=', 'pending')
-        .where('updated_at', '<', sql<Date>`${new Date(now.getTime() - 120_000)}`)
+        .where('updated_at', '<', new Date(now.getTime() - 120_000))
         .limit(100)
         .execute();
       for (const row of stuck) await store.afterCommit(row, [{ type: 'run_step', step: row.step as never }]);

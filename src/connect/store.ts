@@ -6,6 +6,7 @@ import type { Database } from '../db/database.js';
 import type { DB } from '../db/schema.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
+import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type EventName, recordEvent } from '../webhooks/outbox.js';
 import { type AttemptRow, serializeAttempt, snapshotColumns, toSnapshot } from './attempts.js';
@@ -24,7 +25,7 @@ export interface StepJob {
 export interface AttemptSecrets {
   login?: string | null;
   password?: string | null;
-  session?: import('../platforms/types.js').PlatformSession | null;
+  session?: PlatformSession | null;
   totpSecret?: string | null;
   proxyPassword?: string | null;
   mobileCode?: string | null;
