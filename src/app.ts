@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import { type Database, openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
+import { purgeExpiredIdempotencyKeys } from './http/plugins/idempotency.js';
 import { buildHttpServer } from './http/server.js';
 import { createJobQueue, type JobQueue } from './jobs/queue.js';
 import { createLogger } from './logger.js';
@@ -30,7 +31,7 @@ export interface FanGateOptions {
   jobs?: { pollingIntervalSeconds?: number; maintenanceIntervalSeconds?: number; schema?: string };
   /** Tests: a clock they can move (attempt expiry). */
   clock?: Clock;
-  /** How often a worker sweeps for expired attempts, in ms. */
+  /** How often a worker sweeps (expired attempts, expired idempotency keys), in ms. */
   sweepIntervalMs?: number;
 }
 
@@ -119,7 +120,10 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     async start({ listen = true } = {}) {
       await jobs.start();
       if (config.role !== 'api') {
-        const sweep = () => void connect.sweep().catch((error) => logger.error({ err: error }, 'attempt sweep failed'));
+        const sweep = () =>
+          void Promise.all([connect.sweep(), purgeExpiredIdempotencyKeys(database.db, clock.now())]).catch((error) =>
+            logger.error({ err: error }, 'sweep failed'),
+          );
         sweeper = setInterval(sweep, options.sweepIntervalMs ?? 10_000);
         sweeper.unref();
       }

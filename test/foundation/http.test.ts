@@ -168,6 +168,24 @@ describeEachStore('HTTP foundation', (kind) => {
       expectProblem(await app.api('/api/api-keys', { method: 'POST', body: { name: 'other' }, headers }), 422, 'idempotency_key_reused');
     });
 
+    it('forgets a key after 24 hours: the same key then creates again', async () => {
+      const headers = { 'idempotency-key': `idem-${kind}-expiry` };
+      const first = await app.api('/api/api-keys', { method: 'POST', body: { name: 'idem-old' }, headers });
+      await app.fangate.database.db
+        .updateTable('idempotency_keys')
+        .set({ created_at: new Date(Date.now() - 25 * 3_600_000) })
+        .where('key', '=', headers['idempotency-key'])
+        .execute();
+      // The workers' sweep (every 500 ms in tests) deletes it.
+      await expect
+        .poll(async () => (await app.fangate.database.db.selectFrom('idempotency_keys').select('key').where('key', '=', headers['idempotency-key']).execute()).length, { timeout: 5000 })
+        .toBe(0);
+      const again = await app.api('/api/api-keys', { method: 'POST', body: { name: 'idem-new' }, headers });
+      expect(again.status).toBe(201);
+      expect(again.headers.get('idempotent-replayed')).toBeNull();
+      expect(again.body.id).not.toBe(first.body.id);
+    });
+
     it('scopes keys to the organisation', async () => {
       const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
       const org = await app.api('/admin/orgs', { method: 'POST', body: { name: `idem-org-${kind}` }, headers: admin, key: null });

@@ -102,4 +102,13 @@ async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kyse
   });
 }
 
+/** Forgets keys past their 24 hours (run by the workers' sweep); returns how many. */
+export async function purgeExpiredIdempotencyKeys(db: Kysely<DB>, now: Date): Promise<number> {
+  const result = await db
+    .deleteFrom('idempotency_keys')
+    .where('created_at', '<', new Date(now.getTime() - 24 * 3_600_000))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export default fp(idempotencyPlugin, { name: 'fangate-idempotency' });
