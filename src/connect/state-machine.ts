@@ -216,10 +216,11 @@ export const TRANSITIONS: readonly AnyRow[] = [
     set: (s, e) => ({ progress: e.progress ?? (s.step ? STEP_PROGRESS[s.step] : QUEUED_PROGRESS) }) }),
 
   // The platform asks for a checkpoint: park and relay it.
+  // A selfie confirmed too early answers the same face check again: the developer already knows it.
   row({ from: ['pending'], on: 'challenge', to: (_, e) => CHALLENGE_STATE[e.kind],
     set: (_, e) => ({ otp_channel: e.kind, phone_last4: e.phoneLast4 ?? null, email_mask: e.emailMask ?? null,
       face_verification_url: e.faceUrl ?? null }),
-    effects: (_, e) => [webhook(CHALLENGE_WEBHOOK[e.kind])] }),
+    effects: (s, e) => (s.step === 'confirm_selfie' && s.otp_channel === e.kind ? [] : [webhook(CHALLENGE_WEBHOOK[e.kind])]) }),
 
   // The creator's answers.
   row({ from: CODE_STATES, on: 'code_submitted', to: 'pending', effects: () => [runStep('submit_code')] }),

@@ -199,6 +199,17 @@ describe('challenges', () => {
     expect(late.expires_at).toEqual(at(20));
   });
 
+  it('does not announce the face check again when a selfie was confirmed too early', () => {
+    const face: AttemptEvent = { type: 'challenge', kind: 'face', faceUrl: 'http://sandbox/face/t' };
+    const confirming = run(started(), [face, { type: 'selfie_confirmed' }]);
+    const again = ok(transition(confirming, face, T0));
+    expect(again.snapshot.state).toBe('needs_face_otp');
+    expect(again.effects.filter((e) => e.type === 'emit_webhook')).toEqual([]);
+    // A different checkpoint after the selfie is news.
+    const next = ok(transition(confirming, sms, T0));
+    expect(next.effects).toContainEqual({ type: 'emit_webhook', event: 'accounts.otp_code_required' });
+  });
+
   it('confirms a selfie by running the check', () => {
     const result = ok(transition(reach('needs_face_otp'), { type: 'selfie_confirmed' }, T0));
     expect(result.snapshot).toMatchObject({ state: 'pending', step: 'confirm_selfie', input_deadline: null });
