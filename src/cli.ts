@@ -1,18 +1,15 @@
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createFanGate } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { lockDataDir } from './db/data-dir-lock.js';
-import { openDatabase, PGLITE_TEMPLATE_DIR } from './db/database.js';
-import { createJobQueue } from './jobs/queue.js';
-import { rename, rm } from 'node:fs/promises';
-import { migrateToLatest } from './db/migrate.js';
+import type { Database } from './db/database.js';
 import { createLogger } from './logger.js';
 import { ALL_SCOPES, type Scope } from './orgs/scopes.js';
-import { createOrgService } from './orgs/service.js';
 import { generateKeySpec, loadKeyring } from './vault/keyring.js';
-import { rotateSecrets } from './vault/rotate.js';
-import { createVault } from './vault/vault.js';
-import { join } from 'node:path';
+
+// The database, jobs and HTTP stacks load only in the commands that use them (dynamic imports
+// below), so quick commands such as `vault new-key` or `help` start at once.
 
 const HELP = `fangate — account connection gateway for creator platforms
 
@@ -29,7 +26,9 @@ Usage:
 Configuration is read from the environment; see README.md.`;
 
 /** Opens the database for a one-shot command (taking the embedded lock like the server does). */
-async function withDatabase<T>(fn: (ctx: { db: Awaited<ReturnType<typeof openDatabase>>; config: ReturnType<typeof loadConfig>; logger: ReturnType<typeof createLogger> }) => Promise<T>): Promise<T> {
+async function withDatabase<T>(fn: (ctx: { db: Database; config: ReturnType<typeof loadConfig>; logger: ReturnType<typeof createLogger> }) => Promise<T>): Promise<T> {
+  const { openDatabase } = await import('./db/database.js');
+  const { migrateToLatest } = await import('./db/migrate.js');
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const unlock = config.databaseUrl ? async () => undefined : await lockDataDir(config.dataDir, 'fangate cli');
@@ -47,6 +46,7 @@ async function withDatabase<T>(fn: (ctx: { db: Awaited<ReturnType<typeof openDat
 }
 
 async function serve(): Promise<void> {
+  const { createFanGate } = await import('./app.js');
   const config = loadConfig();
   const fangate = await createFanGate({ config });
   const { logger } = fangate;
@@ -79,6 +79,9 @@ async function serve(): Promise<void> {
  * migrations and the job schema, done once at install time instead of at every first start.
  */
 async function prepareEmbeddedTemplate(): Promise<void> {
+  const { openDatabase, PGLITE_TEMPLATE_DIR } = await import('./db/database.js');
+  const { migrateToLatest } = await import('./db/migrate.js');
+  const { createJobQueue } = await import('./jobs/queue.js');
   const logger = createLogger({ level: 'warn' });
   const building = `${PGLITE_TEMPLATE_DIR}.${process.pid}`;
   await rm(building, { recursive: true, force: true });
@@ -114,6 +117,7 @@ export async function main(argv: string[]): Promise<void> {
         const scopes = values.scopes?.split(',').map((s) => s.trim()).filter(Boolean);
         const unknown = scopes?.filter((s) => !(ALL_SCOPES as readonly string[]).includes(s)) ?? [];
         if (unknown.length > 0) throw new UsageError(`unknown scopes: ${unknown.join(', ')} (known: ${ALL_SCOPES.join(', ')})`);
+        const { createOrgService } = await import('./orgs/service.js');
         await withDatabase(async ({ db }) => {
           const orgs = createOrgService({ db: db.db });
           const org = await orgs.ensureOrganization(values.org!);
@@ -131,6 +135,8 @@ export async function main(argv: string[]): Promise<void> {
           return;
         }
         if (sub !== 'rotate') break;
+        const { rotateSecrets } = await import('./vault/rotate.js');
+        const { createVault } = await import('./vault/vault.js');
         await withDatabase(async ({ db, config, logger }) => {
           const keyring = await loadKeyring({ masterKey: config.masterKey, databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
           const report = await rotateSecrets(db.db, createVault(keyring));
