@@ -69,6 +69,13 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
 
   // JSON only: anything else is a clear 415 rather than a confusing validation error.
   app.removeContentTypeParser(['text/plain']);
+  // Shutting down: waiting requests (long-polls, event streams) answer now, and every answer from
+  // here on closes its connection, so that a graceful stop does not wait on keep-alive sockets.
+  const shutdown = new AbortController();
+  app.addHook('preClose', async () => shutdown.abort());
+  app.addHook('onSend', async (_request, reply) => {
+    if (shutdown.signal.aborted) reply.header('connection', 'close');
+  });
   await app.register(errorsPlugin);
   await app.register(metricsPlugin);
   await app.register(swagger, {
@@ -116,8 +123,9 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(idempotencyPlugin, { db: database.db, vault });
       await api.register(apiKeyRoutes, { orgs });
       const connectPerHour = config.rateLimit.connectPerHour;
-      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', connectPerHour });
-      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', connectPerHour });
+      const closing = shutdown.signal;
+      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', connectPerHour, closing });
+      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', connectPerHour, closing });
       await api.register(mobileAuthRoutes, { connect });
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });

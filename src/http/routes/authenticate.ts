@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { StartBody } from '../../connect/input.js';
 import type { ConnectService } from '../../connect/service.js';
@@ -12,6 +13,15 @@ export interface AuthenticateRouteOptions {
   platform: Platform;
   /** Connect attempts per organisation per hour. */
   connectPerHour: number;
+  /** Fires when the server starts shutting down: long-polls and event streams answer at once. */
+  closing: AbortSignal;
+}
+
+/** Aborts when the client goes away or `closing` fires. */
+function whileWanted(request: FastifyRequest, closing: AbortSignal): AbortSignal {
+  const gone = new AbortController();
+  request.raw.once('close', () => gone.abort());
+  return AbortSignal.any([gone.signal, closing]);
 }
 
 const AttemptParams = Type.Object({ attempt_id: Type.String({ maxLength: 64 }) });
@@ -22,7 +32,7 @@ const SUBMITTED = 'OTP submitted successfully';
  * Connect and re-authenticate routes of one platform (DESIGN 3 for OnlyFans at /api/authenticate,
  * 4 for Fansly at /api/fansly/authenticate). Thin: parse, call the connect service, serialise.
  */
-export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, connectPerHour }) => {
+export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, connectPerHour, closing }) => {
   const tags = [platform === 'fansly' ? 'Connect (Fansly)' : 'Connect (OnlyFans)'];
   const name = platform === 'fansly' ? 'Fansly' : 'OnlyFans';
   const read = { scope: 'accounts:read' as const };
@@ -69,9 +79,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       const orgId = request.principal.organization.id;
       const { wait, state } = request.query;
       if (!wait) return connect.get(orgId, platform, request.params.attempt_id);
-      const abort = new AbortController();
-      request.raw.once('close', () => abort.abort());
-      return connect.wait(orgId, platform, request.params.attempt_id, wait, state, abort.signal);
+      return connect.wait(orgId, platform, request.params.attempt_id, wait, state, whileWanted(request, closing));
     },
   );
 
@@ -95,19 +103,18 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
     },
     async (request, reply) => {
       const orgId = request.principal.organization.id;
-      const abort = new AbortController();
-      const changes = connect.changes(orgId, platform, request.params.attempt_id, abort.signal);
+      const changes = connect.changes(orgId, platform, request.params.attempt_id, whileWanted(request, closing));
       const first = await changes.next(); // 404s before the stream starts
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-store',
-        connection: 'keep-alive',
+        // A stream is one long response: its connection is not reused, so a shutdown never waits on it.
+        connection: 'close',
         'x-request-id': request.id,
         'x-accel-buffering': 'no',
       });
-      request.raw.once('close', () => abort.abort());
       const send = (value: unknown) => res.write(`event: attempt\ndata: ${JSON.stringify(value)}\n\n`);
       try {
         if (!first.done) send(first.value);
