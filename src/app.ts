@@ -93,7 +93,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     dispatchers,
     pool: createProxyPool(config.proxyPoolEntries),
   });
-  const store = createAttemptStore({ db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl });
+  const store = createAttemptStore({ db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl, logger });
   const watcher = createAttemptWatcher(database);
   const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
   const accounts = createAccountService({ db: database.db, vault, platforms, store, clock, logger });

@@ -118,18 +118,6 @@ export function createAccountService(deps: AccountServiceDeps) {
     });
   }
 
-  /** Cancels every attempt of the account still running (re-authentications, credential updates). */
-  async function cancelRunningAttempts(accountId: string) {
-    const running = await db.selectFrom('auth_attempts').select('id').where('account_id', '=', accountId).where('completed_at', 'is', null).execute();
-    for (const { id } of running) {
-      const result = await store.apply(id, { type: 'cancel' });
-      // Already ended meanwhile is fine; anything else is worth knowing.
-      if (!result.ok && result.reason !== 'attempt_already_completed' && result.reason !== 'not_found') {
-        logger.warn({ accountId, attemptId: id, reason: result.reason }, 'could not cancel a running attempt of the account');
-      }
-    }
-  }
-
   /**
    * One call to the platform with the given identity, in the language of the API: a pool proxy that
    * fails is swapped once for another of its country (`onFailover` persists the move); a proxy or
@@ -305,7 +293,7 @@ export function createAccountService(deps: AccountServiceDeps) {
      */
     async remove(orgId: string, id: string): Promise<void> {
       const account = await load(orgId, id);
-      await cancelRunningAttempts(account.id);
+      await store.cancelAccountAttempts(account.id);
       try {
         const session = decryptSession(vault, account);
         if (session) await callPlatform(account.platform, accountIdentity(vault, account), (driver, ctx) => driver.logout(ctx, session));
@@ -330,7 +318,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     async invalidate(orgId: string, id: string): Promise<AccountView> {
       const account = await load(orgId, id);
       if (account.status === 'expired') return serializeAccount(account);
-      await cancelRunningAttempts(account.id);
+      await store.cancelAccountAttempts(account.id);
       return db.transaction().execute(async (trx) => {
         const now = clock.now();
         const row = await trx
@@ -425,7 +413,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (valid.user.id !== account.platform_user_id) throw wrongUser(valid.user.username);
 
       // A re-authentication still running would overwrite the new session when it ends.
-      if (account.status === 'reauthenticating' || account.status === 'awaiting_2fa') await cancelRunningAttempts(account.id);
+      if (account.status === 'reauthenticating' || account.status === 'awaiting_2fa') await store.cancelAccountAttempts(account.id);
       return db.transaction().execute(async (trx) => {
         const current = await trx.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', id).forUpdate().executeTakeFirst();
         if (!current) throw notFound('Account');

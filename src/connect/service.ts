@@ -236,8 +236,7 @@ export function createConnectService(deps: ConnectDeps) {
     async updateCredentials(orgId: string, platform: Platform, accountId: string, body: StartBody) {
       const account = await findAccountOn(orgId, platform, accountId);
       const input = parseStartInput(platform, body, platforms.pool);
-      const running = await db.selectFrom('auth_attempts').select('id').where('account_id', '=', account.id).where('completed_at', 'is', null).execute();
-      for (const { id } of running) await store.apply(id, { type: 'cancel' });
+      await store.cancelAccountAttempts(account.id);
       const fresh = (await findAccount(db, orgId, accountId))!;
       const identity = accountIdentity(vault, fresh);
       const { row, effects, mobileCode } = await insertAttempt(db, {

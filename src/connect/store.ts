@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
 import type { AccountRow } from '../accounts/model.js';
 import { serializeAccount } from '../accounts/model.js';
 import { findAccount, setAccountStatus } from '../accounts/repository.js';
@@ -56,7 +57,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -149,6 +150,18 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         return { ok: true, row: written };
       }
       return { ok: false, reason: 'conflict' };
+    },
+
+    /** Cancels every attempt of the account still running (re-authentications, credential updates). */
+    async cancelAccountAttempts(accountId: string): Promise<void> {
+      const running = await db.selectFrom('auth_attempts').select('id').where('account_id', '=', accountId).where('completed_at', 'is', null).execute();
+      for (const { id } of running) {
+        const result = await store.apply(id, { type: 'cancel' });
+        // Already ended meanwhile is fine; anything else is worth knowing.
+        if (!result.ok && result.reason !== 'attempt_already_completed' && result.reason !== 'not_found') {
+          deps.logger.warn({ accountId, attemptId: id, reason: result.reason }, 'could not cancel a running attempt of the account');
+        }
+      }
     },
 
     /** Writes columns outside the state machine (driver resume state), guarded by the step counter. */
