@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { ADMIN_TOKEN, type TestApp } from '../support/app.js';
+import { mintSession as mintAnySession } from '../connect/login-helpers.js';
 
 /** Helpers of the accounts tests: accounts made the way a developer makes them (connect, import). */
 
@@ -58,16 +59,8 @@ export interface MintedSession {
   user: { id: string; username: string };
 }
 
-/** A valid session as the creator's browser holds it (sandbox control API). */
-export async function mintSession(app: TestApp, email: string, userAgent = UA): Promise<MintedSession> {
-  const res = await fetch(`${app.sandbox.url}/__sandbox/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ platform: 'onlyfans', email, user_agent: userAgent }),
-  });
-  expect(res.status).toBe(200);
-  return (await res.json()) as MintedSession;
-}
+/** An OnlyFans session as a creator's browser (with this suite's user agent) holds it. */
+export const mintSession = (app: TestApp, email: string, userAgent = UA): Promise<MintedSession> => mintAnySession(app, email, 'onlyfans', userAgent);
 
 export async function revokeSessions(app: TestApp, email: string) {
   const res = await fetch(`${app.sandbox.url}/__sandbox/sessions/revoke`, {

@@ -1,7 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +8,7 @@ import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
-import { startTestApp, TEST_MASTER_KEY } from '../support/app.js';
+import { freePort, startTestApp, TEST_MASTER_KEY } from '../support/app.js';
 import { createTestStore, describeEachStore } from '../support/stores.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -54,15 +53,6 @@ async function run(args: string[], env: Record<string, string>, timeoutMs = 30_0
   const { code, signal } = await child.exited;
   clearTimeout(timer);
   return { code, signal, ...child.output };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address !== 'object') throw new Error('no port');
-  return address.port;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
