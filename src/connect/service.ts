@@ -140,16 +140,21 @@ export function createConnectService(deps: ConnectDeps) {
       .executeTakeFirst();
   }
 
+  /** Ends an attempt whose time is up (the 20-minute limit wins when both have passed); the expired row, or undefined. */
+  async function expire(id: string): Promise<AttemptRow | undefined> {
+    for (const event of [{ type: 'overall_timeout' }, { type: 'input_timeout' }] as AttemptEvent[]) {
+      const result = await store.apply(id, event);
+      if (result.ok) return result.row;
+    }
+    return undefined;
+  }
+
   /** An attempt as the API shows it, expiring it first if its time is up (the sweep may lag). */
   async function current(orgId: string, platform: Platform | null, id: string): Promise<AttemptRow> {
     let row = await store.load(id, orgId);
     if (!row || (platform && row.platform !== platform)) throw notFound('Attempt');
     if (!isTerminal(row.state as never) && clock.now() >= row.expires_at) {
-      for (const event of [{ type: 'overall_timeout' }, { type: 'input_timeout' }] as AttemptEvent[]) {
-        const result = await store.apply(id, event);
-        if (result.ok) return result.row;
-      }
-      row = (await store.load(id, orgId))!;
+      row = (await expire(id)) ?? (await store.load(id, orgId))!;
     }
     return row;
   }
@@ -330,11 +335,7 @@ export function createConnectService(deps: ConnectDeps) {
         .where('expires_at', '<=', now)
         .limit(200)
         .execute();
-      for (const { id } of due) {
-        for (const event of [{ type: 'overall_timeout' }, { type: 'input_timeout' }] as AttemptEvent[]) {
-          if ((await store.apply(id, event)).ok) break;
-        }
-      }
+      for (const { id } of due) await expire(id);
       const stuck = await db
         .selectFrom('auth_attempts')
         .selectAll()
