@@ -4,7 +4,7 @@ import type { AttemptStore } from '../connect/store.js';
 import { checkSessionCookies, type CustomProxyBody, parseProxyChoice, type ProxyInput } from '../connect/input.js';
 import { parseCookieString } from '../platforms/http.js';
 import type { AccountsTable, DB, ProxyColumn } from '../db/schema.js';
-import { ApiError, notFound, validationError } from '../http/problem.js';
+import { ApiError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';

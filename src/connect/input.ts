@@ -1,5 +1,5 @@
 import type { ProxyColumn } from '../db/schema.js';
-import { validationError } from '../http/problem.js';
+import { validationError } from '../lib/errors.js';
 import type { ProxyPool } from '../net/proxy-pool.js';
 import { parseCookieString } from '../platforms/http.js';
 import type { PlatformSession } from '../platforms/types.js';

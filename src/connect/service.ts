@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AccountRow } from '../accounts/model.js';
 import { accountIdentity, decryptCredentials, decryptSession, decryptTotpSecret, findAccount, findAccountByPlatformUser } from '../accounts/repository.js';
 import type { DB } from '../db/schema.js';
-import { ApiError, notFound, validationError } from '../http/problem.js';
+import { ApiError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import type { ApiError } from '../lib/errors.js';
 
 /** RFC 9457 problem document, as every FanGate error is answered. */
 export const ProblemSchema = Type.Object(
@@ -56,43 +57,6 @@ const TITLES: Record<number, string> = {
 };
 
 export const statusTitle = (status: number): string => TITLES[status] ?? 'Error';
-
-export interface ApiErrorOptions {
-  retryable?: boolean;
-  retryAfterSec?: number;
-  errors?: { field: string; message: string }[];
-  /** Extra members of the problem document (e.g. `existing_account_id`). */
-  extra?: Record<string, unknown>;
-}
-
-/** An error a route or service throws on purpose; the error handler turns it into a problem. */
-export class ApiError extends Error {
-  readonly retryable: boolean;
-  readonly retryAfterSec: number | undefined;
-  readonly errors: { field: string; message: string }[] | undefined;
-  readonly extra: Record<string, unknown> | undefined;
-
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    detail: string,
-    options: ApiErrorOptions = {},
-  ) {
-    super(detail);
-    this.name = 'ApiError';
-    this.retryable = options.retryable ?? (status === 429 || status === 503);
-    this.retryAfterSec = options.retryAfterSec;
-    this.errors = options.errors;
-    this.extra = options.extra;
-  }
-}
-
-export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} was not found.`);
-
-export function validationError(errors: { field: string; message: string }[]): ApiError {
-  const n = errors.length;
-  return new ApiError(422, 'validation_failed', `The request has ${n} invalid field${n === 1 ? '' : 's'}.`, { errors });
-}
 
 export function toProblem(error: ApiError, requestId: string): Problem & Record<string, unknown> {
   return {

@@ -1,4 +1,4 @@
-import { ApiError } from '../http/problem.js';
+import { ApiError } from './errors.js';
 
 /** Opaque cursor over (created_at, id), the order every list is returned in (newest first). */
 export interface Cursor {

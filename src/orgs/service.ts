@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../db/schema.js';
-import { ApiError } from '../http/problem.js';
+import { ApiError } from '../lib/errors.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import { ALL_SCOPES, type Scope } from './scopes.js';

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Scope } from '../../orgs/scopes.js';
 import type { OrgService, Principal } from '../../orgs/service.js';
-import { ApiError } from '../problem.js';
+import { ApiError } from '../../lib/errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, toProblem, validationError } from '../problem.js';
+import { toProblem } from '../problem.js';
+import { ApiError, validationError } from '../../lib/errors.js';
 
 interface AjvIssue {
   instancePath: string;

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../../db/schema.js';
 import type { Vault } from '../../vault/vault.js';
-import { ApiError } from '../problem.js';
+import { ApiError } from '../../lib/errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

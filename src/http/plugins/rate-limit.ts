@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../../db/schema.js';
-import { ApiError } from '../problem.js';
+import { ApiError } from '../../lib/errors.js';
 
 type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ALL_SCOPES, type Scope } from '../../orgs/scopes.js';
 import type { ApiKeyInfo, CreatedApiKey, OrgService } from '../../orgs/service.js';
-import { ApiError, notFound, problemResponses } from '../problem.js';
+import { problemResponses } from '../problem.js';
+import { ApiError, notFound } from '../../lib/errors.js';
 import { Body, IdempotencyHeaders, PageOf, PageQuery, Timestamp } from '../schemas.js';
 
 export const ScopeSchema = Type.Enum(ALL_SCOPES);

@@ -5,7 +5,8 @@ import type { StartBody } from '../../connect/input.js';
 import type { ConnectService } from '../../connect/service.js';
 import type { Platform } from '../../connect/state-machine.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
-import { ApiError, problemResponses, validationError } from '../problem.js';
+import { problemResponses } from '../problem.js';
+import { ApiError, validationError } from '../../lib/errors.js';
 import { IdempotencyHeaders } from '../schemas.js';
 
 export interface AuthenticateRouteOptions {

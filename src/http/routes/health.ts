@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Database } from '../../db/database.js';
 import { pendingMigrations } from '../../db/migrate.js';
-import { ApiError, problemResponses } from '../problem.js';
+import { problemResponses } from '../problem.js';
+import { ApiError } from '../../lib/errors.js';
 
 /** Liveness and readiness for load balancers and orchestrators. */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database }> = async (app, { database }) => {
