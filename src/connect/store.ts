@@ -10,7 +10,7 @@ import type { Clock } from '../lib/clock.js';
 import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type EventName, recordEvent } from '../webhooks/outbox.js';
-import { type AttemptRow, serializeAttempt, snapshotColumns, toSnapshot } from './attempts.js';
+import { type AttemptRow, type AttemptView, serializeAttempt, snapshotColumns, toSnapshot } from './attempts.js';
 import { type AttemptEffect, type AttemptEvent, isTerminal, type RefusalReason, transition } from './state-machine.js';
 
 export const STEP_QUEUE = 'connect-step';
@@ -49,6 +49,26 @@ export interface EventExtras {
   connectedEvent?: EventName;
 }
 
+/** What hooks of other domains learn about an attempt change (no secret, no row internals). */
+export interface AttemptChange {
+  attemptId: string;
+  orgId: string;
+  kind: string;
+  state: string;
+  previousState: string;
+  accountId: string | null;
+  clientReferenceId: string | null;
+  errorCode: string | null;
+  /** The attempt as the API shows it. */
+  view: () => Promise<AttemptView>;
+}
+
+/**
+ * Runs inside the attempt's transaction after the row is written: another domain (e.g. Link) keeps
+ * its own rows and outbox events in step with the attempt without importing connect/.
+ */
+export type AttemptChangeHook = (trx: Transaction<DB>, change: AttemptChange) => Promise<void>;
+
 export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: RefusalReason | 'conflict' | 'not_found' };
 
 /**
@@ -57,7 +77,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; hooks?: AttemptChangeHook[] }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -133,6 +153,19 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
             .executeTakeFirst();
           if (!row) return undefined;
           const account = await syncAccountStatus(trx, row, now);
+          for (const hook of deps.hooks ?? []) {
+            await hook(trx, {
+              attemptId: row.id,
+              orgId: row.org_id,
+              kind: row.kind,
+              state: row.state,
+              previousState: current.state,
+              accountId: row.account_id,
+              clientReferenceId: row.client_reference_id,
+              errorCode: row.error_code,
+              view: () => view(row, trx),
+            });
+          }
           const webhookEvents: EventName[] = result.effects.flatMap((e) =>
             e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
           );
