@@ -7,7 +7,7 @@ import { createFanGate, type FanGate } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { generateKeySpec } from '../../src/vault/keyring.js';
-import { createTestClock } from '../../src/lib/clock.js';
+import { createTestClock } from './clock.js';
 import { startSandbox } from '../../src/sandbox/index.js';
 import { createTestStore, type TestStore } from './stores.js';
 
