@@ -17,6 +17,7 @@ import { createStepRunner } from './connect/steps.js';
 import { createAttemptStore, EMAIL_QUEUE, STEP_QUEUE, type StepJob } from './connect/store.js';
 import { createAttemptWatcher } from './connect/watch.js';
 import { type Clock, systemClock } from './lib/clock.js';
+import { createMetricsRegistry, type Registry } from './lib/metrics.js';
 import { createDispatcherCache } from './net/dispatcher.js';
 import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformAccess, type PlatformAccess } from './platforms/access.js';
@@ -46,6 +47,7 @@ export interface FanGate {
   accounts: AccountService;
   platforms: PlatformAccess;
   clock: Clock;
+  metrics: Registry;
   http: FastifyInstance;
   /** Starts the workers and, unless `listen` is false, the HTTP server. */
   start(options?: { listen?: boolean }): Promise<void>;
@@ -79,6 +81,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   }
 
   const vault = createVault(keyring);
+  const metrics = createMetricsRegistry();
   const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0 });
   if (config.bootstrapApiKey) {
     const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
@@ -101,7 +104,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 8 });
   await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics });
   let sweeper: NodeJS.Timeout | undefined;
 
   let stopping: Promise<void> | undefined;
@@ -116,6 +119,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     accounts,
     platforms,
     clock,
+    metrics,
     http,
     async start({ listen = true } = {}) {
       await jobs.start();

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import type { Registry } from '../lib/metrics.js';
 import { randomBase62 } from '../lib/ids.js';
 import type { OrgService } from '../orgs/service.js';
 import { rotateSecrets } from '../vault/rotate.js';
@@ -31,6 +32,7 @@ export interface HttpDependencies {
   orgs: OrgService;
   connect: ConnectService;
   accounts: AccountService;
+  metrics: Registry;
 }
 
 /** Logs each request once, when it completes, with method, URL, status and time together. */
@@ -77,7 +79,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });
   await app.register(errorsPlugin);
-  await app.register(metricsPlugin);
+  await app.register(metricsPlugin, { registry: deps.metrics });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -8,10 +8,8 @@ declare module 'fastify' {
   }
 }
 
-/** Prometheus metrics on a registry of this app's own (several apps may share a process in tests). */
-async function metricsPlugin(app: FastifyInstance) {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'fangate_' });
+/** HTTP metrics and `/metrics`, on the app's registry (domains add their own metrics to it). */
+async function metricsPlugin(app: FastifyInstance, { registry }: { registry: Registry }) {
   const requests = new Counter({
     name: 'fangate_http_requests_total',
     help: 'HTTP requests answered, by route template and status.',
