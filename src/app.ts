@@ -12,16 +12,14 @@ import { createLogger } from './logger.js';
 import { createOrgService, type OrgService } from './orgs/service.js';
 import { loadKeyring } from './vault/keyring.js';
 import { createVault, type Vault } from './vault/vault.js';
-import { createConnectService, type ConnectService } from './connect/service.js';
-import { createStepRunner } from './connect/steps.js';
-import { createAttemptStore, EMAIL_QUEUE, STEP_QUEUE, type StepJob } from './connect/store.js';
-import { createAttemptWatcher } from './connect/watch.js';
+import { type AttemptChangeHook, type ConnectService, createConnectDomain } from './connect/index.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createMetricsRegistry, type Registry } from './lib/metrics.js';
 import { createDispatcherCache } from './net/dispatcher.js';
 import { createProxyPool } from './net/proxy-pool.js';
-import { createPlatformAccess, type PlatformAccess } from './platforms/access.js';
+import { createPlatformGateway, type PlatformGateway } from './platforms/gateway.js';
 import { createDrivers } from './platforms/index.js';
+import { createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
 
 export interface FanGateOptions {
@@ -45,7 +43,7 @@ export interface FanGate {
   jobs: JobQueue;
   connect: ConnectService;
   accounts: AccountService;
-  platforms: PlatformAccess;
+  platforms: PlatformGateway;
   clock: Clock;
   metrics: Registry;
   http: FastifyInstance;
@@ -91,21 +89,26 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const clock = options.clock ?? systemClock;
 
   const dispatchers = createDispatcherCache();
-  const platforms = createPlatformAccess({
+  const platforms = createPlatformGateway({
     drivers: createDrivers({ onlyfansUrl: config.platforms.onlyfansUrl, fanslyUrl: config.platforms.fanslyUrl }),
     dispatchers,
     pool: createProxyPool(config.proxyPoolEntries),
   });
-  const store = createAttemptStore({ db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl, logger });
-  const watcher = createAttemptWatcher(database);
-  const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
-  const accounts = createAccountService({ db: database.db, vault, platforms, store, clock, logger });
-  const steps = createStepRunner({ db: database.db, vault, store, platforms, clock, logger });
-  await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 8 });
-  await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
+
+  // Domains, each with what it needs of the others as a narrow interface (DESIGN 1).
+  const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
+  const accountsPort = createAccountsPort({ db: database.db, vault, clock });
+  const attemptHooks: AttemptChangeHook[] = [(trx, change) => accountsPort.followAttempt(trx, change)];
+  const connectDomain = createConnectDomain({
+    db: database.db, database, vault, jobs, platforms, accounts: accountsPort, hooks: attemptHooks, clock, publicUrl: config.publicUrl, logger, sweepIntervalMs,
+  });
+  const connect = connectDomain.service;
+  const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts });
+
+  await connectDomain.registerWorkers(jobs);
+  await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
   const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics });
-  let sweeper: NodeJS.Timeout | undefined;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -123,22 +126,13 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     http,
     async start({ listen = true } = {}) {
       await jobs.start();
-      if (config.role !== 'api') {
-        const sweep = () =>
-          void Promise.all([connect.sweep(), purgeExpiredIdempotencyKeys(database.db, clock.now())]).catch((error) =>
-            logger.error({ err: error }, 'sweep failed'),
-          );
-        sweeper = setInterval(sweep, options.sweepIntervalMs ?? 10_000);
-        sweeper.unref();
-      }
       if (listen) await http.listen({ port: config.port, host: config.host });
       else await http.ready();
     },
     stop() {
       stopping ??= (async () => {
-        clearInterval(sweeper);
         await http.close();
-        await watcher.close();
+        await connectDomain.close();
         await jobs.stop();
         await dispatchers.close();
         await database.close();

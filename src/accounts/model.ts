@@ -1,8 +1,7 @@
 import type { Selectable } from 'kysely';
-import type { AccountsTable, ProxyColumn } from '../db/schema.js';
-import type { PlatformName } from '../platforms/types.js';
+import type { AccountStatus, AccountsTable, AuthType, PlatformName, ProxyColumn } from '../db/schema.js';
 
-export type AccountStatus = 'active' | 'reauthenticating' | 'awaiting_2fa' | 'expired';
+export type { AccountStatus };
 export type AccountRow = Selectable<AccountsTable>;
 
 /** The public account object (DESIGN 5); never a secret, never a proxy password. */
@@ -12,7 +11,7 @@ export interface AccountView {
   display_name: string;
   status: AccountStatus;
   is_authenticated: boolean;
-  auth_type: string;
+  auth_type: AuthType;
   imported: boolean;
   remember_credentials: boolean;
   can_reauth: boolean;
@@ -44,10 +43,10 @@ export function publicProxy(proxy: ProxyColumn): AccountView['proxy'] {
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function serializeAccount(row: AccountRow): AccountView {
-  const status = row.status as AccountStatus;
+  const status = row.status;
   return {
     id: row.id,
-    platform: row.platform as PlatformName,
+    platform: row.platform,
     display_name: row.display_name,
     status,
     is_authenticated: status === 'active',

@@ -1,8 +1,9 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { DB, ProxyColumn } from '../db/schema.js';
+import type { AuthType, ChallengeKind, DB, PlatformName, ProxyColumn } from '../db/schema.js';
 import type { PlatformSession, PlatformUser } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type AccountCredentials, type AccountRow, accountSecretPlace } from './model.js';
+import { type AccountStatusEvent, enterStatus } from './status.js';
 
 type Db = Kysely<DB> | Transaction<DB>;
 
@@ -12,7 +13,7 @@ export async function findAccount(db: Db, orgId: string, id: string): Promise<Ac
   return db.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
 }
 
-export async function findAccountByPlatformUser(db: Db, orgId: string, platform: string, platformUserId: string): Promise<AccountRow | undefined> {
+export async function findAccountByPlatformUser(db: Db, orgId: string, platform: PlatformName, platformUserId: string): Promise<AccountRow | undefined> {
   return db
     .selectFrom('accounts')
     .selectAll()
@@ -26,9 +27,9 @@ export async function findAccountByPlatformUser(db: Db, orgId: string, platform:
 export interface NewAccount {
   id: string;
   orgId: string;
-  platform: string;
+  platform: PlatformName;
   displayName: string;
-  authType: string;
+  authType: AuthType;
   imported: boolean;
   rememberCredentials: boolean;
   clientReferenceId: string | null;
@@ -40,7 +41,7 @@ export interface NewAccount {
   credentials: AccountCredentials | null;
   totpSecret: string | null;
   session: PlatformSession;
-  lastChallenges: string[];
+  lastChallenges: ChallengeKind[];
 }
 
 export async function insertAccount(db: Db, vault: Vault, account: NewAccount, now: Date): Promise<AccountRow> {
@@ -82,12 +83,12 @@ export async function insertAccount(db: Db, vault: Vault, account: NewAccount, n
 export interface SessionRenewal {
   session: PlatformSession;
   user: PlatformUser;
-  authType?: string;
+  authType?: AuthType;
   /** undefined: keep; null: erase. */
   credentials?: AccountCredentials | null;
   totpSecret?: string | null;
   rememberCredentials?: boolean;
-  lastChallenges?: string[];
+  lastChallenges?: ChallengeKind[];
   userAgent?: string;
   deviceId?: string;
   proxy?: { proxy: ProxyColumn; password: string | null };
@@ -101,15 +102,13 @@ export async function renewAccountSession(db: Db, vault: Vault, account: Account
   return db
     .updateTable('accounts')
     .set({
-      status: 'active',
-      expired_at: null,
+      ...enterStatus(account.status, 'session_renewed', now),
       platform_username: renewal.user.username,
       platform_name: renewal.user.name,
       platform_avatar: renewal.user.avatar,
       session_enc: vault.encryptJson(renewal.session, accountSecretPlace(account, 'session_enc')),
       last_checked_at: now,
       next_check_at: new Date(now.getTime() + account.health_check_interval_sec * 1000),
-      updated_at: now,
       ...(renewal.authType === undefined ? {} : { auth_type: renewal.authType }),
       ...enc(renewal.credentials, 'credentials_enc', (c) => vault.encryptJson(c, accountSecretPlace(account, 'credentials_enc'))),
       ...enc(renewal.totpSecret, 'totp_secret_enc', (s) => vault.encrypt(s, accountSecretPlace(account, 'totp_secret_enc'))),
@@ -131,13 +130,13 @@ export async function renewAccountSession(db: Db, vault: Vault, account: Account
     .executeTakeFirstOrThrow();
 }
 
-export async function setAccountStatus(db: Db, accountId: string, status: string, now: Date): Promise<AccountRow | undefined> {
-  return db
-    .updateTable('accounts')
-    .set({ status, updated_at: now, ...(status === 'expired' ? { expired_at: now } : {}) })
-    .where('id', '=', accountId)
-    .returningAll()
-    .executeTakeFirst();
+/** Moves the account's status by `event` (accounts/status.ts); the row as it is afterwards, or undefined when gone. */
+export async function applyStatusEvent(db: Db, accountId: string, event: AccountStatusEvent, now: Date): Promise<AccountRow | undefined> {
+  const current = await db.selectFrom('accounts').selectAll().where('id', '=', accountId).forUpdate().executeTakeFirst();
+  if (!current) return undefined;
+  const set = enterStatus(current.status, event, now);
+  if (!set) return current;
+  return db.updateTable('accounts').set(set).where('id', '=', accountId).returningAll().executeTakeFirst();
 }
 
 export function decryptSession(vault: Vault, account: AccountRow): PlatformSession | null {

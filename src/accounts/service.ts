@@ -1,21 +1,21 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
-import type { AttemptStore } from '../connect/store.js';
-import { checkSessionCookies, type CustomProxyBody, parseProxyChoice, type ProxyInput } from '../connect/input.js';
-import { parseCookieString } from '../platforms/http.js';
-import type { AccountsTable, DB, ProxyColumn } from '../db/schema.js';
-import { ApiError, notFound, validationError } from '../lib/errors.js';
+import type { AccountsTable, DB, PlatformName, ProxyColumn } from '../db/schema.js';
+import { ApiError, type FieldError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
-import { NoPoolProxyError, type PlatformAccess, type PlatformIdentity } from '../platforms/access.js';
+import { type CustomProxyBody, parseProxyChoice, type ProxyInput } from '../net/proxy-choice.js';
+import { IMPORT_PLATFORM, sessionCookieErrors, sessionUserId } from '../platforms/capabilities.js';
+import { NoPoolProxyError, type PlatformGateway, type PlatformIdentity, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { newBrowserIdentity } from '../platforms/identity.js';
-import type { DriverContext, PlatformDriver, PlatformName, PlatformSession, PlatformUser } from '../platforms/types.js';
+import type { DriverContext, PlatformDriver, PlatformSession, PlatformUser } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
-import { type EventName, recordEvent } from '../webhooks/outbox.js';
 import { type AccountRow, type AccountStatus, type AccountView, accountSecretPlace, serializeAccount } from './model.js';
+import { createAccountsPort, recordAccountEvent } from './port.js';
 import { accountIdentity, decryptSession, findAccount, findAccountByPlatformUser, insertAccount, renewAccountSession } from './repository.js';
+import { enterStatus } from './status.js';
 
 /**
  * Accounts (DESIGN 5) and the Access API's `GET /api/{account_id}/me` (DESIGN 10): list, read,
@@ -27,9 +27,9 @@ import { accountIdentity, decryptSession, findAccount, findAccountByPlatformUser
 export interface AccountServiceDeps {
   db: Kysely<DB>;
   vault: Vault;
-  platforms: PlatformAccess;
-  /** The attempt store: deleting or invalidating an account cancels its running attempts. */
-  store: AttemptStore;
+  platforms: PlatformGateway;
+  /** Cancels the account's running attempts (connect/), before a delete, an invalidation or an import rotation. */
+  cancelAttempts: (accountId: string) => Promise<void>;
   clock: Clock;
   logger: Logger;
   /** How long one upstream call may take before it is answered 502, in ms. Default 20 s. */
@@ -41,8 +41,6 @@ export const MAX_HEALTH_CHECK_INTERVAL_SEC = 86_400;
 /** Retry-After of the 503 while FanGate logs in again by itself, and while it waits for the creator. */
 const RETRY_AFTER_REAUTHENTICATING_SEC = 5;
 const RETRY_AFTER_AWAITING_2FA_SEC = 30;
-/** The only platform whose sessions are imported (the seed's cookie / userAgent / xbc fields). */
-const IMPORT_PLATFORM: PlatformName = 'onlyfans';
 
 export interface ListAccountsQuery {
   limit: number;
@@ -89,7 +87,6 @@ export interface MeView {
 }
 
 type Db = Kysely<DB> | Transaction<DB>;
-type FieldError = { field: string; message: string };
 
 const upstreamError = (detail: string, upstreamStatus: number | null, retryable = true) =>
   new ApiError(502, 'upstream_error', detail, { retryable, extra: { upstreamStatus } });
@@ -98,24 +95,14 @@ const upstreamError = (detail: string, upstreamStatus: number | null, retryable 
 const isUniqueViolation = (error: unknown) => (error as { code?: unknown } | null)?.code === '23505';
 
 export function createAccountService(deps: AccountServiceDeps) {
-  const { db, vault, platforms, store, clock, logger } = deps;
+  const { db, vault, platforms, clock, logger } = deps;
+  const port = createAccountsPort({ db, vault, clock });
   const timeoutMs = deps.upstreamTimeoutMs ?? 20_000;
 
   async function load(orgId: string, id: string): Promise<AccountRow> {
     const row = await findAccount(db, orgId, id);
     if (!row) throw notFound('Account');
     return row;
-  }
-
-  async function record(trx: Db, event: EventName, row: AccountRow, account: AccountView = serializeAccount(row)) {
-    await recordEvent(trx, {
-      orgId: row.org_id,
-      event,
-      accountId: row.id,
-      attemptId: null,
-      clientReferenceId: row.client_reference_id,
-      payload: { account, attempt: null },
-    });
   }
 
   /**
@@ -125,67 +112,35 @@ export function createAccountService(deps: AccountServiceDeps) {
    * `retries`: extra tries after an upstream failure (not after a proxy failure).
    */
   async function callPlatform<T>(
-    platform: string,
+    platform: PlatformName,
     identity: PlatformIdentity,
     fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<T>,
     options: { retries?: number; onFailover?: (proxy: ProxyColumn) => Promise<void> } = {},
   ): Promise<T> {
-    const driver = platforms.driver(platform);
-    let failedOver = false;
-    for (let attempt = 0; ; attempt++) {
-      const signal = AbortSignal.timeout(timeoutMs);
-      try {
-        return await fn(driver, platforms.context(identity, signal));
-      } catch (error) {
-        if (error instanceof NoPoolProxyError) {
-          throw upstreamError(`The account's proxy failed: no proxy of country "${error.country}" is available in the operator's pool.`, null);
-        }
-        if (error instanceof ProxyError) {
-          const proxy = identity.proxy;
-          if (!failedOver && proxy.type === 'country' && proxy.country) {
-            const next = platforms.pool.failover(proxy.country, error.proxyId);
-            if (next) {
-              failedOver = true;
-              identity = { ...identity, proxy: { ...proxy, proxy_id: next.proxyId } };
-              logger.warn({ country: proxy.country }, 'pool proxy failed; moved to another proxy of the country');
-              await options.onFailover?.(identity.proxy);
-              continue;
-            }
-          }
-          throw upstreamError(`The account's proxy failed: ${error.message}.`, null);
-        }
-        if (error instanceof UpstreamUnavailableError) {
-          if (attempt < (options.retries ?? 0)) continue;
-          throw upstreamError(`The platform could not be reached or failed: ${error.message}.`, error.upstreamStatus ?? null);
-        }
-        if (signal.aborted) {
-          if (attempt < (options.retries ?? 0)) continue;
-          throw upstreamError(`The platform did not answer within ${Math.round(timeoutMs / 1000)} s.`, null);
-        }
-        throw error;
+    try {
+      return await platforms.call(platform, identity, fn, { timeoutMs, ...options });
+    } catch (error) {
+      if (error instanceof NoPoolProxyError) {
+        throw upstreamError(`The account's proxy failed: no proxy of country "${error.country}" is available in the operator's pool.`, null);
       }
+      if (error instanceof ProxyError) throw upstreamError(`The account's proxy failed: ${error.message}.`, null);
+      if (error instanceof UpstreamUnavailableError) {
+        throw upstreamError(`The platform could not be reached or failed: ${error.message}.`, error.upstreamStatus ?? null);
+      }
+      if (error instanceof UpstreamTimeoutError) throw upstreamError(`The platform did not answer within ${Math.round(timeoutMs / 1000)} s.`, null);
+      throw error;
     }
   }
 
   /** Records a pool failover on an existing account: its new sticky proxy, and `accounts.updated`. */
-  const persistFailover = (account: AccountRow) => async (proxy: ProxyColumn) => {
-    await db.transaction().execute(async (trx) => {
-      const row = await trx
-        .updateTable('accounts')
-        .set({ proxy: JSON.stringify(proxy), updated_at: clock.now() })
-        .where('id', '=', account.id)
-        .returningAll()
-        .executeTakeFirst();
-      if (row) await record(trx, 'accounts.updated', row);
-    });
-  };
+  const persistFailover = (account: AccountRow) => (proxy: ProxyColumn) => port.moveProxy(account.id, account.proxy, proxy);
 
   /** The cookie string of an import, checked like a raw_data connect; errors name `cookie`. */
   function importSession(body: RotateImportBody, errors: FieldError[]): PlatformSession | null {
-    errors.push(...checkSessionCookies(body.cookie, 'cookie'));
+    errors.push(...sessionCookieErrors(IMPORT_PLATFORM, body.cookie, 'cookie'));
     if (body.userAgent.trim() === '') errors.push({ field: 'userAgent', message: 'must not be blank' });
     if (errors.length > 0) return null;
-    const authId = parseCookieString(body.cookie).get('auth_id')!;
+    const authId = sessionUserId(IMPORT_PLATFORM, body.cookie)!;
     // Without x-bc the platform checks the session without it: never invent one it would reject.
     return { authId, cookies: body.cookie.trim(), xbc: body.xbc ?? '', userAgent: body.userAgent };
   }
@@ -197,7 +152,7 @@ export function createAccountService(deps: AccountServiceDeps) {
   }
 
   /** Validates a session upstream; a rejection is 400 `session_invalid`. */
-  async function validateOrReject(platform: string, identity: PlatformIdentity, session: PlatformSession, onFailover?: (proxy: ProxyColumn) => Promise<void>) {
+  async function validateOrReject(platform: PlatformName, identity: PlatformIdentity, session: PlatformSession, onFailover?: (proxy: ProxyColumn) => Promise<void>) {
     let used = identity;
     const check = await callPlatform(platform, identity, (driver, ctx) => driver.validateSession(ctx, session), {
       retries: 1,
@@ -281,7 +236,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           .where('id', '=', current.id)
           .returningAll()
           .executeTakeFirstOrThrow();
-        await record(trx, 'accounts.updated', row);
+        await recordAccountEvent(trx, 'accounts.updated', row);
         return serializeAccount(row);
       });
     },
@@ -293,7 +248,7 @@ export function createAccountService(deps: AccountServiceDeps) {
      */
     async remove(orgId: string, id: string): Promise<void> {
       const account = await load(orgId, id);
-      await store.cancelAccountAttempts(account.id);
+      await deps.cancelAttempts(account.id);
       try {
         const session = decryptSession(vault, account);
         if (session) await callPlatform(account.platform, accountIdentity(vault, account), (driver, ctx) => driver.logout(ctx, session));
@@ -309,7 +264,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           .set({ input_enc: null, resume_enc: null, pending_code_enc: null, mobile_code_hash: null })
           .where('account_id', '=', current.id)
           .execute();
-        await record(trx, 'accounts.disconnected', current);
+        await recordAccountEvent(trx, 'accounts.disconnected', current);
         await trx.deleteFrom('accounts').where('id', '=', current.id).execute();
       });
     },
@@ -318,18 +273,18 @@ export function createAccountService(deps: AccountServiceDeps) {
     async invalidate(orgId: string, id: string): Promise<AccountView> {
       const account = await load(orgId, id);
       if (account.status === 'expired') return serializeAccount(account);
-      await store.cancelAccountAttempts(account.id);
+      await deps.cancelAttempts(account.id);
       return db.transaction().execute(async (trx) => {
         const now = clock.now();
         const row = await trx
           .updateTable('accounts')
-          .set({ status: 'expired', expired_at: now, next_check_at: null, updated_at: now })
+          .set({ ...enterStatus(account.status, 'session_lost', now), next_check_at: null })
           .where('org_id', '=', orgId)
           .where('id', '=', id)
           .returningAll()
           .executeTakeFirst();
         if (!row) throw notFound('Account');
-        await record(trx, 'accounts.session_expired', row);
+        await recordAccountEvent(trx, 'accounts.session_expired', row);
         return serializeAccount(row);
       });
     },
@@ -379,7 +334,7 @@ export function createAccountService(deps: AccountServiceDeps) {
             },
             clock.now(),
           );
-          await record(trx, 'accounts.connected', row);
+          await recordAccountEvent(trx, 'accounts.connected', row);
           return serializeAccount(row);
         });
       } catch (error) {
@@ -413,12 +368,12 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (valid.user.id !== account.platform_user_id) throw wrongUser(valid.user.username);
 
       // A re-authentication still running would overwrite the new session when it ends.
-      if (account.status === 'reauthenticating' || account.status === 'awaiting_2fa') await store.cancelAccountAttempts(account.id);
+      if (account.status === 'reauthenticating' || account.status === 'awaiting_2fa') await deps.cancelAttempts(account.id);
       return db.transaction().execute(async (trx) => {
         const current = await trx.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', id).forUpdate().executeTakeFirst();
         if (!current) throw notFound('Account');
         const row = await renewAccountSession(trx, vault, current, { session: valid.session, user: valid.user, userAgent: body.userAgent }, clock.now());
-        await record(trx, current.status === 'active' ? 'accounts.updated' : 'accounts.reconnected', row);
+        await recordAccountEvent(trx, current.status === 'active' ? 'accounts.updated' : 'accounts.reconnected', row);
         return serializeAccount(row);
       });
     },
@@ -429,7 +384,7 @@ export function createAccountService(deps: AccountServiceDeps) {
      */
     async me(orgId: string, id: string): Promise<MeView> {
       const account = await load(orgId, id);
-      const status = account.status as AccountStatus;
+      const status = account.status;
       if (status === 'reauthenticating' || status === 'awaiting_2fa') {
         const retryAfterSec = status === 'reauthenticating' ? RETRY_AFTER_REAUTHENTICATING_SEC : RETRY_AFTER_AWAITING_2FA_SEC;
         throw new ApiError(

@@ -1,30 +1,20 @@
 import type { Selectable } from 'kysely';
-import type { AuthAttemptsTable } from '../db/schema.js';
 import type { AccountView } from '../accounts/model.js';
-import {
-  type AttemptSnapshot,
-  type AttemptState,
-  type AttemptStep,
-  type AuthType,
-  type ChallengeKind,
-  type ErrorCode,
-  fanslyFields,
-  nextActions,
-  type NextAction,
-  type Platform,
-} from './state-machine.js';
+import type { AttemptKind, AttemptState, AuthAttemptsTable, AuthType, ChallengeKind, PlatformName } from '../db/schema.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
+import { type AttemptSnapshot, type ErrorCode, fanslyFields, nextActions, type NextAction } from './state-machine.js';
 
 export type AttemptRow = Selectable<AuthAttemptsTable>;
-export type AttemptKind = 'connect' | 'reauthenticate' | 'credentials_update';
+export type { AttemptKind };
 
 /** The state machine's view of a row. */
 export function toSnapshot(row: AttemptRow): AttemptSnapshot {
   return {
-    platform: row.platform as Platform,
-    state: row.state as AttemptState,
-    step: row.step as AttemptStep | null,
+    platform: row.platform,
+    state: row.state,
+    step: row.step,
     progress: row.progress,
-    otp_channel: row.otp_channel as ChallengeKind | null,
+    otp_channel: row.otp_channel,
     phone_last4: row.phone_last4,
     email_mask: row.email_mask,
     face_verification_url: row.face_verification_url,
@@ -65,7 +55,7 @@ export function snapshotColumns(s: AttemptSnapshot) {
 /** The public attempt object (DESIGN 3.2, plus the seed's Fansly fields on Fansly attempts). */
 export interface AttemptView {
   attempt_id: string;
-  platform: Platform;
+  platform: PlatformName;
   auth_type: AuthType;
   kind: AttemptKind;
   state: AttemptState;
@@ -92,8 +82,7 @@ export interface AttemptView {
   masked_email?: string | null;
 }
 
-export const pollingUrl = (publicUrl: string, platform: string, id: string) =>
-  `${publicUrl}/api/${platform === 'fansly' ? 'fansly/' : ''}authenticate/${id}`;
+export const pollingUrl = (publicUrl: string, platform: PlatformName, id: string) => `${publicUrl}/api${capabilitiesOf(platform).connectPath}/${id}`;
 
 export const mobileDeeplink = (code: string) => `fangate://auth/${code}`;
 
@@ -105,8 +94,8 @@ export function serializeAttempt(
   const view: AttemptView = {
     attempt_id: row.id,
     platform: snapshot.platform,
-    auth_type: row.auth_type as AuthType,
-    kind: row.kind as AttemptKind,
+    auth_type: row.auth_type,
+    kind: row.kind,
     state: snapshot.state,
     progress: snapshot.progress,
     account_id: row.account_id,
@@ -126,5 +115,5 @@ export function serializeAttempt(
     expires_at: snapshot.expires_at.toISOString(),
     completed_at: snapshot.completed_at?.toISOString() ?? null,
   };
-  return snapshot.platform === 'fansly' ? { ...view, ...fanslyFields(snapshot) } : view;
+  return capabilitiesOf(snapshot.platform).seedAttemptFields ? { ...view, ...fanslyFields(snapshot) } : view;
 }

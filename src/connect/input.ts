@@ -1,9 +1,8 @@
-import type { ProxyColumn } from '../db/schema.js';
-import { validationError } from '../lib/errors.js';
+import { type FieldError, validationError } from '../lib/errors.js';
+import { type CustomProxyBody, parseProxyChoice, type ProxyInput } from '../net/proxy-choice.js';
 import type { ProxyPool } from '../net/proxy-pool.js';
-import { parseCookieString } from '../platforms/http.js';
-import type { PlatformSession } from '../platforms/types.js';
-import type { AuthType, Platform } from './state-machine.js';
+import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.js';
+import type { AuthType, PlatformName, PlatformSession } from '../platforms/types.js';
 
 /** A start or credentials-update body as it arrives (types already checked by the route schema). */
 export interface StartBody {
@@ -24,20 +23,6 @@ export interface StartBody {
   client_reference_id?: string;
 }
 
-export interface CustomProxyBody {
-  protocol?: 'http' | 'socks5';
-  host: string;
-  port: number;
-  username?: string;
-  password?: string;
-}
-
-/** Proxy choice of a request: the public part and the password (a vault secret). */
-export interface ProxyInput {
-  proxy: ProxyColumn;
-  password: string | null;
-}
-
 /** What an attempt needs to run, normalised; the secrets are encrypted as `input_enc`. */
 export interface StartInput {
   authType: AuthType;
@@ -52,52 +37,8 @@ export interface StartInput {
   clientReferenceId: string | null;
 }
 
-type FieldError = { field: string; message: string };
-
-/** The session cookies every OnlyFans-style session needs; errors name the field given. */
-export function checkSessionCookies(cookies: string, field: string, authId?: { value: string | undefined; field: string }): FieldError[] {
-  const errors: FieldError[] = [];
-  const jar = parseCookieString(cookies);
-  const missing = ['auth_id', 'sess', 'fp'].filter((name) => !jar.get(name));
-  if (missing.length > 0) errors.push({ field, message: `must contain the cookies auth_id, sess and fp (missing: ${missing.join(', ')})` });
-  if (authId?.value !== undefined && jar.get('auth_id') && jar.get('auth_id') !== authId.value) {
-    errors.push({ field: authId.field, message: "does not match the auth_id cookie" });
-  }
-  return errors;
-}
-
-/** proxyCountry / customProxy → the account's proxy; errors are collected, not thrown. */
-export function parseProxyChoice(body: { proxyCountry?: string; customProxy?: CustomProxyBody }, pool: ProxyPool, errors: FieldError[]): ProxyInput | null {
-  if (body.proxyCountry !== undefined && body.customProxy !== undefined) {
-    errors.push({ field: 'proxyCountry', message: 'cannot be combined with customProxy: choose one' });
-    return null;
-  }
-  if (body.proxyCountry !== undefined) {
-    const country = body.proxyCountry.toLowerCase();
-    const picked = pool.has(country) ? pool.pick(country) : null;
-    if (!picked) {
-      const known = pool.countries();
-      errors.push({
-        field: 'proxyCountry',
-        message: known.length > 0 ? `has no proxies; available countries: ${known.join(', ')}` : 'is not available: the operator configured no proxy pool (FANGATE_PROXY_POOL)',
-      });
-      return null;
-    }
-    return { proxy: { type: 'country', country, proxy_id: picked.proxyId }, password: null };
-  }
-  if (body.customProxy !== undefined) {
-    const p = body.customProxy;
-    if (p.password !== undefined && p.username === undefined) errors.push({ field: 'customProxy.username', message: 'is required with a password' });
-    return {
-      proxy: { type: 'custom', protocol: p.protocol ?? 'http', host: p.host, port: p.port, ...(p.username === undefined ? {} : { username: p.username }) },
-      password: p.password ?? null,
-    };
-  }
-  return null;
-}
-
 /** Checks the combinations the schema cannot express and normalises the body. Throws a 422 naming every bad field. */
-export function parseStartInput(platform: Platform, body: StartBody, pool: ProxyPool): StartInput {
+export function parseStartInput(platform: PlatformName, body: StartBody, pool: ProxyPool): StartInput {
   const errors: FieldError[] = [];
   const authType = body.auth_type ?? 'email_password';
   const require = (field: keyof StartBody) => {
@@ -109,11 +50,12 @@ export function parseStartInput(platform: Platform, body: StartBody, pool: Proxy
 
   let session: PlatformSession | null = null;
   let login: string | null = null;
-  if (platform === 'fansly' && authType !== 'email_password') {
-    errors.push({ field: 'auth_type', message: 'Fansly accounts connect with email_password (email or username + password)' });
+  const capabilities = capabilitiesOf(platform);
+  if (!capabilities.authTypes.includes(authType)) {
+    errors.push({ field: 'auth_type', message: `${capabilities.displayName} accounts connect with ${capabilities.authTypes.join(', ')}` });
   } else if (authType === 'email_password') {
     forbid(['auth_id', 'cookies', 'xbc', 'user_agent']);
-    if (platform === 'fansly') {
+    if (capabilities.loginByUsername) {
       if (body.email === undefined && body.username === undefined) errors.push({ field: 'email', message: 'or username is required' });
       if (body.email !== undefined && body.username !== undefined) errors.push({ field: 'username', message: 'cannot be combined with email: send one' });
       login = body.email ?? body.username ?? null;
@@ -126,7 +68,7 @@ export function parseStartInput(platform: Platform, body: StartBody, pool: Proxy
   } else if (authType === 'raw_data') {
     forbid(['email', 'username', 'password']);
     for (const field of ['auth_id', 'cookies', 'xbc', 'user_agent'] as const) require(field);
-    if (body.cookies) errors.push(...checkSessionCookies(body.cookies, 'cookies', { value: body.auth_id, field: 'auth_id' }));
+    if (body.cookies) errors.push(...sessionCookieErrors(platform, body.cookies, 'cookies', { value: body.auth_id, field: 'auth_id' }));
     if (body.auth_id && body.cookies && body.xbc && body.user_agent) {
       session = { authId: body.auth_id, cookies: body.cookies, xbc: body.xbc, userAgent: body.user_agent };
     }

@@ -2,19 +2,20 @@ import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountRow } from '../accounts/model.js';
-import { accountIdentity, decryptCredentials, decryptSession, decryptTotpSecret, findAccount, findAccountByPlatformUser } from '../accounts/repository.js';
-import type { DB } from '../db/schema.js';
+import type { AccountsPort } from '../accounts/port.js';
+import type { AttemptState, DB, PlatformName } from '../db/schema.js';
 import { ApiError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
-import type { PlatformAccess } from '../platforms/access.js';
+import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.js';
+import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { newBrowserIdentity } from '../platforms/identity.js';
 import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type AttemptKind, type AttemptRow, type AttemptView, mobileDeeplink, pollingUrl, snapshotColumns } from './attempts.js';
-import { checkSessionCookies, parseStartInput, type StartBody, type StartInput } from './input.js';
-import { type AttemptEvent, isTerminal, type Platform, type RefusalReason, startAttempt } from './state-machine.js';
+import { parseStartInput, type StartBody, type StartInput } from './input.js';
+import { type AttemptEvent, isTerminal, type RefusalReason, startAttempt } from './state-machine.js';
 import { type AttemptSecrets, type AttemptStore, attemptPlace } from './store.js';
 import type { AttemptWatcher } from './watch.js';
 
@@ -26,7 +27,8 @@ export interface ConnectDeps {
   vault: Vault;
   store: AttemptStore;
   watcher: AttemptWatcher;
-  platforms: PlatformAccess;
+  platforms: PlatformGateway;
+  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'secrets' | 'identity' | 'moveProxy'>;
   clock: Clock;
   publicUrl: string;
   logger: Logger;
@@ -52,7 +54,7 @@ function refusalError(reason: RefusalReason | 'conflict' | 'not_found'): ApiErro
 
 interface NewAttempt {
   orgId: string;
-  platform: Platform;
+  platform: PlatformName;
   kind: AttemptKind;
   input: StartInput;
   account?: AccountRow;
@@ -67,7 +69,7 @@ interface NewAttempt {
 export function createConnectService(deps: ConnectDeps) {
   const { db, vault, store, watcher, platforms, clock } = deps;
 
-  async function insertAttempt(trx: Kysely<DB> | Transaction<DB>, spec: NewAttempt): Promise<{ row: AttemptRow; effects: ReturnType<typeof startAttempt>['effects']; mobileCode: string | null }> {
+  async function insertAttempt(trx: Transaction<DB>, spec: NewAttempt): Promise<{ row: AttemptRow; effects: ReturnType<typeof startAttempt>['effects']; mobileCode: string | null }> {
     const { input, account } = spec;
     const now = clock.now();
     const id = newId('auth');
@@ -117,14 +119,12 @@ export function createConnectService(deps: ConnectDeps) {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    if (account) {
-      await trx.updateTable('accounts').set({ status: row.state === 'pending' ? 'reauthenticating' : 'awaiting_2fa', updated_at: now }).where('id', '=', account.id).execute();
-    }
+    await store.runHooks(trx, row, null);
     return { row, effects, mobileCode };
   }
 
-  async function findAccountOn(orgId: string, platform: Platform, accountId: string): Promise<AccountRow> {
-    const account = await findAccount(db, orgId, accountId);
+  async function findAccountOn(orgId: string, platform: PlatformName, accountId: string): Promise<AccountRow> {
+    const account = await deps.accounts.find(db, orgId, accountId);
     if (!account || account.platform !== platform) throw notFound('Account');
     return account;
   }
@@ -150,16 +150,16 @@ export function createConnectService(deps: ConnectDeps) {
   }
 
   /** An attempt as the API shows it, expiring it first if its time is up (the sweep may lag). */
-  async function current(orgId: string, platform: Platform | null, id: string): Promise<AttemptRow> {
+  async function current(orgId: string, platform: PlatformName | null, id: string): Promise<AttemptRow> {
     let row = await store.load(id, orgId);
     if (!row || (platform && row.platform !== platform)) throw notFound('Attempt');
-    if (!isTerminal(row.state as never) && clock.now() >= row.expires_at) {
+    if (!isTerminal(row.state) && clock.now() >= row.expires_at) {
       row = (await expire(id)) ?? (await store.load(id, orgId))!;
     }
     return row;
   }
 
-  async function act(orgId: string, platform: Platform, id: string, event: AttemptEvent, columns?: (row: AttemptRow) => Record<string, string | null>): Promise<AttemptView> {
+  async function act(orgId: string, platform: PlatformName, id: string, event: AttemptEvent, columns?: (row: AttemptRow) => Record<string, string | null>): Promise<AttemptView> {
     const row = await current(orgId, platform, id);
     const result = await store.apply(row.id, event, columns ? { columns: columns(row) } : {});
     if (!result.ok) throw refusalError(result.reason);
@@ -167,17 +167,17 @@ export function createConnectService(deps: ConnectDeps) {
   }
 
   const service = {
-    async start(orgId: string, platform: Platform, body: StartBody) {
+    async start(orgId: string, platform: PlatformName, body: StartBody) {
       const input = parseStartInput(platform, body, platforms.pool);
       if (input.session && !input.forceConnect) {
-        const existing = await findAccountByPlatformUser(db, orgId, platform, input.session.authId);
+        const existing = await deps.accounts.findByPlatformUser(db, orgId, platform, input.session.authId);
         if (existing) {
           throw new ApiError(409, 'account_already_connected', `This platform user is already connected as ${existing.id}. Send force_connect: true to connect it again.`, {
             extra: { existing_account_id: existing.id },
           });
         }
       }
-      const { row, effects, mobileCode } = await insertAttempt(db, { orgId, platform, kind: 'connect', input });
+      const { row, effects, mobileCode } = await db.transaction().execute((trx) => insertAttempt(trx, { orgId, platform, kind: 'connect', input }));
       await store.afterCommit(row, effects);
       return {
         attempt_id: row.id,
@@ -188,7 +188,7 @@ export function createConnectService(deps: ConnectDeps) {
       };
     },
 
-    async get(orgId: string, platform: Platform | null, id: string): Promise<AttemptView> {
+    async get(orgId: string, platform: PlatformName | null, id: string): Promise<AttemptView> {
       return store.view(await current(orgId, platform, id));
     },
 
@@ -196,11 +196,11 @@ export function createConnectService(deps: ConnectDeps) {
      * Long-poll: answers once the state differs from `lastState` (default: the state now), or
      * when `waitSec` runs out. Wakes on NOTIFY from any node, and on the attempt's own expiry.
      */
-    async wait(orgId: string, platform: Platform | null, id: string, waitSec: number, lastState?: string, signal?: AbortSignal): Promise<AttemptView> {
+    async wait(orgId: string, platform: PlatformName | null, id: string, waitSec: number, lastState?: string, signal?: AbortSignal): Promise<AttemptView> {
       const deadline = Date.now() + waitSec * 1000;
       let row = await current(orgId, platform, id);
       const seen = lastState ?? row.state;
-      while (row.state === seen && !isTerminal(row.state as never) && Date.now() < deadline && !signal?.aborted) {
+      while (row.state === seen && !isTerminal(row.state) && Date.now() < deadline && !signal?.aborted) {
         const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
         await watcher.next(id, Math.min(deadline - Date.now(), Math.max(untilExpiry, 0)), signal);
         row = await current(orgId, platform, id);
@@ -209,10 +209,10 @@ export function createConnectService(deps: ConnectDeps) {
     },
 
     /** Every change of the attempt until it completes (for Server-Sent Events). */
-    async *changes(orgId: string, platform: Platform | null, id: string, signal: AbortSignal): AsyncGenerator<AttemptView> {
+    async *changes(orgId: string, platform: PlatformName | null, id: string, signal: AbortSignal): AsyncGenerator<AttemptView> {
       let row = await current(orgId, platform, id);
       yield store.view(row);
-      while (!isTerminal(row.state as never) && !signal.aborted) {
+      while (!isTerminal(row.state) && !signal.aborted) {
         const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
         await watcher.next(id, Math.min(15_000, Math.max(untilExpiry, 0)), signal);
         const next = await current(orgId, platform, id);
@@ -221,33 +221,32 @@ export function createConnectService(deps: ConnectDeps) {
       }
     },
 
-    submitCode(orgId: string, platform: Platform, id: string, code: string) {
+    submitCode(orgId: string, platform: PlatformName, id: string, code: string) {
       return act(orgId, platform, id, { type: 'code_submitted' }, (row) => ({ pending_code_enc: vault.encrypt(code, attemptPlace(row, 'pending_code_enc')) }));
     },
 
-    confirmSelfie(orgId: string, platform: Platform, id: string) {
+    confirmSelfie(orgId: string, platform: PlatformName, id: string) {
       return act(orgId, platform, id, { type: 'selfie_confirmed' });
     },
 
-    requestEmail(orgId: string, platform: Platform, id: string) {
+    requestEmail(orgId: string, platform: PlatformName, id: string) {
       return act(orgId, platform, id, { type: 'email_requested' });
     },
 
-    async cancel(orgId: string, platform: Platform, id: string) {
+    async cancel(orgId: string, platform: PlatformName, id: string) {
       return act(orgId, platform, id, { type: 'cancel' });
     },
 
     /** New credentials (any method): cancels what runs, re-authenticates at once; the old ones stay until it succeeds. */
-    async updateCredentials(orgId: string, platform: Platform, accountId: string, body: StartBody) {
+    async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody) {
       const account = await findAccountOn(orgId, platform, accountId);
       const input = parseStartInput(platform, body, platforms.pool);
       await store.cancelAccountAttempts(account.id);
-      const fresh = (await findAccount(db, orgId, accountId))!;
-      const identity = accountIdentity(vault, fresh);
-      const { row, effects, mobileCode } = await insertAttempt(db, {
-        orgId, platform, kind: 'credentials_update', input, account: fresh,
-        secrets: { totpSecret: decryptTotpSecret(vault, fresh), proxyPassword: identity.proxyPassword },
-      });
+      const fresh = (await deps.accounts.find(db, orgId, accountId))!;
+      const { totpSecret, proxyPassword } = deps.accounts.secrets(fresh);
+      const { row, effects, mobileCode } = await db.transaction().execute((trx) =>
+        insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword } }),
+      );
       await store.afterCommit(row, effects);
       return {
         attempt_id: row.id,
@@ -261,21 +260,18 @@ export function createConnectService(deps: ConnectDeps) {
      * Re-authenticate with stored credentials. Single-flight per account: a running one is
      * returned; the check is repeated under the account's row lock (double-checked).
      */
-    async reauthenticate(orgId: string, platform: Platform, accountId: string, force: boolean) {
+    async reauthenticate(orgId: string, platform: PlatformName, accountId: string, force: boolean) {
       const account = await findAccountOn(orgId, platform, accountId);
       const answer = (row: AttemptRow) => ({ success: true as const, message: 'Re-authentication started.', attempt_id: row.id, polling_url: pollingUrl(deps.publicUrl, platform, row.id) });
       const running = await runningReauth(db, account.id);
       if (running) return answer(running);
-      const credentials = decryptCredentials(vault, account);
+      const { credentials } = deps.accounts.secrets(account);
       if (!credentials) {
         throw new ApiError(412, 'no_stored_credentials', 'No credentials are stored for this account (imported, or connected with remember_credentials: false). Use PUT …/credentials.');
       }
       if (!force && account.status === 'active' && (await sessionStillValid(account))) {
-        throw new ApiError(400, 'already_authenticated', platform === 'fansly' ? "Can't re-authenticate account at this time." : 'Account is already successfully authenticated', {
-          retryable: false,
-        });
+        throw new ApiError(400, 'already_authenticated', capabilitiesOf(platform).alreadyAuthenticatedMessage, { retryable: false });
       }
-      const identity = accountIdentity(vault, account);
       const created = await db.transaction().execute(async (trx) => {
         const locked = await trx.selectFrom('accounts').selectAll().where('id', '=', account.id).forUpdate().executeTakeFirst();
         if (!locked) throw notFound('Account');
@@ -285,7 +281,8 @@ export function createConnectService(deps: ConnectDeps) {
           authType: 'email_password', name: null, login: credentials.login, password: credentials.password, session: null, proxy: null,
           forceConnect: false, rememberCredentials: locked.remember_credentials, totpSecret: null, clientReferenceId: null,
         };
-        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret: decryptTotpSecret(vault, locked), proxyPassword: identity.proxyPassword } });
+        const { totpSecret, proxyPassword } = deps.accounts.secrets(locked);
+        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword } });
       });
       await store.afterCommit(created.row, created.effects);
       return answer(created.row);
@@ -293,10 +290,10 @@ export function createConnectService(deps: ConnectDeps) {
 
     /** The companion app's hand-off: the single-use code is the credential (no API key). */
     async completeMobileSession(code: string, body: { auth_id: string; cookies: string; xbc: string; user_agent: string }) {
-      const errors = checkSessionCookies(body.cookies, 'cookies', { value: body.auth_id, field: 'auth_id' });
-      if (errors.length > 0) throw validationError(errors);
       const unknown = () => new ApiError(404, 'not_found', 'This hand-off code is unknown, expired or already used.');
-      const found = await db.selectFrom('auth_attempts').select(['id', 'org_id']).where('mobile_code_hash', '=', hashCode(code)).executeTakeFirst();
+      const found = await db.selectFrom('auth_attempts').select(['id', 'org_id', 'platform']).where('mobile_code_hash', '=', hashCode(code)).executeTakeFirst();
+      const errors = sessionCookieErrors(found?.platform ?? 'onlyfans', body.cookies, 'cookies', { value: body.auth_id, field: 'auth_id' });
+      if (errors.length > 0) throw validationError(errors);
       if (!found) throw unknown();
       const row = await current(found.org_id, null, found.id);
       if (row.state !== 'awaiting_mobile_session') throw unknown();
@@ -315,7 +312,7 @@ export function createConnectService(deps: ConnectDeps) {
     async waitForEnd(orgId: string, id: string, seconds: number): Promise<AttemptView> {
       const deadline = Date.now() + seconds * 1000;
       let row = await current(orgId, null, id);
-      while (!isTerminal(row.state as never) && Date.now() < deadline) {
+      while (!isTerminal(row.state) && Date.now() < deadline) {
         await watcher.next(id, deadline - Date.now());
         row = await current(orgId, null, id);
       }
@@ -343,19 +340,21 @@ export function createConnectService(deps: ConnectDeps) {
         .where('updated_at', '<', new Date(now.getTime() - 120_000))
         .limit(100)
         .execute();
-      for (const row of stuck) await store.afterCommit(row, [{ type: 'run_step', step: row.step as never }]);
+      for (const row of stuck) if (row.step) await store.afterCommit(row, [{ type: 'run_step', step: row.step }]);
     },
   };
 
   /** Whether the account's session still works upstream; unknown (network trouble) counts as no. */
   async function sessionStillValid(account: AccountRow): Promise<boolean> {
-    const session = decryptSession(vault, account);
+    const { session } = deps.accounts.secrets(account);
     if (!session) return false;
     try {
-      const check = await platforms.driver(account.platform).validateSession(platforms.context(accountIdentity(vault, account)), session);
+      const check = await platforms.call(account.platform, deps.accounts.identity(account), (driver, ctx) => driver.validateSession(ctx, session), {
+        onFailover: (to) => deps.accounts.moveProxy(account.id, account.proxy, to),
+      });
       return check.valid && check.user.id === account.platform_user_id;
     } catch (error) {
-      if (error instanceof ProxyError || error instanceof UpstreamUnavailableError) return false;
+      if (error instanceof ProxyError || error instanceof NoPoolProxyError || error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError) return false;
       throw error;
     }
   }

@@ -4,19 +4,10 @@
  * snapshot and performs the effects in the same transaction. Every rule lives in the TRANSITIONS table.
  */
 
-export type Platform = 'onlyfans' | 'fansly';
-export type AuthType = 'email_password' | 'raw_data' | 'mobile_app';
+import { capabilitiesOf, type PlatformCapabilities } from '../platforms/capabilities.js';
+import type { AttemptState, AttemptStep, AuthType, ChallengeKind, PlatformName } from '../db/schema.js';
 
-export type AttemptState =
-  | 'pending'
-  | 'awaiting_mobile_session'
-  | 'needs_otp'
-  | 'needs_app_otp'
-  | 'needs_email'
-  | 'needs_face_otp'
-  | 'wrong_2fa_code_retry'
-  | 'completed_success'
-  | 'completed_failed';
+export type { AttemptState, AttemptStep, AuthType, ChallengeKind };
 
 export type ErrorCode =
   | 'invalid_credentials'
@@ -33,11 +24,8 @@ export type ErrorCode =
 /** The codes a driver step or the service may end an attempt with; the machine itself decides the others. */
 export type FailureCode = Exclude<ErrorCode, 'expired' | 'cancelled'>;
 
-export type ChallengeKind = 'sms' | 'app' | 'email' | 'face';
 export type NextAction = 'open_mobile_app' | 'submit_code' | 'send_email_to_creator' | 'open_face_verification' | 'confirm_selfie';
 
-/** A driver step, run as a job while the attempt is `pending`. */
-export type AttemptStep = 'login' | 'validate_session' | 'submit_code' | 'confirm_selfie';
 
 export type AttemptWebhookEvent =
   | 'accounts.otp_code_required'
@@ -53,7 +41,7 @@ export interface AttemptError {
 
 /** The machine's part of an attempt row (field names as in the attempt object). */
 export interface AttemptSnapshot {
-  platform: Platform;
+  platform: PlatformName;
   state: AttemptState;
   /** The step queued or running; null unless `pending`. */
   step: AttemptStep | null;
@@ -194,7 +182,8 @@ interface Row<T extends AttemptEventType> {
   from: readonly AttemptState[];
   on: T;
   to: AttemptState | ((s: AttemptSnapshot, e: EventOf<T>) => AttemptState);
-  platforms?: readonly Platform[];
+  /** The row applies only on platforms with these capabilities. */
+  requires?: (c: PlatformCapabilities) => boolean;
   /** When false the event is refused as stale (a late timer, a driver result for another step). */
   when?: (s: AttemptSnapshot, e: EventOf<T>, now: Date) => boolean;
   set?: (s: AttemptSnapshot, e: EventOf<T>) => Partial<AttemptSnapshot>;
@@ -208,6 +197,8 @@ const runStep = (step: AttemptStep): AttemptEffect => ({ type: 'run_step', step 
 const webhook = (event: AttemptWebhookEvent): AttemptEffect => ({ type: 'emit_webhook', event });
 const failure = (code: ErrorCode, message = ERROR_MESSAGES[code]): Partial<AttemptSnapshot> => ({ error: { code, message } });
 const authenticationFailed = () => [webhook('accounts.authentication_failed')];
+/** Only where the creator must ask for the device-check email (the platform does not send it at login). */
+const askForEmail = (c: PlatformCapabilities) => !c.emailCodeSentAtLogin;
 const exhausted = (s: AttemptSnapshot) => s.wrong_codes + 1 >= MAX_WRONG_CODES;
 
 export const TRANSITIONS: readonly AnyRow[] = [
@@ -229,10 +220,10 @@ export const TRANSITIONS: readonly AnyRow[] = [
     effects: () => [runStep('validate_session')] }),
   // OnlyFans only: Fansly sends its device-check email by itself at login (DESIGN 4). Not a webhook: the
   // developer asked for it. Re-entering needs_email gives the creator a fresh 10 minutes to read the mail.
-  row({ from: ['needs_email'], on: 'email_requested', to: 'needs_email', platforms: ['onlyfans'],
+  row({ from: ['needs_email'], on: 'email_requested', to: 'needs_email', requires: askForEmail,
     effects: () => [{ type: 'request_email' }] }),
   // A code typed before the email was sent is wrong by definition: the creator can still ask for the email.
-  row({ from: ['wrong_2fa_code_retry'], on: 'email_requested', to: 'needs_email', platforms: ['onlyfans'],
+  row({ from: ['wrong_2fa_code_retry'], on: 'email_requested', to: 'needs_email', requires: askForEmail,
     when: (s) => s.otp_channel === 'email', effects: () => [{ type: 'request_email' }] }),
 
   // The platform refused the code: retry on the same channel, until the fifth wrong code. No webhook on a
@@ -262,7 +253,7 @@ export const TRANSITIONS: readonly AnyRow[] = [
 ];
 
 /** The first snapshot of an attempt: mobile_app waits for the phone, the other types queue their first step. */
-export function startAttempt(input: { platform: Platform; authType: AuthType }, now: Date): { snapshot: AttemptSnapshot; effects: AttemptEffect[] } {
+export function startAttempt(input: { platform: PlatformName; authType: AuthType }, now: Date): { snapshot: AttemptSnapshot; effects: AttemptEffect[] } {
   const overall_deadline = new Date(now.getTime() + OVERALL_TIMEOUT_MS);
   const blank: AttemptSnapshot = {
     platform: input.platform, state: 'pending', step: null, progress: QUEUED_PROGRESS, otp_channel: null,
@@ -281,7 +272,7 @@ export function startAttempt(input: { platform: Platform; authType: AuthType }, 
 export function transition(snapshot: AttemptSnapshot, event: AttemptEvent, now: Date): TransitionResult {
   // The rows' callbacks are typed per event; TypeScript cannot correlate a found row with `event`.
   const match = TRANSITIONS.find(
-    (r) => r.on === event.type && r.from.includes(snapshot.state) && (!r.platforms || r.platforms.includes(snapshot.platform)),
+    (r) => r.on === event.type && r.from.includes(snapshot.state) && (!r.requires || r.requires(capabilitiesOf(snapshot.platform))),
   ) as Row<AttemptEventType> | undefined;
   if (!match) return { ok: false, reason: refusal(event) };
   const e = event as EventOf<AttemptEventType>;
@@ -291,8 +282,9 @@ export function transition(snapshot: AttemptSnapshot, event: AttemptEvent, now: 
   return { ok: true, ...enter(snapshot, to, match.set?.(snapshot, e) ?? {}, match.effects?.(snapshot, e) ?? [], now) };
 }
 
-export function nextActions(state: AttemptState, platform: Platform): NextAction[] {
-  if (platform === 'fansly' && state === 'needs_email') return ['submit_code'];
+export function nextActions(state: AttemptState, platform: PlatformName): NextAction[] {
+  // The platform already sent the code: there is no email to ask for.
+  if (state === 'needs_email' && capabilitiesOf(platform).emailCodeSentAtLogin) return ['submit_code'];
   return [...NEXT_ACTIONS[state]];
 }
 

@@ -1,16 +1,14 @@
 import { TOTP } from 'otpauth';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { serializeAccount } from '../accounts/model.js';
-import { findAccount, findAccountByPlatformUser, insertAccount, renewAccountSession } from '../accounts/repository.js';
-import type { DB, ProxyColumn } from '../db/schema.js';
+import type { AccountsPort } from '../accounts/port.js';
+import type { ChallengeKind, DB } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
-import { NoPoolProxyError, type PlatformAccess } from '../platforms/access.js';
-import type { ChallengeKind, DriverContext, PlatformDriver, PlatformSession, PlatformUser, StepResult } from '../platforms/types.js';
+import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
+import type { DriverContext, PlatformDriver, PlatformSession, PlatformUser, StepResult } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
-import { recordEvent } from '../webhooks/outbox.js';
 import type { AttemptRow } from './attempts.js';
 import type { AttemptEvent, FailureCode } from './state-machine.js';
 import { type AttemptSecrets, type AttemptStore, attemptPlace, type EventExtras, type StepJob } from './store.js';
@@ -21,7 +19,8 @@ export interface StepDeps {
   db: Kysely<DB>;
   vault: Vault;
   store: AttemptStore;
-  platforms: PlatformAccess;
+  platforms: PlatformGateway;
+  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'insert' | 'renewSession' | 'moveProxy'>;
   clock: Clock;
   logger: Logger;
   /** Milliseconds between retries of a transient upstream failure. */
@@ -42,67 +41,28 @@ export function createStepRunner(deps: StepDeps) {
   const secretsOf = (row: AttemptRow): AttemptSecrets => (row.input_enc ? vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')) : {});
   const resumeOf = (row: AttemptRow): unknown => (row.resume_enc ? vault.decryptJson(row.resume_enc, attemptPlace(row, 'resume_enc')) : null);
 
-  function contextFor(row: AttemptRow, secrets: AttemptSecrets): DriverContext {
-    return platforms.context({ proxy: row.proxy, proxyPassword: secrets.proxyPassword ?? null, userAgent: row.user_agent, deviceId: row.device_id });
-  }
-
   /**
-   * A pool proxy of an existing account failed: the account sticks to the new one from now on (DESIGN 8),
-   * and `accounts.updated` says so. Only when the account still uses the proxy that failed.
-   */
-  async function moveAccount(accountId: string, from: ProxyColumn, to: ProxyColumn): Promise<void> {
-    await deps.db.transaction().execute(async (trx) => {
-      const account = await trx.selectFrom('accounts').selectAll().where('id', '=', accountId).forUpdate().executeTakeFirst();
-      if (!account || account.proxy.type !== 'country' || account.proxy.country !== from.country || account.proxy.proxy_id !== from.proxy_id) return;
-      const moved = await trx
-        .updateTable('accounts')
-        .set({ proxy: JSON.stringify(to), updated_at: clock.now() })
-        .where('id', '=', accountId)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await recordEvent(trx, {
-        orgId: moved.org_id, event: 'accounts.updated', accountId: moved.id, attemptId: null,
-        clientReferenceId: moved.client_reference_id, payload: { account: serializeAccount(moved), attempt: null },
-      });
-    });
-  }
-
-  /**
-   * Runs a driver call, retrying transient upstream failures, and moving a pool proxy that fails
-   * to another proxy of the same country (once) before giving up with proxy_error.
+   * Runs a driver call through the one platform call (retries, pool failover); a pool proxy that fails
+   * moves the attempt, and the account it belongs to, to another proxy of the same country.
    */
   async function call(row: AttemptRow, secrets: AttemptSecrets, fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<StepResult>): Promise<Outcome> {
-    const driver = platforms.driver(row.platform);
-    let failedOver = false;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn(driver, contextFor(row, secrets));
-      } catch (error) {
-        if (error instanceof ProxyError || error instanceof NoPoolProxyError) {
-          const proxy = row.proxy;
-          if (!failedOver && error instanceof ProxyError && proxy.type === 'country' && proxy.country) {
-            const next = platforms.pool.failover(proxy.country, error.proxyId);
-            if (next) {
-              failedOver = true;
-              const moved: ProxyColumn = { ...proxy, proxy_id: next.proxyId };
-              await store.patch(row.id, row.step_seq, { proxy: JSON.stringify(moved) });
-              if (row.account_id) await moveAccount(row.account_id, proxy, moved);
-              row = { ...row, proxy: moved };
-              logger.warn({ attemptId: row.id, country: proxy.country }, 'pool proxy failed; moved the attempt to another proxy of the country');
-              continue;
-            }
-          }
-          return { type: 'network', code: 'proxy_error', message: error.message };
-        }
-        if (error instanceof UpstreamUnavailableError) {
-          if (attempt < TRANSIENT_RETRIES) {
-            await delay((deps.retryDelayMs ?? 500) * attempt);
-            continue;
-          }
-          return { type: 'network', code: 'upstream_unavailable', message: 'The platform could not be reached.' };
-        }
-        throw error;
+    const identity = { proxy: row.proxy, proxyPassword: secrets.proxyPassword ?? null, userAgent: row.user_agent, deviceId: row.device_id };
+    try {
+      return await platforms.call(row.platform, identity, fn, {
+        retries: TRANSIENT_RETRIES - 1,
+        retryDelayMs: deps.retryDelayMs ?? 500,
+        onFailover: async (moved) => {
+          await store.patch(row.id, row.step_seq, { proxy: JSON.stringify(moved) });
+          if (row.account_id) await deps.accounts.moveProxy(row.account_id, row.proxy, moved);
+          logger.warn({ attemptId: row.id, country: moved.country }, 'pool proxy failed; moved the attempt to another proxy of the country');
+        },
+      });
+    } catch (error) {
+      if (error instanceof ProxyError || error instanceof NoPoolProxyError) return { type: 'network', code: 'proxy_error', message: error.message };
+      if (error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError) {
+        return { type: 'network', code: 'upstream_unavailable', message: 'The platform could not be reached.' };
       }
+      throw error;
     }
   }
 
@@ -158,10 +118,10 @@ export function createStepRunner(deps: StepDeps) {
       const credentials = row.auth_type === 'email_password' && row.remember_credentials && secrets.login && secrets.password ? { login: secrets.login, password: secrets.password } : null;
       const lastChallenges = current.challenges;
       if (row.kind !== 'connect') {
-        const account = row.account_id ? await findAccount(trx, row.org_id, row.account_id) : undefined;
+        const account = row.account_id ? await deps.accounts.find(trx, row.org_id, row.account_id) : undefined;
         if (!account) throw new AttemptRefused('session_invalid', 'The account was deleted while re-authenticating.');
         if (account.platform_user_id !== user.id) throw new AttemptRefused('wrong_user', `These credentials log in as @${user.username}, not as the account's @${account.platform_username}.`);
-        await renewAccountSession(trx, vault, account, {
+        await deps.accounts.renewSession(trx, account, {
           session,
           user,
           lastChallenges,
@@ -186,14 +146,14 @@ export function createStepRunner(deps: StepDeps) {
       // account side so the later one sees the earlier one's account (account_already_connected, or a forced
       // reconnect) instead of failing on the unique index and re-running its step as a job retry.
       await sql`select pg_advisory_xact_lock(hashtext(${`account:${row.org_id}:${row.platform}:${user.id}`}))`.execute(trx);
-      const existing = await findAccountByPlatformUser(trx, row.org_id, row.platform, user.id);
+      const existing = await deps.accounts.findByPlatformUser(trx, row.org_id, row.platform, user.id);
       if (existing && !row.force_connect) {
         throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
       }
       // The attempt's proxy as it is now: a pool proxy that failed during the login was swapped.
       const proxy = { proxy: current.proxy, password: secrets.proxyPassword ?? null };
       if (existing) {
-        await renewAccountSession(trx, vault, existing, {
+        await deps.accounts.renewSession(trx, existing, {
           session, user, authType: row.auth_type, credentials, totpSecret: secrets.totpSecret ?? null, rememberCredentials: row.remember_credentials,
           lastChallenges, userAgent: row.user_agent, deviceId: row.device_id, proxy,
           ...(row.display_name ? { displayName: row.display_name } : {}),
@@ -201,7 +161,7 @@ export function createStepRunner(deps: StepDeps) {
         }, now);
         return { account_id: existing.id };
       }
-      const account = await insertAccount(trx, vault, {
+      const account = await deps.accounts.insert(trx, {
         id: newId('acct'),
         orgId: row.org_id,
         platform: row.platform,

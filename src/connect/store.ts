@@ -1,10 +1,8 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import type { AccountRow } from '../accounts/model.js';
-import { serializeAccount } from '../accounts/model.js';
-import { findAccount, setAccountStatus } from '../accounts/repository.js';
+import type { AccountsPort } from '../accounts/port.js';
 import type { Database } from '../db/database.js';
-import type { DB } from '../db/schema.js';
+import type { AccountStatus, AttemptKind, AttemptState, ChallengeKind, DB } from '../db/schema.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
 import type { PlatformSession } from '../platforms/types.js';
@@ -15,7 +13,14 @@ import { type AttemptEffect, type AttemptEvent, isTerminal, type RefusalReason, 
 
 export const STEP_QUEUE = 'connect-step';
 export const EMAIL_QUEUE = 'connect-request-email';
+export const DEADLINE_QUEUE = 'connect-deadline';
 export const ATTEMPT_CHANNEL = 'fangate_attempts';
+
+/** A `schedule_timeout` effect carried out: at `at`, the attempt gets its timeout event (a stale one is refused). */
+export interface DeadlineJob {
+  attemptId: string;
+  timeout: 'input' | 'overall';
+}
 
 export interface StepJob {
   attemptId: string;
@@ -42,7 +47,7 @@ export const attemptPlace = (row: { org_id: string; id: string }, field: 'input_
 /** What an applied event may also write, besides the snapshot (inside the same transaction). */
 export interface EventExtras {
   columns?: Partial<Record<'resume_enc' | 'pending_code_enc' | 'input_enc' | 'account_id' | 'mobile_code_hash' | 'user_agent' | 'device_id', string | null>>;
-  challenges?: string[];
+  challenges?: ChallengeKind[];
   /** Runs inside the transaction before the attempt row is written, e.g. to create the account. */
   beforeWrite?: (trx: Transaction<DB>, row: AttemptRow) => Promise<Partial<AttemptRow> | void>;
   /** Overrides the default event name for `connect_account` (connected vs reconnected). */
@@ -53,10 +58,13 @@ export interface EventExtras {
 export interface AttemptChange {
   attemptId: string;
   orgId: string;
-  kind: string;
-  state: string;
-  previousState: string;
+  kind: AttemptKind;
+  state: AttemptState;
+  /** null when the attempt was just created. */
+  previousState: AttemptState | null;
   accountId: string | null;
+  /** The account's status when the attempt started (re-authentications). */
+  priorAccountStatus: AccountStatus | null;
   clientReferenceId: string | null;
   errorCode: string | null;
   /** The attempt as the API shows it. */
@@ -77,39 +85,50 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; hooks?: AttemptChangeHook[] }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[] }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
-    const account = row.account_id ? await findAccount(trx, row.org_id, row.account_id) : undefined;
+    const account = row.account_id ? await deps.accounts.view(trx, row.org_id, row.account_id) : null;
     let mobileCode: string | null = null;
     if (row.state === 'awaiting_mobile_session' && row.input_enc) {
       mobileCode = vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')).mobileCode ?? null;
     }
-    return serializeAttempt(row, { account: account ? serializeAccount(account) : null, publicUrl: deps.publicUrl, mobileCode });
+    return serializeAttempt(row, { account, publicUrl: deps.publicUrl, mobileCode });
   }
 
-  /** Account status while a re-authentication runs, and after it ends. */
-  async function syncAccountStatus(trx: Transaction<DB>, row: AttemptRow, now: Date): Promise<AccountRow | undefined> {
-    if (row.kind === 'connect' || !row.account_id) return undefined;
-    if (row.state === 'completed_success') return undefined; // renewAccountSession already made it active
-    if (row.state === 'completed_failed') {
-      // A failed re-authentication leaves a usable session usable; anything else is expired.
-      return setAccountStatus(trx, row.account_id, row.prior_account_status === 'active' && row.error_code !== '2fa_failed' ? 'active' : 'expired', now);
+  /** Tells the other domains' hooks (account status, Link) about the change, inside its transaction. */
+  async function runHooks(trx: Transaction<DB>, row: AttemptRow, previousState: AttemptState | null): Promise<void> {
+    for (const hook of deps.hooks ?? []) {
+      await hook(trx, {
+        attemptId: row.id,
+        orgId: row.org_id,
+        kind: row.kind,
+        state: row.state,
+        previousState,
+        accountId: row.account_id,
+        priorAccountStatus: row.prior_account_status,
+        clientReferenceId: row.client_reference_id,
+        errorCode: row.error_code,
+        view: () => view(row, trx),
+      });
     }
-    return setAccountStatus(trx, row.account_id, row.state === 'pending' ? 'reauthenticating' : 'awaiting_2fa', now);
   }
 
   async function afterCommit(row: AttemptRow, effects: AttemptEffect[]) {
     for (const effect of effects) {
       if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
+      if (effect.type === 'schedule_timeout') {
+        await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at });
+      }
     }
     await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
   }
 
   const store = {
     view,
+    runHooks,
 
     async load(id: string, orgId?: string): Promise<AttemptRow | undefined> {
       let query = db.selectFrom('auth_attempts').selectAll().where('id', '=', id);
@@ -152,26 +171,13 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
             .returningAll()
             .executeTakeFirst();
           if (!row) return undefined;
-          const account = await syncAccountStatus(trx, row, now);
-          for (const hook of deps.hooks ?? []) {
-            await hook(trx, {
-              attemptId: row.id,
-              orgId: row.org_id,
-              kind: row.kind,
-              state: row.state,
-              previousState: current.state,
-              accountId: row.account_id,
-              clientReferenceId: row.client_reference_id,
-              errorCode: row.error_code,
-              view: () => view(row, trx),
-            });
-          }
+          await runHooks(trx, row, current.state);
           const webhookEvents: EventName[] = result.effects.flatMap((e) =>
             e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
           );
           if (webhookEvents.length > 0) {
-            const payload = { account: null as unknown, attempt: await view(row, trx) };
-            payload.account = payload.attempt.account ?? (account ? serializeAccount(account) : null);
+            const attempt = await view(row, trx);
+            const payload = { account: attempt.account, attempt };
             for (const name of webhookEvents) {
               await recordEvent(trx, { orgId: row.org_id, event: name, accountId: row.account_id, attemptId: row.id, clientReferenceId: row.client_reference_id, payload });
             }
@@ -183,6 +189,11 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         return { ok: true, row: written };
       }
       return { ok: false, reason: 'conflict' };
+    },
+
+    /** The `connect-deadline` job: the state machine refuses it harmlessly when the deadline moved or the attempt ended. */
+    async expireAt(job: DeadlineJob): Promise<void> {
+      await store.apply(job.attemptId, { type: job.timeout === 'input' ? 'input_timeout' : 'overall_timeout' });
     },
 
     /** Cancels every attempt of the account still running (re-authentications, credential updates). */

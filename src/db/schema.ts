@@ -3,6 +3,29 @@ import type { ColumnType, Generated } from 'kysely';
 /** Column types of every table; each domain documents its own tables in its migration. */
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
+// The vocabulary of the typed columns: defined once here (the database is what holds these values) and
+// re-exported by the domain that owns each concept.
+/** The platforms FanGate has drivers for. */
+export type PlatformName = 'onlyfans' | 'fansly';
+/** How a connect logs in: credentials, a copied browser session, or the phone hand-off. */
+export type AuthType = 'email_password' | 'raw_data' | 'mobile_app';
+export type AccountStatus = 'active' | 'reauthenticating' | 'awaiting_2fa' | 'expired';
+export type AttemptKind = 'connect' | 'reauthenticate' | 'credentials_update';
+export type AttemptState =
+  | 'pending'
+  | 'awaiting_mobile_session'
+  | 'needs_otp'
+  | 'needs_app_otp'
+  | 'needs_email'
+  | 'needs_face_otp'
+  | 'wrong_2fa_code_retry'
+  | 'completed_success'
+  | 'completed_failed';
+/** The checkpoints a platform may put in front of a login. */
+export type ChallengeKind = 'sms' | 'app' | 'email' | 'face';
+/** A driver step, run as a job while the attempt is `pending`. */
+export type AttemptStep = 'login' | 'validate_session' | 'submit_code' | 'confirm_selfie';
+
 export interface OrganizationsTable {
   id: string;
   name: string;
@@ -54,10 +77,10 @@ export interface ProxyColumn {
 export interface AccountsTable {
   id: string;
   org_id: string;
-  platform: string;
+  platform: PlatformName;
   display_name: string;
-  status: string;
-  auth_type: string;
+  status: AccountStatus;
+  auth_type: AuthType;
   imported: Generated<boolean>;
   remember_credentials: Generated<boolean>;
   client_reference_id: string | null;
@@ -72,7 +95,7 @@ export interface AccountsTable {
   credentials_enc: string | null;
   totp_secret_enc: string | null;
   session_enc: string | null;
-  last_challenges: Generated<string[]>;
+  last_challenges: Generated<ChallengeKind[]>;
   health_check_interval_sec: Generated<number>;
   last_checked_at: Timestamp | null;
   next_check_at: Timestamp | null;
@@ -84,30 +107,30 @@ export interface AccountsTable {
 export interface AuthAttemptsTable {
   id: string;
   org_id: string;
-  platform: string;
-  auth_type: string;
-  kind: string;
-  state: string;
+  platform: PlatformName;
+  auth_type: AuthType;
+  kind: AttemptKind;
+  state: AttemptState;
   progress: string;
   account_id: string | null;
   client_reference_id: string | null;
   display_name: string | null;
   force_connect: Generated<boolean>;
   remember_credentials: Generated<boolean>;
-  otp_channel: string | null;
+  otp_channel: ChallengeKind | null;
   phone_last4: string | null;
   email_mask: string | null;
   face_verification_url: string | null;
   attempts_remaining: number | null;
   wrong_codes: Generated<number>;
-  challenges: Generated<string[]>;
+  challenges: Generated<ChallengeKind[]>;
   error_code: string | null;
   error_message: string | null;
   existing_account_id: string | null;
   input_enc: string | null;
   resume_enc: string | null;
   pending_code_enc: string | null;
-  step: string | null;
+  step: AttemptStep | null;
   step_seq: Generated<number>;
   proxy: ColumnType<ProxyColumn, string, string>;
   user_agent: string;
@@ -116,7 +139,7 @@ export interface AuthAttemptsTable {
   input_deadline: Timestamp | null;
   overall_deadline: Timestamp;
   expires_at: Timestamp;
-  prior_account_status: string | null;
+  prior_account_status: AccountStatus | null;
   version: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;

@@ -23,6 +23,16 @@ export interface QueueDefinition<T> {
   retryBackoff?: boolean;
   /** Jobs of this queue run at most this many at a time per process. */
   concurrency?: number;
+  /** `stately`: at most one job waiting and one running across all nodes (periodic work). */
+  policy?: 'standard' | 'stately';
+}
+
+export interface PeriodicDefinition {
+  name: string;
+  /** How often a run is offered. */
+  intervalMs: number;
+  handler: () => Promise<void>;
+  expireInSeconds?: number;
 }
 
 export interface JobQueueOptions {
@@ -57,6 +67,8 @@ export function createJobQueue(options: JobQueueOptions) {
 
   const definitions: QueueDefinition<any>[] = [];
   const workerIds = new Map<string, string[]>();
+  const periodic: PeriodicDefinition[] = [];
+  const timers: NodeJS.Timeout[] = [];
   let unlisten: (() => Promise<void>) | undefined;
   let started = false;
 
@@ -67,6 +79,7 @@ export function createJobQueue(options: JobQueueOptions) {
       retryLimit: def.retryLimit ?? 5,
       retryDelay: def.retryDelay ?? 5,
       retryBackoff: def.retryBackoff ?? true,
+      policy: def.policy ?? 'standard',
     } as PgBoss.Queue);
     if (!options.work) return;
     const ids: string[] = [];
@@ -96,7 +109,15 @@ export function createJobQueue(options: JobQueueOptions) {
     workerIds.set(def.name, ids);
   }
 
-  return {
+  function schedule(def: PeriodicDefinition) {
+    if (!options.work) return;
+    const offer = () => void queue.send(def.name, {}).catch((error) => logger.warn({ err: error, queue: def.name }, 'could not offer a periodic run'));
+    const timer = setInterval(offer, def.intervalMs);
+    timer.unref();
+    timers.push(timer);
+  }
+
+  const queue = {
     boss,
 
     /** Declares a queue and its handler; call before or after start(). */
@@ -105,10 +126,22 @@ export function createJobQueue(options: JobQueueOptions) {
       if (started) await register(def);
     },
 
+    /**
+     * Periodic work (sweeps, schedules) run by one worker at a time across all nodes: every worker node
+     * offers a run each interval, and the stately queue keeps at most one waiting and one running.
+     * Unlike pg-boss cron (whole minutes), intervals can be seconds.
+     */
+    async every(def: PeriodicDefinition): Promise<void> {
+      periodic.push(def);
+      await queue.define({ name: def.name, handler: def.handler, policy: 'stately', retryLimit: 0, concurrency: 1, expireInSeconds: def.expireInSeconds ?? 120 });
+      if (started) schedule(def);
+    },
+
     async start(): Promise<void> {
       await boss.start();
       started = true;
       for (const def of definitions) await register(def);
+      for (const def of periodic) schedule(def);
       if (options.work) {
         unlisten = await database.listen(WAKE_CHANNEL, (queue) => {
           for (const id of workerIds.get(queue) ?? []) boss.notifyWorker(id);
@@ -131,10 +164,12 @@ export function createJobQueue(options: JobQueueOptions) {
     async stop(timeoutMs = 30_000): Promise<void> {
       if (!started) return;
       started = false;
+      for (const timer of timers.splice(0)) clearInterval(timer);
       await unlisten?.();
       await boss.stop({ graceful: true, wait: true, timeout: timeoutMs, close: true });
     },
   };
+  return queue;
 }
 
 export type JobQueue = ReturnType<typeof createJobQueue>;

@@ -7,8 +7,8 @@ import type { ProxySpec } from '../net/proxy-config.js';
  * later step needs travels in `resume`, which FanGate stores encrypted on the attempt, so the
  * next step can run on any worker.
  */
-export type PlatformName = 'onlyfans' | 'fansly';
-export type ChallengeKind = 'sms' | 'app' | 'email' | 'face';
+export type { AuthType, ChallengeKind, PlatformName } from '../db/schema.js';
+import type { ChallengeKind, PlatformName } from '../db/schema.js';
 
 /** Who the platform sees: every request of an account goes out with the same identity. */
 export interface DriverContext {

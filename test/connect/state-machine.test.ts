@@ -11,8 +11,8 @@ import {
   type AttemptEventType,
   type AttemptSnapshot,
   type AttemptState,
-  type Platform,
 } from '../../src/connect/state-machine.js';
+import type { PlatformName as Platform } from '../../src/db/schema.js';
 
 const T0 = new Date('2030-01-01T00:00:00Z');
 const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);

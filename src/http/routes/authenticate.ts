@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { StartBody } from '../../connect/input.js';
 import type { ConnectService } from '../../connect/service.js';
-import type { Platform } from '../../connect/state-machine.js';
+import type { PlatformName as Platform } from '../../db/schema.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 import { ApiError, validationError } from '../../lib/errors.js';

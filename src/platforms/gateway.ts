@@ -1,0 +1,124 @@
+import type { ProxyColumn } from '../db/schema.js';
+import type { DispatcherCache } from '../net/dispatcher.js';
+import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
+import type { ProxySpec } from '../net/proxy-config.js';
+import type { ProxyPool } from '../net/proxy-pool.js';
+import type { DriverContext, PlatformDriver, PlatformName } from './types.js';
+
+/** The account's country has no usable proxy in FANGATE_PROXY_POOL (any more). */
+export class NoPoolProxyError extends Error {
+  readonly code = 'proxy_error';
+  constructor(readonly country: string) {
+    super(`no proxy for country "${country}" in FANGATE_PROXY_POOL`);
+    this.name = 'NoPoolProxyError';
+  }
+}
+
+/** The platform did not answer within the call's time limit (every try). */
+export class UpstreamTimeoutError extends Error {
+  readonly code = 'upstream_timeout';
+  constructor(readonly timeoutMs: number) {
+    super(`the platform did not answer within ${Math.round(timeoutMs / 1000)} s`);
+    this.name = 'UpstreamTimeoutError';
+  }
+}
+
+/** What the platform sees of an account: its proxy, browser and device. */
+export interface PlatformIdentity {
+  proxy: ProxyColumn;
+  /** Custom proxies only; pool proxies carry their own from FANGATE_PROXY_POOL. */
+  proxyPassword?: string | null;
+  userAgent: string;
+  deviceId: string;
+}
+
+export interface CallOptions {
+  /** Extra tries after the platform failed or timed out (never after a proxy failure). Default 0. */
+  retries?: number;
+  /** Pause before retry n is n × this. Default 0. */
+  retryDelayMs?: number;
+  /** Each try is aborted after this long. Default: none beyond the driver's own. */
+  timeoutMs?: number;
+  /**
+   * A pool proxy failed and the call moved to another proxy of the same country: persist the move
+   * (the account sticks to it from now on, DESIGN 8). Called before the retry.
+   */
+  onFailover?: (proxy: ProxyColumn) => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The one way FanGate calls a platform: the right driver, a dispatcher through the account's own
+ * proxy, retries of passing upstream failures, and a single failover of a pool proxy that fails.
+ * What a failure means is the caller's business: it throws `ProxyError` / `NoPoolProxyError`,
+ * `UpstreamUnavailableError` or `UpstreamTimeoutError` once it gives up.
+ */
+export function createPlatformGateway(deps: { drivers: Record<PlatformName, PlatformDriver>; dispatchers: DispatcherCache; pool: ProxyPool }) {
+  function resolveProxy(identity: PlatformIdentity): ProxySpec | null {
+    const { proxy } = identity;
+    if (proxy.type === 'custom') {
+      return {
+        protocol: proxy.protocol ?? 'http',
+        host: proxy.host!,
+        port: proxy.port!,
+        ...(proxy.username === undefined ? {} : { username: proxy.username }),
+        ...(identity.proxyPassword ? { password: identity.proxyPassword } : {}),
+      };
+    }
+    if (proxy.type === 'country') {
+      const pooled = (proxy.proxy_id && deps.pool.get(proxy.country!, proxy.proxy_id)) || deps.pool.pick(proxy.country!);
+      // Never fall back to a direct connection: the creator asked for an exit in this country.
+      if (!pooled) throw new NoPoolProxyError(proxy.country!);
+      return pooled.proxy;
+    }
+    return null;
+  }
+
+  function driver(platform: PlatformName): PlatformDriver {
+    const found = deps.drivers[platform];
+    if (!found) throw new Error(`no driver for platform ${platform}`);
+    return found;
+  }
+
+  function context(identity: PlatformIdentity, signal?: AbortSignal): DriverContext {
+    const proxy = resolveProxy(identity);
+    return {
+      dispatcher: deps.dispatchers.get(proxy),
+      proxy,
+      userAgent: identity.userAgent,
+      deviceId: identity.deviceId,
+      ...(signal ? { signal } : {}),
+    };
+  }
+
+  async function call<T>(platform: PlatformName, identity: PlatformIdentity, fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    const chosen = driver(platform);
+    const retries = options.retries ?? 0;
+    let failedOver = false;
+    for (let attempt = 0; ; attempt++) {
+      const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+      try {
+        return await fn(chosen, context(identity, signal));
+      } catch (error) {
+        if (error instanceof ProxyError) {
+          const proxy = identity.proxy;
+          const next = !failedOver && proxy.type === 'country' && proxy.country ? deps.pool.failover(proxy.country, error.proxyId) : null;
+          if (!next) throw error;
+          failedOver = true;
+          identity = { ...identity, proxy: { ...proxy, proxy_id: next.proxyId } };
+          await options.onFailover?.(identity.proxy);
+          continue;
+        }
+        const timedOut = signal?.aborted === true && !(error instanceof UpstreamUnavailableError);
+        if (!(error instanceof UpstreamUnavailableError) && !timedOut) throw error;
+        if (attempt >= retries) throw timedOut ? new UpstreamTimeoutError(options.timeoutMs!) : error;
+        if (options.retryDelayMs) await sleep(options.retryDelayMs * (attempt + 1));
+      }
+    }
+  }
+
+  return { pool: deps.pool, driver, resolveProxy, context, call };
+}
+
+export type PlatformGateway = ReturnType<typeof createPlatformGateway>;
