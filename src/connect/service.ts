@@ -159,6 +159,33 @@ export function createConnectService(deps: ConnectDeps) {
     return row;
   }
 
+  /**
+   * The one wait loop (long-poll, event streams, the phone's hand-off): yields the attempt now and after
+   * each change, until it completes, `until` (epoch ms) passes or `signal` aborts. Wakes on NOTIFY from
+   * any node, on the attempt's own expiry, and at least every 15 s (a lost NOTIFY costs no more).
+   */
+  async function* follow(orgId: string, platform: PlatformName | null, id: string, until: number, signal?: AbortSignal): AsyncGenerator<AttemptRow> {
+    let row = await current(orgId, platform, id);
+    yield row;
+    while (!isTerminal(row.state) && Date.now() < until && !signal?.aborted) {
+      const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
+      await watcher.next(id, Math.min(until - Date.now(), 15_000, Math.max(untilExpiry, 0)), signal);
+      const next = await current(orgId, platform, id);
+      if (next.version !== row.version) yield next;
+      row = next;
+    }
+  }
+
+  /** The last attempt `rows` yields, or the first for which `stop` says so. */
+  async function lastOf(rows: AsyncGenerator<AttemptRow>, stop?: (row: AttemptRow) => boolean): Promise<AttemptRow> {
+    let last: AttemptRow | undefined;
+    for await (const row of rows) {
+      last = row;
+      if (stop?.(row)) break;
+    }
+    return last!;
+  }
+
   async function act(orgId: string, platform: PlatformName, id: string, event: AttemptEvent, columns?: (row: AttemptRow) => Record<string, string | null>): Promise<AttemptView> {
     const row = await current(orgId, platform, id);
     const result = await store.apply(row.id, event, columns ? { columns: columns(row) } : {});
@@ -194,31 +221,17 @@ export function createConnectService(deps: ConnectDeps) {
 
     /**
      * Long-poll: answers once the state differs from `lastState` (default: the state now), or
-     * when `waitSec` runs out. Wakes on NOTIFY from any node, and on the attempt's own expiry.
+     * when `waitSec` runs out.
      */
     async wait(orgId: string, platform: PlatformName | null, id: string, waitSec: number, lastState?: string, signal?: AbortSignal): Promise<AttemptView> {
-      const deadline = Date.now() + waitSec * 1000;
-      let row = await current(orgId, platform, id);
-      const seen = lastState ?? row.state;
-      while (row.state === seen && !isTerminal(row.state) && Date.now() < deadline && !signal?.aborted) {
-        const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
-        await watcher.next(id, Math.min(deadline - Date.now(), Math.max(untilExpiry, 0)), signal);
-        row = await current(orgId, platform, id);
-      }
+      let seen = lastState;
+      const row = await lastOf(follow(orgId, platform, id, Date.now() + waitSec * 1000, signal), (r) => (seen ??= r.state) !== r.state);
       return store.view(row);
     },
 
     /** Every change of the attempt until it completes (for Server-Sent Events). */
     async *changes(orgId: string, platform: PlatformName | null, id: string, signal: AbortSignal): AsyncGenerator<AttemptView> {
-      let row = await current(orgId, platform, id);
-      yield store.view(row);
-      while (!isTerminal(row.state) && !signal.aborted) {
-        const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
-        await watcher.next(id, Math.min(15_000, Math.max(untilExpiry, 0)), signal);
-        const next = await current(orgId, platform, id);
-        if (next.version !== row.version) yield store.view(next);
-        row = next;
-      }
+      for await (const row of follow(orgId, platform, id, Number.POSITIVE_INFINITY, signal)) yield store.view(row);
     },
 
     submitCode(orgId: string, platform: PlatformName, id: string, code: string) {
@@ -310,13 +323,7 @@ export function createConnectService(deps: ConnectDeps) {
 
     /** Waits until the attempt completes or `seconds` pass. */
     async waitForEnd(orgId: string, id: string, seconds: number): Promise<AttemptView> {
-      const deadline = Date.now() + seconds * 1000;
-      let row = await current(orgId, null, id);
-      while (!isTerminal(row.state) && Date.now() < deadline) {
-        await watcher.next(id, deadline - Date.now());
-        row = await current(orgId, null, id);
-      }
-      return store.view(row);
+      return store.view(await lastOf(follow(orgId, null, id, Date.now() + seconds * 1000)));
     },
 
     /**

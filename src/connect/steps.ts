@@ -1,8 +1,8 @@
 import { TOTP } from 'otpauth';
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
-import type { ChallengeKind, DB } from '../db/schema.js';
+import type { AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
@@ -113,7 +113,7 @@ export function createStepRunner(deps: StepDeps) {
    * account, a forced reconnect, or a renewed session — or a refusal (duplicate, wrong user).
    */
   function connectAccount(row: AttemptRow, secrets: AttemptSecrets, session: PlatformSession, user: PlatformUser) {
-    return async (trx: Transaction<DB>, current: AttemptRow): Promise<Partial<AttemptRow>> => {
+    return async (trx: Transaction<DB>, current: AttemptRow): Promise<Updateable<AuthAttemptsTable>> => {
       const now = clock.now();
       const credentials = row.auth_type === 'email_password' && row.remember_credentials && secrets.login && secrets.password ? { login: secrets.login, password: secrets.password } : null;
       const lastChallenges = current.challenges;

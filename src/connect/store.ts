@@ -1,8 +1,8 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Transaction, Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
 import type { Database } from '../db/database.js';
-import type { AccountStatus, AttemptKind, AttemptState, ChallengeKind, DB } from '../db/schema.js';
+import type { AccountStatus, AttemptKind, AttemptState, AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
 import type { PlatformSession } from '../platforms/types.js';
@@ -46,10 +46,10 @@ export const attemptPlace = (row: { org_id: string; id: string }, field: 'input_
 
 /** What an applied event may also write, besides the snapshot (inside the same transaction). */
 export interface EventExtras {
-  columns?: Partial<Record<'resume_enc' | 'pending_code_enc' | 'input_enc' | 'account_id' | 'mobile_code_hash' | 'user_agent' | 'device_id', string | null>>;
+  columns?: Pick<Updateable<AuthAttemptsTable>, 'resume_enc' | 'pending_code_enc' | 'input_enc' | 'account_id' | 'mobile_code_hash' | 'user_agent' | 'device_id'>;
   challenges?: ChallengeKind[];
   /** Runs inside the transaction before the attempt row is written, e.g. to create the account. */
-  beforeWrite?: (trx: Transaction<DB>, row: AttemptRow) => Promise<Partial<AttemptRow> | void>;
+  beforeWrite?: (trx: Transaction<DB>, row: AttemptRow) => Promise<Updateable<AuthAttemptsTable> | void>;
   /** Overrides the default event name for `connect_account` (connected vs reconnected). */
   connectedEvent?: EventName;
 }
@@ -148,9 +148,9 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         const queuesStep = result.effects.some((e) => e.type === 'run_step' || e.type === 'request_email');
 
         const written = await db.transaction().execute(async (trx) => {
-          let next: Partial<AttemptRow> = {
+          let next: Updateable<AuthAttemptsTable> = {
             ...snapshotColumns(result.snapshot),
-            ...(extras.columns as Partial<AttemptRow>),
+            ...extras.columns,
             step_seq: queuesStep ? current.step_seq + 1 : current.step_seq,
             version: current.version + 1,
             updated_at: now,
@@ -165,7 +165,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
           }
           const row = await trx
             .updateTable('auth_attempts')
-            .set(next as never)
+            .set(next)
             .where('id', '=', id)
             .where('version', '=', current.version)
             .returningAll()
@@ -209,10 +209,10 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     },
 
     /** Writes columns outside the state machine (driver resume state), guarded by the step counter. */
-    async patch(id: string, seq: number, columns: Partial<Record<'resume_enc' | 'input_enc' | 'proxy', string | null>>): Promise<boolean> {
+    async patch(id: string, seq: number, columns: Pick<Updateable<AuthAttemptsTable>, 'resume_enc' | 'input_enc' | 'proxy'>): Promise<boolean> {
       const result = await db
         .updateTable('auth_attempts')
-        .set({ ...columns, updated_at: clock.now() } as never)
+        .set({ ...columns, updated_at: clock.now() })
         .where('id', '=', id)
         .where('step_seq', '=', seq)
         .executeTakeFirst();

@@ -1,3 +1,4 @@
+import { fastifySSE as sse } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -79,6 +80,8 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });
   await app.register(errorsPlugin);
+  // Server-Sent Events with ids, retry and keep-alive comments (attempt streams, the Link page).
+  await app.register(sse, { heartbeatInterval: 15_000 });
   await app.register(metricsPlugin, { registry: deps.metrics });
   await app.register(swagger, {
     openapi: {

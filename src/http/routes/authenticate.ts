@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
+import type { AttemptView } from '../../connect/attempts.js';
 import { Type } from 'typebox';
-import type { StartBody } from '../../connect/input.js';
 import type { ConnectService } from '../../connect/service.js';
 import type { PlatformName as Platform } from '../../db/schema.js';
+import { capabilitiesOf } from '../../platforms/capabilities.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 import { ApiError, validationError } from '../../lib/errors.js';
@@ -28,14 +29,17 @@ function whileWanted(request: FastifyRequest, closing: AbortSignal): AbortSignal
 const AttemptParams = Type.Object({ attempt_id: Type.String({ maxLength: 64 }) });
 const AccountParams = Type.Object({ account_id: Type.String({ maxLength: 64 }) });
 const SUBMITTED = 'OTP submitted successfully';
+/** How long an EventSource waits before reconnecting. */
+const SSE_RETRY_MS = 2000;
 
 /**
  * Connect and re-authenticate routes of one platform (DESIGN 3 for OnlyFans at /api/authenticate,
  * 4 for Fansly at /api/fansly/authenticate). Thin: parse, call the connect service, serialise.
  */
 export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, connectPerHour, closing }) => {
-  const tags = [platform === 'fansly' ? 'Connect (Fansly)' : 'Connect (OnlyFans)'];
-  const name = platform === 'fansly' ? 'Fansly' : 'OnlyFans';
+  const capabilities = capabilitiesOf(platform);
+  const name = capabilities.displayName;
+  const tags = [`Connect (${name})`];
   const read = { scope: 'accounts:read' as const };
   const write = { scope: 'accounts:write' as const };
 
@@ -52,13 +56,15 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         summary: `Start connecting a ${name} account`,
         description:
           'Starts a login attempt and answers at once; follow it at `polling_url` (long-poll with `?wait=`, or Server-Sent Events at `/events`). ' +
-          (platform === 'fansly' ? 'Log in with `email` or `username` + `password`.' : 'Methods: `email_password`, `raw_data` (copied session cookies) and `mobile_app` (phone hand-off).'),
+          (capabilities.authTypes.length === 1
+            ? `Log in with \`email\`${capabilities.loginByUsername ? ' or `username`' : ''} + \`password\`.`
+            : 'Methods: `email_password`, `raw_data` (copied session cookies) and `mobile_app` (phone hand-off).'),
         headers: IdempotencyHeaders,
         body: StartBodySchema,
         response: { 200: StartedSchema, ...problemResponses(401, 403, 409, 422, 429) },
       },
     },
-    async (request) => connect.start(request.principal.organization.id, platform, request.body as StartBody),
+    async (request) => connect.start(request.principal.organization.id, platform, request.body),
   );
 
   app.get(
@@ -87,11 +93,14 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
   app.get(
     '/:attempt_id/events',
     {
+      // Manual: every client gets the stream whatever its Accept header, as before.
+      sse: 'manual',
       config: read,
       schema: {
         tags,
         summary: 'Stream the attempt as Server-Sent Events',
-        description: 'Sends the attempt object (`event: attempt`) now and on every change; the stream ends after a terminal state.',
+        description:
+          'Sends the attempt object (`event: attempt`) now and on every change, each with an `id:` (resume with `Last-Event-ID`) and keep-alive comments while nothing changes; the stream ends after a terminal state.',
         params: AttemptParams,
         response: {
           200: Type.String({
@@ -106,24 +115,20 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       const orgId = request.principal.organization.id;
       const changes = connect.changes(orgId, platform, request.params.attempt_id, whileWanted(request, closing));
       const first = await changes.next(); // 404s before the stream starts
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        // A stream is one long response: its connection is not reused, so a shutdown never waits on it.
-        connection: 'close',
-        'x-request-id': request.id,
-        'x-accel-buffering': 'no',
-      });
-      const send = (value: unknown) => res.write(`event: attempt\ndata: ${JSON.stringify(value)}\n\n`);
+      // A stream is one long response: its connection is not reused, so a shutdown never waits on it.
+      reply.header('connection', 'close').header('cache-control', 'no-store');
+      // Each event's id is the attempt's updated_at: a client reconnecting with Last-Event-ID is not sent
+      // the version it already has again.
+      const resumedAt = reply.sse.lastEventId;
+      const event = (attempt: AttemptView) => ({ id: attempt.updated_at, event: 'attempt', data: attempt, retry: SSE_RETRY_MS });
+      async function* events() {
+        if (!first.done && first.value.updated_at !== resumedAt) yield event(first.value);
+        for await (const attempt of changes) yield event(attempt);
+      }
       try {
-        if (!first.done) send(first.value);
-        for await (const attempt of changes) send(attempt);
+        await reply.sse.send(events());
       } catch (error) {
         request.log.warn({ err: error }, 'attempt event stream failed');
-      } finally {
-        res.end();
       }
     },
   );
@@ -168,7 +173,8 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
     async (request) => connect.cancel(request.principal.organization.id, platform, request.params.attempt_id),
   );
 
-  if (platform === 'onlyfans') {
+  // Where the platform sends its device-check email by itself, there is nothing to ask for.
+  if (!capabilities.emailCodeSentAtLogin) {
     app.post(
       '/:attempt_id/send-email-to-creator',
       {
@@ -203,7 +209,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         response: { 200: StartedSchema, ...problemResponses(401, 403, 404, 422, 429) },
       },
     },
-    async (request) => connect.updateCredentials(request.principal.organization.id, platform, request.params.account_id, request.body as StartBody),
+    async (request) => connect.updateCredentials(request.principal.organization.id, platform, request.params.account_id, request.body),
   );
 
   app.post(
