@@ -23,6 +23,7 @@ import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformAccess, type PlatformAccess } from './platforms/access.js';
 import { createDrivers } from './platforms/index.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
+import { createLinkService, type LinkService } from './link/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -45,6 +46,7 @@ export interface FanGate {
   jobs: JobQueue;
   connect: ConnectService;
   accounts: AccountService;
+  link: LinkService;
   platforms: PlatformAccess;
   clock: Clock;
   metrics: Registry;
@@ -96,15 +98,24 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     dispatchers,
     pool: createProxyPool(config.proxyPoolEntries),
   });
-  const store = createAttemptStore({ db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl, logger });
+  // Link follows its attempts inside their transactions (the hook runs only once `link` exists below).
+  const store = createAttemptStore({
+    db: database.db, database, vault, jobs, clock, publicUrl: config.publicUrl, logger,
+    hooks: [(trx, change) => link.onAttemptChange(trx, change)],
+  });
   const watcher = createAttemptWatcher(database);
   const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
   const accounts = createAccountService({ db: database.db, vault, platforms, store, clock, logger });
+  const link = createLinkService({
+    db: database.db, connect, clock, publicUrl: config.publicUrl, logger,
+    findAccount: (orgId, id) => accounts.get(orgId, id).then((a) => ({ id: a.id, platform: a.platform }), () => undefined),
+    hasProxyCountry: (country) => platforms.pool.has(country),
+  });
   const steps = createStepRunner({ db: database.db, vault, store, platforms, clock, logger });
   await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 8 });
   await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, metrics });
   let sweeper: NodeJS.Timeout | undefined;
 
   let stopping: Promise<void> | undefined;
@@ -117,6 +128,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     jobs,
     connect,
     accounts,
+    link,
     platforms,
     clock,
     metrics,
