@@ -55,7 +55,8 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
   let integrator: { server: Server; origin: string };
   /** Every request URL and response body (except event streams) of the run, for the secrets check. */
   const network: string[] = [];
-  const secrets = new Set<string>([PASSWORD, SANDBOX_EMAIL_CODE, '123456']);
+  // The sandbox's password is the word "password", which any login page shows as a label: it is checked by shape below.
+  const secrets = new Set<string>([SANDBOX_EMAIL_CODE, '123456']);
   const steps = new Set<string>();
 
   const init = async (body: Record<string, unknown> = {}) => {
@@ -132,8 +133,8 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     await checkA11y(page, 'code');
     await page.screenshot({ path: join(ARTIFACTS, 'desktop-code.png') });
 
-    await page.locator('#code-input').fill('000000');
-    secrets.add('000000');
+    await page.locator('#code-input').fill('908172');
+    secrets.add('908172');
     await page.getByRole('button', { name: 'Verify' }).first().click();
     await expect.poll(() => page.locator('#alert').textContent(), { timeout: 15_000 }).toContain('You have 4 tries left.');
     await checkA11y(page, 'code-wrong');
@@ -149,5 +150,258 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     await page.goto(link.url);
     await expect.poll(() => heading(page).textContent()).toBe('This link has already been used');
     await checkA11y(page, 'closed');
+  });
+
+  it('authenticator app on a 360 px phone: screenshots and axe on each step', async () => {
+    const link = await init({ clientReferenceId: 'crm-app' });
+    const mobile = await phone.newPage();
+    watch(mobile);
+    await mobile.goto(link.url);
+    await expect.poll(() => heading(mobile).textContent()).toBe('Connect your OnlyFans account');
+    expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    await checkA11y(mobile, 'method');
+    await mobile.screenshot({ path: join(ARTIFACTS, 'phone-method.png'), fullPage: true });
+    await mobile.getByRole('button', { name: /Email and password/ }).click();
+    await mobile.getByLabel('Email', { exact: true }).fill('appy+app@sandbox.test');
+    await mobile.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await checkA11y(mobile, 'email_password');
+    await mobile.screenshot({ path: join(ARTIFACTS, 'phone-credentials.png'), fullPage: true });
+    await mobile.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(mobile).textContent(), { timeout: 15_000 }).toBe('Enter your code');
+    expect(await mobile.locator('#code-help').textContent()).toContain('authenticator app');
+    await checkA11y(mobile, 'code');
+    await mobile.screenshot({ path: join(ARTIFACTS, 'phone-code.png'), fullPage: true });
+    const code = sandboxTotp();
+    secrets.add(code);
+    await mobile.locator('#code-input').fill(code);
+    await mobile.getByRole('button', { name: 'Verify' }).first().click();
+    const back = await redirected(mobile);
+    expect(back.searchParams.get('status')).toBe('success');
+    expect(back.searchParams.get('client_reference_id')).toBe('crm-app');
+    await mobile.close();
+  });
+
+  it('email device check: "send me the email", then the code', async () => {
+    const link = await init({ clientReferenceId: 'crm-email' });
+    await page.goto(link.url);
+    await page.getByRole('button', { name: /Email and password/ }).click();
+    await page.getByLabel('Email', { exact: true }).fill('mail+email@sandbox.test');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe("Confirm it's you by email");
+    expect(await page.locator('#email-help').textContent()).toContain('m***@sandbox.test');
+    await checkA11y(page, 'email');
+    await page.getByRole('button', { name: 'Send me the email' }).click();
+    await expect.poll(() => page.locator('#email-sent').isVisible()).toBe(true);
+    await page.locator('#email-input').fill(SANDBOX_EMAIL_CODE);
+    await page.locator('#form-email').getByRole('button', { name: 'Verify' }).click();
+    const back = await redirected(page);
+    expect(back.searchParams.get('status')).toBe('success');
+  });
+
+  it('selfie check in the dark theme: open the check, confirm it, "I\'ve done it"', async () => {
+    const link = await init({ clientReferenceId: 'crm-face', theme: 'dark' });
+    await page.goto(link.url);
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    await checkA11y(page, 'method-dark');
+    await page.getByRole('button', { name: /Email and password/ }).click();
+    await page.getByLabel('Email', { exact: true }).fill('selfie+face@sandbox.test');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Take a quick selfie');
+    await checkA11y(page, 'face');
+    await page.screenshot({ path: join(ARTIFACTS, 'desktop-face-dark.png') });
+    const faceUrl = await page.getByRole('link', { name: /Open the selfie check/ }).getAttribute('href');
+    expect(faceUrl).toMatch(new RegExp(`^${app.sandbox.url}/face/`));
+    // Too early: the page says so and stays on the step.
+    await page.getByRole('button', { name: "I've done it" }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Take a quick selfie');
+    const done = await fetch(`${app.sandbox.url}/__sandbox/face/${faceUrl!.split('/').pop()}/complete`, { method: 'POST' });
+    expect(done.status).toBe(200);
+    await page.getByRole('button', { name: "I've done it" }).click();
+    const back = await redirected(page);
+    expect(back.searchParams.get('status')).toBe('success');
+  });
+
+  it('paste cookies with the how-to', async () => {
+    const link = await init({ clientReferenceId: 'crm-cookies' });
+    await page.goto(link.url);
+    await page.getByRole('button', { name: /Paste cookies/ }).click();
+    await expect.poll(() => heading(page).textContent()).toBe('Paste your OnlyFans session');
+    await page.getByText('How do I find these?').click();
+    await checkA11y(page, 'raw_data');
+    const ua = await page.evaluate(() => navigator.userAgent);
+    expect(await page.getByLabel('User agent of that browser').inputValue()).toBe(ua);
+    const session = await mintSession(app, 'paste@sandbox.test', ua);
+    for (const part of session.cookies.split(';')) secrets.add(part.trim().split('=')[1]!);
+    secrets.add(session.xbc);
+    await page.getByLabel('Cookie header').fill(session.cookies);
+    await page.getByLabel('x-bc header').fill(session.xbc);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    const back = await redirected(page);
+    expect(back.searchParams.get('status')).toBe('success');
+  });
+
+  it('phone hand-off: a QR code, completed from the phone', async () => {
+    const link = await init({ clientReferenceId: 'crm-phone' });
+    await page.goto(link.url);
+    await page.getByRole('button', { name: /Use your phone/ }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Continue on your phone');
+    await expect.poll(() => page.locator('#qr').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
+    await checkA11y(page, 'mobile_app');
+    await page.screenshot({ path: join(ARTIFACTS, 'desktop-qr.png') });
+    const attemptId = (await app.api(`/api/link/${link.id}`)).body.attempt_id;
+    const attempt = (await app.api(`/api/authenticate/${attemptId}`)).body;
+    const code = String(attempt.mobile_auth_session_deeplink).replace('fangate://auth/', '');
+    secrets.add(code);
+    const session = await mintSession(app, 'phone@sandbox.test', 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X)');
+    const completed = await fetch(`${app.url}/api/mobile-auth/${code}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth_id: session.auth_id, cookies: session.cookies, xbc: session.xbc, user_agent: session.user_agent }),
+    });
+    expect(completed.status).toBe(200);
+    const back = await redirected(page);
+    expect(back.searchParams.get('status')).toBe('success');
+  });
+
+  it('cancel on the method step redirects with status=cancelled&step=method', async () => {
+    const link = await init({ clientReferenceId: 'crm-cancel' });
+    await page.goto(link.url);
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    const back = await redirected(page);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ status: 'cancelled', step: 'method', client_reference_id: 'crm-cancel' });
+    expect((await app.api(`/api/link/${link.id}`)).body.status).toBe('cancelled');
+  });
+
+  it('back from a code step to the method choice, then cancel from the code step', async () => {
+    const link = await init();
+    await page.goto(link.url);
+    await page.getByRole('button', { name: /Email and password/ }).click();
+    await page.getByLabel('Email', { exact: true }).fill('backy+sms@sandbox.test');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Enter your code');
+    await page.getByRole('button', { name: 'Back' }).click();
+    await expect.poll(() => heading(page).textContent()).toBe('Connect your OnlyFans account');
+    expect((await app.api(`/api/link/${link.id}`)).body.status).toBe('initialized');
+    await page.getByRole('button', { name: /Email and password/ }).click();
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Enter your code');
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    const back = await redirected(page);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ status: 'cancelled', step: 'needs_otp' });
+  });
+
+  it('a locked account shows why and returns with status=error&error_code=account_locked', async () => {
+    const link = await init({ clientReferenceId: 'crm-locked' });
+    await page.goto(link.url);
+    await page.getByRole('button', { name: /Email and password/ }).click();
+    await page.getByLabel('Email', { exact: true }).fill('stuck+locked@sandbox.test');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe("We couldn't connect your account");
+    expect(await page.locator('#failed-message').textContent()).toContain('locked');
+    expect(await page.getByRole('button', { name: 'Try again' }).isVisible()).toBe(false);
+    await page.getByRole('button', { name: 'Return to the app' }).click();
+    const back = await redirected(page);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ status: 'error', error_code: 'account_locked', client_reference_id: 'crm-locked' });
+  });
+
+  it('reconnects an account by connectionId, and tells clearly when another user signs in', async () => {
+    const { account } = await connectAccount(app, 'renew@sandbox.test');
+    const link = await init({ connectionId: account.id });
+    await page.goto(link.url);
+    await expect.poll(() => heading(page).textContent()).toBe('Reconnect your OnlyFans account');
+    await page.getByRole('button', { name: /Email and password/ }).click();
+    await page.getByLabel('Email', { exact: true }).fill('someone-else@sandbox.test');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Reconnect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe("We couldn't connect your account");
+    expect(await page.locator('#failed-message').textContent()).toContain('different account');
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await page.getByLabel('Email', { exact: true }).fill('renew@sandbox.test');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Reconnect', exact: true }).click();
+    const back = await redirected(page);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ status: 'success', connection_id: account.id });
+  });
+
+  it('Fansly: username + password and the email code sent at login', async () => {
+    const link = await init({ platform: 'fansly', clientReferenceId: 'crm-fansly' });
+    await page.goto(link.url);
+    await expect.poll(() => heading(page).textContent()).toBe('Connect your Fansly account');
+    await checkA11y(page, 'fansly');
+    await page.getByLabel('Email or username').fill('fanlink+email');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Enter your code');
+    expect(await page.locator('#code-help').textContent()).toContain('f***@sandbox.test');
+    await page.locator('#code-input').fill(SANDBOX_EMAIL_CODE);
+    await page.getByRole('button', { name: 'Verify' }).first().click();
+    const back = await redirected(page);
+    expect(back.searchParams.get('status')).toBe('success');
+    expect((await app.api(`/api/accounts/${back.searchParams.get('connection_id')}`)).body.platform).toBe('fansly');
+  });
+
+  it('an expired link says so', async () => {
+    const link = await init();
+    app.clock.advance(61 * 60_000);
+    try {
+      await page.goto(link.url);
+      await expect.poll(() => heading(page).textContent()).toBe('This link has expired');
+      await checkA11y(page, 'expired');
+    } finally {
+      app.clock.reset();
+    }
+  });
+
+  it('embedded by link.js on another origin: the integrator receives fangate.link.success; Escape closes', async () => {
+    const link = await init({ clientReferenceId: 'crm-embed' });
+    const host = await desktop.newPage();
+    watch(host);
+    await host.goto(`${integrator.origin}/integrator.html?fangate=${encodeURIComponent(app.url)}&link=${encodeURIComponent(link.url)}`);
+    await host.waitForFunction(() => 'FanGateLink' in window);
+
+    // Escape closes the modal and tells the integrator.
+    await host.getByRole('button', { name: 'Connect OnlyFans' }).click();
+    await host.locator('iframe').waitFor();
+    await host.frameLocator('iframe').getByRole('heading', { name: 'Connect your OnlyFans account' }).waitFor();
+    await host.keyboard.press('Escape');
+    await expect.poll(() => host.locator('#result').textContent()).toBe('Exited: cancelled at closed');
+    expect(await host.locator('iframe').count()).toBe(0);
+
+    await host.getByRole('button', { name: 'Connect OnlyFans' }).click();
+    const frame = host.frameLocator('iframe');
+    await frame.getByRole('button', { name: /Email and password/ }).click();
+    await frame.getByLabel('Email', { exact: true }).fill('embedded@sandbox.test');
+    await frame.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await frame.getByRole('button', { name: 'Connect', exact: true }).click();
+    const connection = (await expect.poll(() => host.locator('#result').textContent(), { timeout: 15_000 }).toMatch(/^Connected: acct_/), await host.locator('#result').textContent())!;
+    const got = (await app.api(`/api/link/${link.id}`)).body;
+    expect(connection).toBe(`Connected: ${got.connection_id} (crm-embed)`);
+    expect(await host.locator('#log').textContent()).toContain('event step.method');
+    expect(await host.locator('iframe').count()).toBe(0);
+    await host.close();
+  });
+
+  it('sends a strict CSP with frame-ancestors of the redirect origin, and no password, code or cookie in any page or response', async () => {
+    const link = await init();
+    const res = await fetch(link.url);
+    const csp = res.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain(`frame-ancestors ${integrator.origin}`);
+    expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    const html = await res.text();
+    expect(html).not.toMatch(/<script>|<script (?!src=|type="application\/json")/);
+
+    const everything = network.join('\n');
+    expect(network.length).toBeGreaterThan(50);
+    for (const secret of secrets) if (secret.length >= 6) expect(everything.includes(secret), `"${secret}" seen on the wire`).toBe(false);
+    expect(everything).not.toMatch(/"password"\s*:|value="password"|password=password/);
+    // The request bodies carry what the creator typed; their URLs never do.
+    expect(app.logs.join('\n')).not.toContain('not-the-password');
   });
 });
