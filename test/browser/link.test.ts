@@ -107,12 +107,12 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     const link = await init({ clientReferenceId: 'crm-sms' });
     await page.goto(link.url);
     await expect.poll(() => heading(page).textContent()).toBe('Connect your OnlyFans account');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('h-method');
     await checkA11y(page, 'method');
     await page.screenshot({ path: join(ARTIFACTS, 'desktop-method.png') });
 
     await page.getByRole('button', { name: /Email and password/ }).click();
     await expect.poll(() => heading(page).textContent()).toBe('Sign in to OnlyFans');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('h-email_password');
     await checkA11y(page, 'email_password');
     await page.getByLabel('Email', { exact: true }).fill('lina+sms@sandbox.test');
     await page.getByLabel('Password', { exact: true }).fill('not-the-password');
@@ -263,6 +263,23 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     expect(completed.status).toBe(200);
     const back = await redirected(page);
     expect(back.searchParams.get('status')).toBe('success');
+  });
+
+  it('phone hand-off: the QR code is replaced by a new one when it runs out', async () => {
+    const link = await init();
+    await page.goto(link.url);
+    await page.getByRole('button', { name: /Use your phone/ }).click();
+    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Continue on your phone');
+    const first = await page.locator('#qr').getAttribute('src');
+    app.clock.advance(11 * 60_000);
+    try {
+      await expect.poll(() => page.locator('#qr').getAttribute('src'), { timeout: 15_000 }).not.toBe(first);
+      expect(await heading(page).textContent()).toBe('Continue on your phone');
+      await expect.poll(() => page.locator('#qr').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(0);
+      expect((await app.api(`/api/link/${link.id}`)).body.status).toBe('pending');
+    } finally {
+      app.clock.reset();
+    }
   });
 
   it('cancel on the method step redirects with status=cancelled&step=method', async () => {

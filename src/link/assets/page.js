@@ -62,8 +62,9 @@
     if (step === 'method' && platform === 'fansly') step = 'email_password';
     for (const el of document.querySelectorAll('.step')) el.hidden = el.dataset.step !== step;
     if (step !== shown) {
+      // Focus follows each new step (not the first: a fresh page is read from the top anyway).
+      const heading = shown === null ? null : $('h-' + step);
       shown = step;
-      const heading = $('h-' + step);
       if (heading) heading.focus();
       post({ type: 'fangate.link.event', name: 'step.' + step });
     }
@@ -117,7 +118,7 @@
       // The phone's QR code ran out: show a fresh one instead of an error.
       if (a && a.auth_type === 'mobile_app' && s.error && s.error.code === 'expired' && s.error.retryable && !busy) {
         busy = true;
-        act('/back').then(() => start('mobile_app')).finally(() => { busy = false; });
+        act('/back').then(() => { busy = false; return start('mobile_app'); }, () => { busy = false; refresh(); });
         return;
       }
     }
