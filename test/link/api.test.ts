@@ -173,6 +173,28 @@ describeEachStore('link sessions API', (kind) => {
     }
   });
 
+  it('streams the page state as Server-Sent Events until the attempt ends', async () => {
+    const init = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://app.example.com/done' } });
+    const page = await pageOf(app, init.body.url);
+    await page.post('/start', { method: 'email_password', login: 'streamy@sandbox.test', password: 'password' });
+    const res = await fetch(`${init.body.url}/events`);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const text = await res.text(); // ends after the terminal state
+    const states = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+    expect(text).toMatch(/^id: 1\nevent: state\n/);
+    expect(states.at(-1)).toMatchObject({ status: 'completed', step: 'done' });
+    expect(text).not.toMatch(/"password"\s*:|:\s*"password"/);
+  });
+
+  it('limits code submissions through the page per link', async () => {
+    const init = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://app.example.com/done' } });
+    const page = await pageOf(app, init.body.url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push((await page.post('/code', { code: '111111' })).status);
+    expect(statuses.slice(0, 10).every((s) => s === 409)).toBe(true);
+    expect(statuses[10]).toBe(429);
+  });
+
   it('answers an unknown token with a 404 page', async () => {
     const res = await fetch(`${app.url}/link/${'x'.repeat(43)}`);
     expect(res.status).toBe(404);
