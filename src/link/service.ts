@@ -418,7 +418,15 @@ export function createLinkService(deps: LinkDeps) {
     async back(token: string): Promise<PageState> {
       const row = await byToken(token);
       assertOpen(row);
-      await db.updateTable('link_sessions').set({ attempt_id: null, attempt_state: null, status: 'initialized', error_code: null, error_message: null, updated_at: clock.now() }).where('id', '=', row.id).execute();
+      // Only a link still open lets go of its attempt (one that just connected stays connected).
+      const released = await db
+        .updateTable('link_sessions')
+        .set({ attempt_id: null, attempt_state: null, status: 'initialized', error_code: null, error_message: null, updated_at: clock.now() })
+        .where('id', '=', row.id)
+        .where('finished_at', 'is', null)
+        .where((eb) => (row.attempt_id ? eb('attempt_id', '=', row.attempt_id) : eb('attempt_id', 'is', null)))
+        .executeTakeFirst();
+      if (Number(released.numUpdatedRows) === 0) return pageState(await byToken(token));
       if (row.attempt_id && attemptRunning(row)) {
         await connect.cancel(row.org_id, row.platform, row.attempt_id).catch((error) => logger.debug({ err: error, link: row.id }, 'attempt already ended when going back'));
       }
