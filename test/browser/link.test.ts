@@ -180,8 +180,17 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     await mobile.close();
   });
 
-  it('email device check: "send me the email", then the code', async () => {
+  it('email device check: "send me the email", then the code (followed by long-poll when event streams fail)', async () => {
     const link = await init({ clientReferenceId: 'crm-email' });
+    let streams = 0;
+    let polls = 0;
+    await page.route('**/events', (route) => {
+      streams++;
+      return route.abort();
+    });
+    page.on('request', (request) => {
+      if (request.url().includes('/state?wait=')) polls++;
+    });
     await page.goto(link.url);
     await page.getByRole('button', { name: /Email and password/ }).click();
     await page.getByLabel('Email', { exact: true }).fill('mail+email@sandbox.test');
@@ -196,6 +205,25 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     await page.locator('#form-email').getByRole('button', { name: 'Verify' }).click();
     const back = await redirected(page);
     expect(back.searchParams.get('status')).toBe('success');
+    expect(streams).toBeGreaterThan(0);
+    expect(polls).toBeGreaterThan(0);
+    await page.unroute('**/events');
+  });
+
+  it('works with the keyboard alone', async () => {
+    const link = await init({ clientReferenceId: 'crm-keys' });
+    await page.goto(link.url);
+    await expect.poll(() => heading(page).textContent()).toBe('Connect your OnlyFans account');
+    for (let i = 0; i < 5 && (await page.evaluate('document.activeElement && document.activeElement.dataset.go')) !== 'email_password'; i++) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate('document.activeElement && document.activeElement.id')).toBe('h-email_password');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('keys@sandbox.test');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    const back = await redirected(page);
+    expect(back.searchParams.get('client_reference_id')).toBe('crm-keys');
   });
 
   it('selfie check in the dark theme: open the check, confirm it, "I\'ve done it"', async () => {
@@ -413,6 +441,9 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     const html = await res.text();
     expect(html).not.toMatch(/<script>|<script (?!src=|type="application\/json")/);
 
+    // No third-party request: the page talks to FanGate only (and ends on the integrator's redirect).
+    const foreign = network.filter((line) => /^https?:\/\//.test(line) && !line.startsWith(app.url) && !line.startsWith(integrator.origin));
+    expect(foreign).toEqual([]);
     const everything = network.join('\n');
     expect(network.length).toBeGreaterThan(50);
     for (const secret of secrets) if (secret.length >= 6) expect(everything.includes(secret), `"${secret}" seen on the wire`).toBe(false);

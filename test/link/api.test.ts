@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
+import { connectAccount, otherOrgKey } from '../accounts/helpers.js';
 
 /** Page calls as the Link page's script makes them: same origin, CSRF header from the page. */
 async function pageOf(app: TestApp, url: string) {
@@ -193,6 +194,32 @@ describeEachStore('link sessions API', (kind) => {
     for (let i = 0; i < 11; i++) statuses.push((await page.post('/code', { code: '111111' })).status);
     expect(statuses.slice(0, 10).every((s) => s === 409)).toBe(true);
     expect(statuses[10]).toBe(429);
+  });
+
+  it("reconnects only the organisation's own accounts, on the account's platform", async () => {
+    const { account } = await connectAccount(app, 'owned@sandbox.test');
+    const other = await otherOrgKey(app, 'other-org-link');
+    const foreign = await app.api('/api/link/init', { method: 'POST', key: other, body: { redirectUrl: 'https://a.example/', connectionId: account.id } });
+    expect(foreign.status).toBe(404);
+    const mismatch = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://a.example/', connectionId: account.id, platform: 'fansly' } });
+    expect(mismatch.status).toBe(422);
+    expect(mismatch.body.errors[0].field).toBe('platform');
+    const own = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://a.example/', connectionId: account.id } });
+    expect(own.status).toBe(201);
+    const got = await app.api(`/api/link/${own.body.id}`);
+    expect(got.body).toMatchObject({ platform: 'onlyfans', connection_id: account.id });
+    expect((await app.api(`/api/link/${own.body.id}`, { key: other })).status).toBe(404);
+  });
+
+  it('names the bad field when pasted cookies are incomplete', async () => {
+    const init = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://app.example.com/done' } });
+    const page = await pageOf(app, init.body.url);
+    const res = await page.post('/start', { method: 'raw_data', cookies: 'auth_id=1; fp=2', xbc: 'x', user_agent: 'UA' });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ field: 'cookies', message: expect.stringContaining('sess') }]);
+    expect((await app.api(`/api/link/${init.body.id}`)).body.status).toBe('initialized');
+    const again = await page.post('/start', { method: 'email_password', login: '', password: '' });
+    expect(again.body.errors.map((e: { field: string }) => e.field)).toEqual(['login', 'password']);
   });
 
   it('answers an unknown token with a 404 page', async () => {
