@@ -242,7 +242,8 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     expect(faceUrl).toMatch(new RegExp(`^${app.sandbox.url}/face/`));
     // Too early: the page says so and stays on the step.
     await page.getByRole('button', { name: "I've done it" }).click();
-    await expect.poll(() => heading(page).textContent(), { timeout: 15_000 }).toBe('Take a quick selfie');
+    await expect.poll(() => page.locator('#alert').textContent(), { timeout: 15_000 }).toContain('not finished yet');
+    expect(await heading(page).textContent()).toBe('Take a quick selfie');
     const done = await fetch(`${app.sandbox.url}/__sandbox/face/${faceUrl!.split('/').pop()}/complete`, { method: 'POST' });
     expect(done.status).toBe(200);
     await page.getByRole('button', { name: "I've done it" }).click();

@@ -18,6 +18,7 @@
   let shown = null;
   let chosen = null; // the method form picked while no attempt runs
   let emailSent = false;
+  let selfieConfirmed = false; // "I've done it" pressed: coming back to the face step means not done yet
   let source = null;
   let polling = false;
   let ended = false;
@@ -106,6 +107,8 @@
       if (wrong) { showError(wrong); for (const id of ['code-input', 'email-input']) $(id).value = ''; }
     }
     if (step === 'face' && a.face_verification_url) $('face-link').href = a.face_verification_url;
+    const selfieNotDone = step === 'face' && selfieConfirmed && shown === 'pending';
+    if (step !== 'pending') selfieConfirmed = false;
     if (step === 'mobile_app') {
       const qr = $('qr');
       const src = base + '/qr.svg?attempt=' + encodeURIComponent(a.attempt_id);
@@ -135,6 +138,7 @@
       const words = { pending: 'Connecting. Please wait.', code: codeHelp(a || {}), email: 'Confirm by email.', face: 'Selfie check needed.', mobile_app: 'Scan the QR code with your phone.', failed: s.error ? s.error.message : 'Failed.', done: 'Your account is connected.', closed: $('h-closed').textContent };
       if (words[step]) say(words[step]);
       if (step !== 'failed' && !(step === 'code' && a && a.state === 'wrong_2fa_code_retry')) showError('');
+      if (selfieNotDone) showError('The selfie check is not finished yet. Complete it in the other tab, then press \u201cI\u2019ve done it\u201d again.');
     }
     if (s.result && (s.status === 'completed' || s.status === 'cancelled' || s.redirect)) finishWith(s);
     if (RUNNING.has(s.step)) follow(); else stopFollowing();
@@ -262,6 +266,7 @@
     } else if (action === 'email') {
       run(target, '/email').then((r) => { if (r) { emailSent = true; $('email-sent').hidden = false; say($('email-sent').textContent); $('email-input').focus(); } });
     } else if (action === 'selfie') {
+      selfieConfirmed = true;
       run(target, '/selfie');
     } else if (action === 'finish') {
       run(target, '/finish');
