@@ -46,6 +46,11 @@ describeEachStore('link sessions API', (kind) => {
     const rows = await app.fangate.database.db.selectFrom('link_sessions').selectAll().execute();
     expect(JSON.stringify(rows)).not.toContain(token);
 
+    await fetch(init.body.url);
+    await fetch(`${init.body.url}/state`);
+    expect(app.logs.some((line) => line.includes('/link/[redacted]/state'))).toBe(true);
+    expect(app.logs.join('\n')).not.toContain(token);
+
     const got = await app.api(`/api/link/${init.body.id}`);
     expect(got.status).toBe(200);
     expect(got.body).toMatchObject({ id: init.body.id, status: 'initialized', platform: 'onlyfans', client_reference_id: 'crm-1', connection_id: null, attempt_id: null, error: null, completed_at: null });
