@@ -144,6 +144,10 @@ describe.skipIf(!hasChromium)('Link page in a browser', () => {
     const got = (await app.api(`/api/link/${link.id}`)).body;
     expect(got.status).toBe('completed');
     expect(Object.fromEntries(back.searchParams)).toEqual({ status: 'success', connection_id: got.connection_id, client_reference_id: 'crm-sms' });
+    // The wrong password failed one attempt, the next connected: one event each, in order.
+    const events = await app.fangate.database.db.selectFrom('events').select(['event', 'attempt_id']).where('client_reference_id', '=', 'crm-sms').where('event', 'like', 'link.%').orderBy('created_at').execute();
+    expect(events.map((e) => e.event)).toEqual(['link.failed', 'link.completed']);
+    expect(events[1]!.attempt_id).toBe(got.attempt_id);
 
     // Reused: the page says so and accepts nothing.
     await page.goto(link.url);
