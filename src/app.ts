@@ -21,6 +21,7 @@ import { createPlatformGateway, type PlatformGateway } from './platforms/gateway
 import { createDrivers } from './platforms/index.js';
 import { createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
+import { createLinkService, type LinkService } from './link/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -43,6 +44,7 @@ export interface FanGate {
   jobs: JobQueue;
   connect: ConnectService;
   accounts: AccountService;
+  link: LinkService;
   platforms: PlatformGateway;
   clock: Clock;
   metrics: Registry;
@@ -98,17 +100,23 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   // Domains, each with what it needs of the others as a narrow interface (DESIGN 1).
   const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
   const accountsPort = createAccountsPort({ db: database.db, vault, clock });
-  const attemptHooks: AttemptChangeHook[] = [(trx, change) => accountsPort.followAttempt(trx, change)];
+  // Account status and Link follow attempts inside their transactions (the Link hook runs only once `link` exists below).
+  const attemptHooks: AttemptChangeHook[] = [(trx, change) => accountsPort.followAttempt(trx, change), (trx, change) => link.onAttemptChange(trx, change)];
   const connectDomain = createConnectDomain({
     db: database.db, database, vault, jobs, platforms, accounts: accountsPort, hooks: attemptHooks, clock, publicUrl: config.publicUrl, logger, sweepIntervalMs,
   });
   const connect = connectDomain.service;
   const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts });
+  const link = createLinkService({
+    db: database.db, connect, clock, publicUrl: config.publicUrl, logger,
+    findAccount: (orgId, id) => accountsPort.find(database.db, orgId, id).then((a) => (a ? { id: a.id, platform: a.platform } : undefined)),
+    hasProxyCountry: (country) => platforms.pool.has(country),
+  });
 
   await connectDomain.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, metrics });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -120,6 +128,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     jobs,
     connect,
     accounts,
+    link,
     platforms,
     clock,
     metrics,

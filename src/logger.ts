@@ -19,7 +19,9 @@ export const REDACT_PATHS = [
 
 /** Paths whose segments are credentials themselves (the mobile hand-off code). */
 const SECRET_PATH = /(\/mobile-auth\/)[^/?#]+/;
-export const redactUrl = (url: string): string => url.replace(SECRET_PATH, '$1[redacted]');
+/** The Link page's token (`/link/<43 characters>`, and the page's own calls below it). */
+const LINK_TOKEN_PATH = /^(\/link\/)[A-Za-z0-9]{43}(?![A-Za-z0-9])/;
+export const redactUrl = (url: string): string => url.replace(SECRET_PATH, '$1[redacted]').replace(LINK_TOKEN_PATH, '$1[redacted]');
 
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
   return pino(

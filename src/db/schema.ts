@@ -157,7 +157,36 @@ export interface EventsTable {
   created_at: Timestamp;
 }
 
+export type LinkStatus = 'initialized' | 'pending' | 'awaiting_2fa' | 'completed' | 'failed' | 'expired' | 'cancelled';
+
+export interface LinkSessionsTable {
+  id: string;
+  org_id: string;
+  /** SHA-256 of the page's token; the token itself is in the link's URL only. */
+  token_hash: string;
+  status: LinkStatus;
+  platform: 'onlyfans' | 'fansly';
+  redirect_url: string;
+  client_reference_id: string | null;
+  reconnect_account_id: string | null;
+  connection_id: string | null;
+  proxy_country: string | null;
+  theme: 'light' | 'dark' | 'auto';
+  attempt_id: string | null;
+  attempt_state: string | null;
+  attempts_started: Generated<number>;
+  error_code: string | null;
+  error_message: string | null;
+  cancel_step: string | null;
+  finished_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  expires_at: Timestamp;
+  completed_at: Timestamp | null;
+}
+
 export interface DB {
+  link_sessions: LinkSessionsTable;
   events: EventsTable;
   accounts: AccountsTable;
   auth_attempts: AuthAttemptsTable;

@@ -24,6 +24,9 @@ import { accessRoutes, accountRoutes } from './routes/accounts.js';
 import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
+import { linkRoutes } from './routes/link.js';
+import { linkPageRoutes } from './routes/link-page.js';
+import type { LinkService } from '../link/service.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -33,6 +36,7 @@ export interface HttpDependencies {
   orgs: OrgService;
   connect: ConnectService;
   accounts: AccountService;
+  link: LinkService;
   metrics: Registry;
 }
 
@@ -134,9 +138,12 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(mobileAuthRoutes, { connect });
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });
+      await api.register(linkRoutes, { link: deps.link });
     },
     { prefix: '/api' },
   );
+
+  await app.register(linkPageRoutes, { link: deps.link, publicUrl: config.publicUrl, closing: shutdown.signal });
 
   if (config.adminToken) {
     const rotateVault = () => rotateSecrets(database.db, vault);
