@@ -104,6 +104,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const attemptHooks: AttemptChangeHook[] = [(trx, change) => accountsPort.followAttempt(trx, change), (trx, change) => link.onAttemptChange(trx, change)];
   const connectDomain = createConnectDomain({
     db: database.db, database, vault, jobs, platforms, accounts: accountsPort, hooks: attemptHooks, clock, publicUrl: config.publicUrl, logger, sweepIntervalMs,
+    loginsPerHour: config.rateLimit.accountLoginsPerHour,
   });
   const connect = connectDomain.service;
   const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts });

@@ -16,7 +16,7 @@ export interface Config {
   proxyPool: string | undefined;
   allowPrivateWebhooks: boolean;
   logLevel: string;
-  rateLimit: { perKeyPerMinute: number; connectPerHour: number };
+  rateLimit: { perKeyPerMinute: number; connectPerHour: number; accountLoginsPerHour: number };
   /** Base URLs of the platforms' APIs (the sandbox unless overridden). */
   platforms: { onlyfansUrl: string; fanslyUrl: string };
   proxyPoolEntries: Map<string, ProxySpec[]>;
@@ -106,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: {
       perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000),
       connectPerHour: int('FANGATE_CONNECT_RATE_LIMIT_PER_HOUR', 60, 1, 1_000_000),
+      accountLoginsPerHour: int('FANGATE_ACCOUNT_LOGINS_PER_HOUR', 5, 1, 1_000_000),
     },
     platforms: { onlyfansUrl: url('FANGATE_ONLYFANS_URL', sandboxUrl), fanslyUrl: url('FANGATE_FANSLY_URL', sandboxUrl) },
     proxyPoolEntries,

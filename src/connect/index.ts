@@ -29,6 +29,8 @@ export interface ConnectDomainDeps {
   logger: Logger;
   /** How often a worker sweeps attempts (expiry, lost steps), in ms. */
   sweepIntervalMs: number;
+  /** Upstream logins per account and hour. */
+  loginsPerHour: number;
 }
 
 /** Connect (DESIGN 3, 4): the attempt store, the API service, the step workers and their schedules. */

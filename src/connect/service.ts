@@ -32,6 +32,8 @@ export interface ConnectDeps {
   clock: Clock;
   publicUrl: string;
   logger: Logger;
+  /** Upstream logins per account and hour (re-authentications of every kind), to spare the creator a platform lock. */
+  loginsPerHour: number;
 }
 
 const hashCode = (code: string) => createHash('sha256').update(code, 'utf8').digest('hex');
@@ -127,6 +129,40 @@ export function createConnectService(deps: ConnectDeps) {
     const account = await deps.accounts.find(db, orgId, accountId);
     if (!account || account.platform !== platform) throw notFound('Account');
     return account;
+  }
+
+  /** The account's row lock: re-authentications of one account start one at a time, on every node. */
+  async function lockAccount(trx: Transaction<DB>, orgId: string, platform: PlatformName, accountId: string): Promise<AccountRow> {
+    const locked = await trx.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', accountId).forUpdate().executeTakeFirst();
+    if (!locked || locked.platform !== platform) throw notFound('Account');
+    return locked;
+  }
+
+  /**
+   * At most `loginsPerHour` re-authentications of an account start per hour (DESIGN 2), counted from the
+   * attempts themselves, so every node sees the same count. Call under the account's row lock.
+   */
+  async function limitLogins(trx: Transaction<DB>, accountId: string): Promise<void> {
+    const now = clock.now();
+    const windowStart = new Date(now.getTime() - 3_600_000);
+    const recent = await trx
+      .selectFrom('auth_attempts')
+      .select('created_at')
+      .where('account_id', '=', accountId)
+      .where('kind', 'in', ['reauthenticate', 'credentials_update'])
+      .where('created_at', '>', windowStart)
+      .orderBy('created_at', 'desc')
+      .limit(deps.loginsPerHour)
+      .execute();
+    if (recent.length < deps.loginsPerHour) return;
+    const oldest = recent[recent.length - 1]!.created_at;
+    const retryAfterSec = Math.max(1, Math.ceil((oldest.getTime() + 3_600_000 - now.getTime()) / 1000));
+    throw new ApiError(
+      429,
+      'rate_limited',
+      `This account logged in upstream ${deps.loginsPerHour} times in the last hour, the most allowed per hour (FANGATE_ACCOUNT_LOGINS_PER_HOUR) to protect the creator's account from a platform lock; retry in ${retryAfterSec} s.`,
+      { retryAfterSec },
+    );
   }
 
   async function runningReauth(trx: Kysely<DB> | Transaction<DB>, accountId: string): Promise<AttemptRow | undefined> {
@@ -250,16 +286,25 @@ export function createConnectService(deps: ConnectDeps) {
       return act(orgId, platform, id, { type: 'cancel' });
     },
 
-    /** New credentials (any method): cancels what runs, re-authenticates at once; the old ones stay until it succeeds. */
+    /**
+     * New credentials (any method): cancels what runs and re-authenticates at once, under the account's row
+     * lock, so concurrent updates leave exactly one running; the old credentials stay until it succeeds.
+     */
     async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody) {
-      const account = await findAccountOn(orgId, platform, accountId);
+      await findAccountOn(orgId, platform, accountId);
       const input = parseStartInput(platform, body, platforms.pool);
-      await store.cancelAccountAttempts(account.id);
-      const fresh = (await deps.accounts.find(db, orgId, accountId))!;
-      const { totpSecret, proxyPassword } = deps.accounts.secrets(fresh);
-      const { row, effects, mobileCode } = await db.transaction().execute((trx) =>
-        insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword } }),
-      );
+      const { created, cancelled } = await db.transaction().execute(async (trx) => {
+        const locked = await lockAccount(trx, orgId, platform, accountId);
+        await limitLogins(trx, locked.id);
+        const cancelled = await store.cancelAccountAttemptsIn(trx, locked.id);
+        // As it is after the cancellations (they may have changed its status).
+        const fresh = (await deps.accounts.find(trx, orgId, accountId))!;
+        const { totpSecret, proxyPassword } = deps.accounts.secrets(fresh);
+        const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword } });
+        return { created, cancelled };
+      });
+      for (const { row, effects } of cancelled) await store.afterCommit(row, effects);
+      const { row, effects, mobileCode } = created;
       await store.afterCommit(row, effects);
       return {
         attempt_id: row.id,
@@ -286,10 +331,10 @@ export function createConnectService(deps: ConnectDeps) {
         throw new ApiError(400, 'already_authenticated', capabilitiesOf(platform).alreadyAuthenticatedMessage, { retryable: false });
       }
       const created = await db.transaction().execute(async (trx) => {
-        const locked = await trx.selectFrom('accounts').selectAll().where('id', '=', account.id).forUpdate().executeTakeFirst();
-        if (!locked) throw notFound('Account');
+        const locked = await lockAccount(trx, orgId, platform, account.id);
         const again = await runningReauth(trx, account.id);
         if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'] };
+        await limitLogins(trx, locked.id);
         const input: StartInput = {
           authType: 'email_password', name: null, login: credentials.login, password: credentials.password, session: null, proxy: null,
           forceConnect: false, rememberCredentials: locked.remember_credentials, totpSecret: null, clientReferenceId: null,

@@ -9,7 +9,7 @@ import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type EventName, recordEvent } from '../webhooks/outbox.js';
 import { type AttemptRow, type AttemptView, serializeAttempt, snapshotColumns, toSnapshot } from './attempts.js';
-import { type AttemptEffect, type AttemptEvent, isTerminal, type RefusalReason, transition } from './state-machine.js';
+import { type AttemptEffect, type AttemptEvent, isTerminal, type RefusalReason, transition, type TransitionResult } from './state-machine.js';
 
 export const STEP_QUEUE = 'connect-step';
 export const EMAIL_QUEUE = 'connect-request-email';
@@ -126,6 +126,44 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
   }
 
+  /**
+   * Writes a decided transition inside `trx`: the snapshot with a compare-and-swap on `version`, what
+   * the other domains' hooks change, and the outbox events. undefined when the row changed meanwhile.
+   */
+  async function write(trx: Transaction<DB>, current: AttemptRow, result: Extract<TransitionResult, { ok: true }>, extras: EventExtras): Promise<AttemptRow | undefined> {
+    const now = clock.now();
+    const queuesStep = result.effects.some((e) => e.type === 'run_step' || e.type === 'request_email');
+    let next: Updateable<AuthAttemptsTable> = {
+      ...snapshotColumns(result.snapshot),
+      ...extras.columns,
+      step_seq: queuesStep ? current.step_seq + 1 : current.step_seq,
+      version: current.version + 1,
+      updated_at: now,
+    };
+    if (extras.challenges) next.challenges = [...new Set([...current.challenges, ...extras.challenges])];
+    if (result.effects.some((e) => e.type === 'connect_account') && extras.beforeWrite) {
+      next = { ...next, ...(await extras.beforeWrite(trx, { ...current, ...next } as AttemptRow)) };
+    }
+    // Terminal attempts keep no secrets: credentials, sessions and codes live on the account.
+    if (isTerminal(result.snapshot.state)) {
+      Object.assign(next, { input_enc: null, resume_enc: null, pending_code_enc: null, mobile_code_hash: null });
+    }
+    const row = await trx.updateTable('auth_attempts').set(next).where('id', '=', current.id).where('version', '=', current.version).returningAll().executeTakeFirst();
+    if (!row) return undefined;
+    await runHooks(trx, row, current.state);
+    const webhookEvents: EventName[] = result.effects.flatMap((e) =>
+      e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
+    );
+    if (webhookEvents.length > 0) {
+      const attempt = await view(row, trx);
+      const payload = { account: attempt.account, attempt };
+      for (const name of webhookEvents) {
+        await recordEvent(trx, { orgId: row.org_id, event: name, accountId: row.account_id, attemptId: row.id, clientReferenceId: row.client_reference_id, payload });
+      }
+    }
+    return row;
+  }
+
   const store = {
     view,
     runHooks,
@@ -142,50 +180,11 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         const current = await store.load(id);
         if (!current) return { ok: false, reason: 'not_found' };
         if (expect?.seq !== undefined && current.step_seq !== expect.seq) return { ok: false, reason: 'stale_event' };
-        const now = clock.now();
-        const result = transition(toSnapshot(current), event, now);
-        if (!result.ok) return result;
-        const queuesStep = result.effects.some((e) => e.type === 'run_step' || e.type === 'request_email');
-
-        const written = await db.transaction().execute(async (trx) => {
-          let next: Updateable<AuthAttemptsTable> = {
-            ...snapshotColumns(result.snapshot),
-            ...extras.columns,
-            step_seq: queuesStep ? current.step_seq + 1 : current.step_seq,
-            version: current.version + 1,
-            updated_at: now,
-          };
-          if (extras.challenges) next.challenges = [...new Set([...current.challenges, ...extras.challenges])];
-          if (result.effects.some((e) => e.type === 'connect_account') && extras.beforeWrite) {
-            next = { ...next, ...(await extras.beforeWrite(trx, { ...current, ...next } as AttemptRow)) };
-          }
-          // Terminal attempts keep no secrets: credentials, sessions and codes live on the account.
-          if (isTerminal(result.snapshot.state)) {
-            Object.assign(next, { input_enc: null, resume_enc: null, pending_code_enc: null, mobile_code_hash: null });
-          }
-          const row = await trx
-            .updateTable('auth_attempts')
-            .set(next)
-            .where('id', '=', id)
-            .where('version', '=', current.version)
-            .returningAll()
-            .executeTakeFirst();
-          if (!row) return undefined;
-          await runHooks(trx, row, current.state);
-          const webhookEvents: EventName[] = result.effects.flatMap((e) =>
-            e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
-          );
-          if (webhookEvents.length > 0) {
-            const attempt = await view(row, trx);
-            const payload = { account: attempt.account, attempt };
-            for (const name of webhookEvents) {
-              await recordEvent(trx, { orgId: row.org_id, event: name, accountId: row.account_id, attemptId: row.id, clientReferenceId: row.client_reference_id, payload });
-            }
-          }
-          return row;
-        });
+        const decided = transition(toSnapshot(current), event, clock.now());
+        if (!decided.ok) return decided;
+        const written = await db.transaction().execute((trx) => write(trx, current, decided, extras));
         if (!written) continue; // someone else changed it first: read again and re-decide
-        await afterCommit(written, result.effects);
+        await afterCommit(written, decided.effects);
         return { ok: true, row: written };
       }
       return { ok: false, reason: 'conflict' };
@@ -194,6 +193,22 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     /** The `connect-deadline` job: the state machine refuses it harmlessly when the deadline moved or the attempt ended. */
     async expireAt(job: DeadlineJob): Promise<void> {
       await store.apply(job.attemptId, { type: job.timeout === 'input' ? 'input_timeout' : 'overall_timeout' });
+    },
+
+    /**
+     * Cancels the account's running attempts inside `trx` (the caller holds the account's row lock, so no
+     * new one can start meanwhile); what to run after the commit is returned.
+     */
+    async cancelAccountAttemptsIn(trx: Transaction<DB>, accountId: string): Promise<{ row: AttemptRow; effects: AttemptEffect[] }[]> {
+      const running = await trx.selectFrom('auth_attempts').selectAll().where('account_id', '=', accountId).where('completed_at', 'is', null).forUpdate().execute();
+      const done: { row: AttemptRow; effects: AttemptEffect[] }[] = [];
+      for (const current of running) {
+        const decided = transition(toSnapshot(current), { type: 'cancel' }, clock.now());
+        if (!decided.ok) continue;
+        const row = await write(trx, current, decided, {});
+        if (row) done.push({ row, effects: decided.effects });
+      }
+      return done;
     },
 
     /** Cancels every attempt of the account still running (re-authentications, credential updates). */

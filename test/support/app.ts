@@ -70,6 +70,7 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     FANGATE_ONLYFANS_URL: sandbox.url,
     FANGATE_FANSLY_URL: sandbox.url,
     FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: '100000',
+    FANGATE_ACCOUNT_LOGINS_PER_HOUR: '100000',
     ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : {}),
     ...options.env,
   });
