@@ -33,6 +33,9 @@ export interface ConnectDomainDeps {
   loginsPerHour: number;
 }
 
+const STEP_EXPIRY_SEC = 20;
+const STEP_RETRIES = 3;
+
 /** Connect (DESIGN 3, 4): the attempt store, the API service, the step workers and their schedules. */
 export function createConnectDomain(deps: ConnectDomainDeps) {
   const store = createAttemptStore({ ...deps });
@@ -46,8 +49,25 @@ export function createConnectDomain(deps: ConnectDomainDeps) {
     cancelAccountAttempts: (accountId: string) => store.cancelAccountAttempts(accountId),
 
     async registerWorkers(jobs: JobQueue): Promise<void> {
-      await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 8 });
-      await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
+      // A step whose worker died (kill -9) expires after STEP_EXPIRY_SEC and runs again on another worker; the
+      // per-try upstream timeout keeps a live step well inside it, so a slow step is not run twice.
+      await jobs.define<StepJob>({
+        name: STEP_QUEUE,
+        expireInSeconds: STEP_EXPIRY_SEC,
+        retryLimit: STEP_RETRIES,
+        retryDelay: 2,
+        concurrency: 8,
+        // A step that keeps failing ends its attempt with a clear error instead of leaving it pending.
+        handler: async (job, meta) => {
+          try {
+            await steps.runStep(job);
+          } catch (error) {
+            if (meta.retryCount < STEP_RETRIES) throw error;
+            await steps.giveUp(job, error);
+          }
+        },
+      });
+      await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: STEP_EXPIRY_SEC, retryLimit: 2, concurrency: 2 });
       await jobs.define<DeadlineJob>({ name: DEADLINE_QUEUE, handler: (job) => store.expireAt(job), expireInSeconds: 60, retryLimit: 3, concurrency: 2 });
       await jobs.every({ name: 'connect-sweep', intervalMs: deps.sweepIntervalMs, handler: service.sweep });
     },

@@ -14,6 +14,8 @@ import type { AttemptEvent, FailureCode } from './state-machine.js';
 import { type AttemptSecrets, type AttemptStore, attemptPlace, type EventExtras, type StepJob } from './store.js';
 
 const TRANSIENT_RETRIES = 3;
+/** One upstream try of a step; with the retries it keeps a step well inside its job's expiry. */
+const UPSTREAM_TRY_TIMEOUT_MS = 6_000;
 
 export interface StepDeps {
   db: Kysely<DB>;
@@ -51,6 +53,7 @@ export function createStepRunner(deps: StepDeps) {
       return await platforms.call(row.platform, identity, fn, {
         retries: TRANSIENT_RETRIES - 1,
         retryDelayMs: deps.retryDelayMs ?? 500,
+        timeoutMs: UPSTREAM_TRY_TIMEOUT_MS,
         onFailover: async (moved) => {
           await store.patch(row.id, row.step_seq, { proxy: JSON.stringify(moved) });
           if (row.account_id) await deps.accounts.moveProxy(row.account_id, row.proxy, moved);
@@ -234,6 +237,12 @@ export function createStepRunner(deps: StepDeps) {
       const secrets = secretsOf(started.row);
       const { outcome, met } = await answerAppCodes(started.row, secrets, await runDriverStep(started.row, secrets));
       await record(started.row, secrets, outcome, met);
+    },
+
+    /** The step's job failed on every try (a bug, or input no step can use): the attempt ends instead of waiting. */
+    async giveUp(job: StepJob, error: unknown): Promise<void> {
+      logger.error({ err: error, attemptId: job.attemptId }, 'connect step failed on every try; ending the attempt');
+      await store.apply(job.attemptId, { type: 'failed', code: 'upstream_unavailable', message: 'FanGate could not complete this login step; start again.' }, {}, { seq: job.seq });
     },
 
     /** The `connect-request-email` job: OnlyFans sends the device-check email on request. */

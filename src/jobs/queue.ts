@@ -60,7 +60,8 @@ export function createJobQueue(options: JobQueueOptions) {
     schema: options.schema ?? 'pgboss',
     supervise: true,
     schedule: false,
-    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60,
+    // Maintenance also expires the jobs of dead workers: every few seconds, so their work resumes soon.
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 5,
     max: 4,
   } as PgBoss.ConstructorOptions);
   boss.on('error', (error) => logger.error({ err: error }, 'job queue error'));
