@@ -1,8 +1,10 @@
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { lockDataDir } from './db/data-dir-lock.js';
+import { lockDataDir, removeLocalAdmin, writeLocalAdmin } from './db/data-dir-lock.js';
+import { randomBase62 } from './lib/ids.js';
 import { type Database, openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { purgeExpiredIdempotencyKeys } from './http/plugins/idempotency.js';
@@ -49,6 +51,8 @@ export interface FanGate {
   clock: Clock;
   metrics: Registry;
   http: FastifyInstance;
+  /** The API key of a first start on an empty database (organisation `default`), to show once. */
+  firstRunKey: string | undefined;
   /** Starts the workers and, unless `listen` is false, the HTTP server. */
   start(options?: { listen?: boolean }): Promise<void>;
   /** Graceful: stops taking requests and jobs, lets running jobs finish, closes the database. */
@@ -83,10 +87,15 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const vault = createVault(keyring);
   const metrics = createMetricsRegistry();
   const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0 });
+  let firstRunKey: string | undefined;
   if (config.bootstrapApiKey) {
     const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
     if (created) logger.info({ org: organization.id }, 'bootstrap API key registered for organisation "default"');
+  } else if (config.role !== 'worker') {
+    firstRunKey = (await orgs.firstRunKey())?.key.key;
   }
+  // Embedded mode: `fangate keys create` asks the running server, with a token only this data dir holds.
+  const localAdminToken = embedded && !options.inMemory ? randomBase62(43) : undefined;
   const jobs = createJobQueue({ database, logger, work: config.role !== 'api', ...options.jobs });
   const clock = options.clock ?? systemClock;
 
@@ -117,7 +126,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   await connectDomain.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, metrics });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, metrics, localAdminToken });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -134,13 +143,17 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     clock,
     metrics,
     http,
+    firstRunKey,
     async start({ listen = true } = {}) {
       await jobs.start();
-      if (listen) await http.listen({ port: config.port, host: config.host });
-      else await http.ready();
+      if (listen) {
+        await http.listen({ port: config.port, host: config.host });
+        if (localAdminToken) await writeLocalAdmin(config.dataDir, { url: `http://127.0.0.1:${(http.server.address() as AddressInfo).port}`, token: localAdminToken, pid: process.pid });
+      } else await http.ready();
     },
     stop() {
       stopping ??= (async () => {
+        if (localAdminToken) await removeLocalAdmin(config.dataDir);
         await http.close();
         await connectDomain.close();
         await jobs.stop();

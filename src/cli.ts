@@ -45,6 +45,55 @@ async function withDatabase<T>(fn: (ctx: { db: Database; config: ReturnType<type
   }
 }
 
+/** The embedded server that holds this data dir, if one runs (PostgreSQL needs none: any process may write). */
+async function runningEmbeddedServer() {
+  const config = loadConfig();
+  if (config.databaseUrl) return undefined;
+  const { readLocalAdmin } = await import('./db/data-dir-lock.js');
+  return readLocalAdmin(config.dataDir);
+}
+
+/** `keys create` while an embedded server runs: it owns the database, so it is asked (admin API, local token). */
+async function createKeyThroughServer(server: { url: string; token: string }, org: string, name: string, scopes: string[] | undefined) {
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${server.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const json = (await res.json()) as any;
+    if (!res.ok) throw new Error(`the running server answered ${res.status}: ${json?.detail ?? 'no detail'}`);
+    return json;
+  };
+  const found = (await call('GET', `/admin/orgs?name=${encodeURIComponent(org)}`)) as { data: { id: string }[] };
+  const orgId = found.data[0]?.id ?? ((await call('POST', '/admin/orgs', { name: org })) as { id: string }).id;
+  return (await call('POST', `/admin/orgs/${orgId}/api-keys`, { name, ...(scopes ? { scopes } : {}) })) as { id: string; key: string; scopes: string[] };
+}
+
+/** What a person needs after a start: where things are, and on the very first start, the key (once). */
+function printWelcome(config: ReturnType<typeof loadConfig>, firstRunKey: string | undefined, sandboxUrl: string | undefined): void {
+  const out = (line = '') => process.stderr.write(`${line}\n`);
+  out();
+  out(`FanGate is running at ${config.publicUrl}`);
+  out(`  API reference: ${config.publicUrl}/docs      OpenAPI: ${config.publicUrl}/openapi.json`);
+  if (sandboxUrl) out(`  Sandbox platform: ${sandboxUrl} (test identities: any address @sandbox.test, password "password"; see docs/sandbox.md)`);
+  if (firstRunKey) {
+    out();
+    out('First start: created organisation "default" with this API key (all scopes). It is shown only now; keep it safe:');
+    out();
+    out(`  ${firstRunKey}`);
+    out();
+    out('Try it:');
+    out(`  curl -H "Authorization: Bearer ${firstRunKey}" ${config.publicUrl}/api/whoami`);
+    out(`  curl -H "Authorization: Bearer ${firstRunKey}" -H "content-type: application/json" \\`);
+    out(`       -d '{"email":"jane+sms@sandbox.test","password":"password"}' ${config.publicUrl}/api/authenticate`);
+    out('  (the SMS code of the sandbox is 123456)');
+  } else {
+    out('  More API keys: fangate keys create --org <name>   (works while this server runs)');
+  }
+  out();
+}
+
 async function serve(): Promise<void> {
   const { createFanGate } = await import('./app.js');
   const config = loadConfig();
@@ -58,6 +107,7 @@ async function serve(): Promise<void> {
   }
   await fangate.start();
   logger.info({ url: config.publicUrl, role: config.role, database: fangate.database.kind }, 'FanGate is ready');
+  if (config.role !== 'worker') printWelcome(config, fangate.firstRunKey, sandbox?.url);
 
   let signals = 0;
   const shutdown = (signal: string) => {
@@ -118,6 +168,14 @@ export async function main(argv: string[]): Promise<void> {
         const unknown = scopes?.filter((s) => !(ALL_SCOPES as readonly string[]).includes(s)) ?? [];
         if (unknown.length > 0) throw new UsageError(`unknown scopes: ${unknown.join(', ')} (known: ${ALL_SCOPES.join(', ')})`);
         const { createOrgService } = await import('./orgs/service.js');
+        const running = await runningEmbeddedServer();
+        if (running) {
+          const key = await createKeyThroughServer(running, values.org, values.name ?? 'cli', scopes);
+          console.error(`Created API key ${key.id} for organisation "${values.org}" through the running server (${running.url}) with scopes ${key.scopes.join(', ')}.`);
+          console.error('This is the only time the key is shown:');
+          console.log(key.key);
+          return;
+        }
         await withDatabase(async ({ db }) => {
           const orgs = createOrgService({ db: db.db });
           const org = await orgs.ensureOrganization(values.org!);
@@ -172,9 +230,20 @@ export async function main(argv: string[]): Promise<void> {
       if (error instanceof UsageError) console.error(`\n${HELP}`);
       process.exit(2);
     }
-    console.error(`fangate: ${(error as Error).message}`);
+    console.error(`fangate: ${startErrorMessage(error as NodeJS.ErrnoException)}`);
     process.exit(1);
   }
+}
+
+/** Start errors a person can act on say which setting to change. */
+function startErrorMessage(error: NodeJS.ErrnoException & { port?: number }): string {
+  if (error.code === 'EADDRINUSE') {
+    const config = loadConfig();
+    const variable = error.port === config.sandbox.port ? 'FANGATE_SANDBOX_PORT (or FANGATE_SANDBOX=off)' : 'FANGATE_PORT';
+    return `port ${error.port ?? ''} is already in use: stop what uses it, or choose another port with ${variable}.`;
+  }
+  if (error.code === 'EACCES' && error.port !== undefined) return `no permission to listen on port ${error.port}: choose a port above 1023 with FANGATE_PORT.`;
+  return error.message;
 }
 
 class UsageError extends Error {}

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const alive = (pid: number): boolean => {
@@ -37,4 +37,28 @@ export async function lockDataDir(dataDir: string, purpose: string): Promise<() 
     }
   }
   throw new Error(`Could not lock ${dataDir}`);
+}
+
+/** How a one-shot command reaches the embedded server that holds the data dir (`fangate keys create`). */
+export interface LocalAdmin {
+  url: string;
+  token: string;
+  pid: number;
+}
+
+const LOCAL_ADMIN_FILE = 'local-admin.json';
+
+/** Written by a listening embedded server; readable by its owner only (mode 0600), removed on stop. */
+export async function writeLocalAdmin(dataDir: string, admin: LocalAdmin): Promise<void> {
+  await writeFile(join(dataDir, LOCAL_ADMIN_FILE), JSON.stringify(admin), { mode: 0o600 });
+}
+
+export async function removeLocalAdmin(dataDir: string): Promise<void> {
+  await rm(join(dataDir, LOCAL_ADMIN_FILE), { force: true });
+}
+
+/** The running embedded server of this data dir, if one is there and alive. */
+export async function readLocalAdmin(dataDir: string): Promise<LocalAdmin | undefined> {
+  const admin = JSON.parse(await readFile(join(dataDir, LOCAL_ADMIN_FILE), 'utf8').catch(() => 'null')) as LocalAdmin | null;
+  return admin && alive(admin.pid) ? admin : undefined;
 }

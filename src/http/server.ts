@@ -38,6 +38,8 @@ export interface HttpDependencies {
   accounts: AccountService;
   link: LinkService;
   metrics: Registry;
+  /** Embedded mode: the token `fangate keys create` uses to ask this running server (loopback only). */
+  localAdminToken?: string;
 }
 
 /** Logs each request once, when it completes, with method, URL, status and time together. */
@@ -145,9 +147,9 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
 
   await app.register(linkPageRoutes, { link: deps.link, publicUrl: config.publicUrl, closing: shutdown.signal });
 
-  if (config.adminToken) {
+  if (config.adminToken || deps.localAdminToken) {
     const rotateVault = () => rotateSecrets(database.db, vault);
-    await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken, rotateVault });
+    await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken, localAdminToken: deps.localAdminToken, rotateVault });
   }
 
   return app;

@@ -89,6 +89,24 @@ export function createOrgService({ db, principalCacheMs = 0 }: { db: Kysely<DB>;
       return insertKey(orgId, `fg_${randomBase62(32)}`, input.name ?? 'API key', input.scopes ?? ALL_SCOPES);
     },
 
+    /**
+     * A first start with an empty database: organisation `default` with one API key (all scopes), or
+     * undefined when any organisation exists. Safe when several nodes start at once: the unique
+     * organisation name lets exactly one of them create it.
+     */
+    async firstRunKey(): Promise<{ organization: Organization; key: CreatedApiKey } | undefined> {
+      const any = await db.selectFrom('organizations').select('id').limit(1).executeTakeFirst();
+      if (any) return undefined;
+      const row = await db
+        .insertInto('organizations')
+        .values({ id: newId('org'), name: 'default' })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .returning(['id', 'name'])
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return { organization: row, key: await service.createApiKey(row.id, { name: 'first run' }) };
+    },
+
     /** FANGATE_BOOTSTRAP_API_KEY: the `default` organisation with this key exists after start. */
     async ensureBootstrapKey(key: string): Promise<{ organization: Organization; created: boolean }> {
       const organization = await service.ensureOrganization('default');

@@ -11,15 +11,24 @@ import { CreatedApiKeySchema, NewApiKeyBody, serializeCreatedKey } from './api-k
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Operator API, enabled by FANGATE_ADMIN_TOKEN: organisations and their first keys. */
-export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken: string; rotateVault: () => Promise<RotationReport> }> = async (
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/**
+ * Operator API, enabled by FANGATE_ADMIN_TOKEN: organisations and their first keys. An embedded server
+ * also accepts its local admin token (kept in the data dir, mode 0600), from loopback only, so that
+ * `fangate keys create` works while it runs.
+ */
+export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken?: string; localAdminToken?: string; rotateVault: () => Promise<RotationReport> }> = async (
   app,
-  { orgs, adminToken, rotateVault },
+  { orgs, adminToken, localAdminToken, rotateVault },
 ) => {
-  const expected = digest(adminToken);
+  const expected = adminToken ? digest(adminToken) : undefined;
+  const local = localAdminToken ? digest(localAdminToken) : undefined;
   app.addHook('onRequest', async (request) => {
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
-    if (!timingSafeEqual(digest(token), expected)) throw new ApiError(401, 'unauthorized', 'Send the admin token as `Authorization: Bearer …`.');
+    const token = digest(/^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
+    const admin = expected !== undefined && timingSafeEqual(token, expected);
+    const localAdmin = local !== undefined && timingSafeEqual(token, local) && LOOPBACK.test(request.socket.remoteAddress ?? '');
+    if (!admin && !localAdmin) throw new ApiError(401, 'unauthorized', 'Send the admin token as `Authorization: Bearer …`.');
   });
 
   const OrgSchema = Type.Object({ id: Type.String(), name: Type.String() }, { examples: [{ id: 'org_3kT9xQ2mB7vN1cR5wL8pZd', name: 'acme' }] });
@@ -37,6 +46,23 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
       },
     },
     async (request, reply) => reply.code(201).send(await orgs.createOrganization(request.body.name)),
+  );
+
+  app.get(
+    '/orgs',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Find an organisation by name',
+        security,
+        querystring: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }),
+        response: { 200: Type.Object({ data: Type.Array(OrgSchema) }), ...problemResponses(401, 422) },
+      },
+    },
+    async (request) => {
+      const found = await orgs.findOrganization({ name: request.query.name });
+      return { data: found ? [found] : [] };
+    },
   );
 
   app.post(
