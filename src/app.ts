@@ -21,6 +21,7 @@ import { createDispatcherCache } from './net/dispatcher.js';
 import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformGateway, type PlatformGateway } from './platforms/gateway.js';
 import { createDrivers } from './platforms/index.js';
+import { registerAccountMetrics } from './accounts/metrics.js';
 import { createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
 import { createLinkService, type LinkService } from './link/service.js';
@@ -108,13 +109,16 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
 
   // Domains, each with what it needs of the others as a narrow interface (DESIGN 1).
   const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
-  const accountsPort = createAccountsPort({ db: database.db, vault, clock });
+  const accountsPort = createAccountsPort({ db: database.db, vault, clock, logger });
   // Account status and Link follow attempts inside their transactions (the Link hook runs only once `link` exists below).
   const attemptHooks: AttemptChangeHook[] = [(trx, change) => accountsPort.followAttempt(trx, change), (trx, change) => link.onAttemptChange(trx, change)];
   const connectDomain = createConnectDomain({
     db: database.db, database, vault, jobs, platforms, accounts: accountsPort, hooks: attemptHooks, clock, publicUrl: config.publicUrl, logger, sweepIntervalMs,
     loginsPerHour: config.rateLimit.accountLoginsPerHour,
+    metrics,
   });
+  registerAccountMetrics(metrics, database.db);
+  jobs.registerMetrics(metrics);
   const connect = connectDomain.service;
   const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts });
   const link = createLinkService({

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
 import type { AccountStatus, DB, ProxyColumn } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { Vault } from '../vault/vault.js';
@@ -27,8 +28,8 @@ type Db = Kysely<DB> | Transaction<DB>;
  * Access API read them). accounts/ owns every write to the `accounts` table: the composition root
  * hands this object over, so no domain imports accounts/ for its behaviour.
  */
-export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: Clock }) {
-  const { db, vault, clock } = deps;
+export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: Clock; logger: Logger }) {
+  const { db, vault, clock, logger } = deps;
   return {
     find: (on: Db, orgId: string, id: string) => findAccount(on, orgId, id),
     findByPlatformUser: findAccountByPlatformUser,
@@ -47,17 +48,27 @@ export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: 
     },
     identity: (account: AccountRow) => accountIdentity(vault, account),
     insert: (trx: Db, account: NewAccount, now: Date) => insertAccount(trx, vault, account, now),
-    renewSession: (trx: Db, account: AccountRow, renewal: SessionRenewal, now: Date) => renewAccountSession(trx, vault, account, renewal, now),
+    async renewSession(trx: Db, account: AccountRow, renewal: SessionRenewal, now: Date): Promise<AccountRow> {
+      const row = await renewAccountSession(trx, vault, account, renewal, now);
+      if (account.status !== row.status) {
+        logger.info({ accountId: row.id, orgId: row.org_id, clientReferenceId: row.client_reference_id, from: account.status, status: row.status, event: 'session_renewed' }, 'account status changed');
+      }
+      return row;
+    },
     /**
      * An attempt on the account changed (runs in the attempt's transaction): the account is
      * re-authenticating, waits for the creator, or ends up active or expired.
      */
     async followAttempt(
       trx: Transaction<DB>,
-      change: { kind: string; state: string; accountId: string | null; priorAccountStatus: AccountStatus | null; errorCode: string | null },
+      change: { attemptId: string; kind: string; state: string; accountId: string | null; priorAccountStatus: AccountStatus | null; errorCode: string | null },
     ): Promise<void> {
       const event = statusEventForAttempt(change);
-      if (event && change.accountId) await applyStatusEvent(trx, change.accountId, event, clock.now());
+      if (!event || !change.accountId) return;
+      const moved = await applyStatusEvent(trx, change.accountId, event, clock.now());
+      if (moved && moved.from !== moved.row.status) {
+        logger.info({ accountId: moved.row.id, orgId: moved.row.org_id, clientReferenceId: moved.row.client_reference_id, attemptId: change.attemptId, from: moved.from, status: moved.row.status, event }, 'account status changed');
+      }
     },
     /**
      * A pool proxy of the account failed and the call moved to another of its country: the account

@@ -131,12 +131,13 @@ export async function renewAccountSession(db: Db, vault: Vault, account: Account
 }
 
 /** Moves the account's status by `event` (accounts/status.ts); the row as it is afterwards, or undefined when gone. */
-export async function applyStatusEvent(db: Db, accountId: string, event: AccountStatusEvent, now: Date): Promise<AccountRow | undefined> {
+export async function applyStatusEvent(db: Db, accountId: string, event: AccountStatusEvent, now: Date): Promise<{ from: AccountRow['status']; row: AccountRow } | undefined> {
   const current = await db.selectFrom('accounts').selectAll().where('id', '=', accountId).forUpdate().executeTakeFirst();
   if (!current) return undefined;
   const set = enterStatus(current.status, event, now);
-  if (!set) return current;
-  return db.updateTable('accounts').set(set).where('id', '=', accountId).returningAll().executeTakeFirst();
+  if (!set) return { from: current.status, row: current };
+  const row = await db.updateTable('accounts').set(set).where('id', '=', accountId).returningAll().executeTakeFirstOrThrow();
+  return { from: current.status, row };
 }
 
 export function decryptSession(vault: Vault, account: AccountRow): PlatformSession | null {

@@ -96,7 +96,7 @@ const isUniqueViolation = (error: unknown) => (error as { code?: unknown } | nul
 
 export function createAccountService(deps: AccountServiceDeps) {
   const { db, vault, platforms, clock, logger } = deps;
-  const port = createAccountsPort({ db, vault, clock });
+  const port = createAccountsPort({ db, vault, clock, logger });
   const timeoutMs = deps.upstreamTimeoutMs ?? 20_000;
 
   async function load(orgId: string, id: string): Promise<AccountRow> {

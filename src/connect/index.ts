@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js';
 import type { DB } from '../db/schema.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
+import { Gauge, type Registry } from '../lib/metrics.js';
 import type { PlatformGateway } from '../platforms/gateway.js';
 import type { Vault } from '../vault/vault.js';
 import { createConnectService } from './service.js';
@@ -31,9 +32,11 @@ export interface ConnectDomainDeps {
   sweepIntervalMs: number;
   /** Upstream logins per account and hour. */
   loginsPerHour: number;
+  metrics: Registry;
 }
 
 const STEP_EXPIRY_SEC = 20;
+const OPEN_STATES = ['pending', 'awaiting_mobile_session', 'needs_otp', 'needs_app_otp', 'needs_email', 'needs_face_otp', 'wrong_2fa_code_retry'] as const;
 const STEP_RETRIES = 3;
 
 /** Connect (DESIGN 3, 4): the attempt store, the API service, the step workers and their schedules. */
@@ -42,6 +45,20 @@ export function createConnectDomain(deps: ConnectDomainDeps) {
   const watcher = createAttemptWatcher(deps.database);
   const service = createConnectService({ ...deps, store, watcher });
   const steps = createStepRunner({ ...deps, store });
+
+  // Read from the database at each scrape, so every node reports the same, true number.
+  new Gauge({
+    name: 'fangate_attempts_in_state',
+    help: 'Attempts not yet completed, by state (read from the database: the same on every node).',
+    labelNames: ['state'] as const,
+    registers: [deps.metrics],
+    async collect() {
+      const rows = await deps.db.selectFrom('auth_attempts').select(['state', (eb) => eb.fn.countAll<string>().as('n')]).where('completed_at', 'is', null).groupBy('state').execute();
+      this.reset();
+      for (const state of OPEN_STATES) this.set({ state }, 0);
+      for (const row of rows) this.set({ state: row.state }, Number(row.n));
+    },
+  });
 
   return {
     service,

@@ -241,7 +241,7 @@ export function createConnectService(deps: ConnectDeps) {
         }
       }
       const { row, effects, mobileCode } = await db.transaction().execute((trx) => insertAttempt(trx, { orgId, platform, kind: 'connect', input }));
-      await store.afterCommit(row, effects);
+      await store.afterCommit(row, effects, null);
       return {
         attempt_id: row.id,
         message: START_MESSAGE,
@@ -303,9 +303,9 @@ export function createConnectService(deps: ConnectDeps) {
         const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword } });
         return { created, cancelled };
       });
-      for (const { row, effects } of cancelled) await store.afterCommit(row, effects);
+      for (const { row, effects, previousState } of cancelled) await store.afterCommit(row, effects, previousState);
       const { row, effects, mobileCode } = created;
-      await store.afterCommit(row, effects);
+      await store.afterCommit(row, effects, null);
       return {
         attempt_id: row.id,
         message: CREDENTIALS_MESSAGE,
@@ -342,7 +342,7 @@ export function createConnectService(deps: ConnectDeps) {
         const { totpSecret, proxyPassword } = deps.accounts.secrets(locked);
         return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword } });
       });
-      await store.afterCommit(created.row, created.effects);
+      await store.afterCommit(created.row, created.effects, created.effects.length > 0 ? null : undefined);
       return answer(created.row);
     },
 

@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js';
 import type { AccountStatus, AttemptKind, AttemptState, AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
+import { Counter, Histogram, type Registry } from '../lib/metrics.js';
 import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type EventName, recordEvent } from '../webhooks/outbox.js';
@@ -85,7 +86,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[] }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -95,6 +96,34 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
       mobileCode = vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')).mobileCode ?? null;
     }
     return serializeAttempt(row, { account, publicUrl: deps.publicUrl, mobileCode });
+  }
+
+  const attemptsTotal = new Counter({
+    name: 'fangate_attempts_total',
+    help: 'Connect and re-authentication attempts that ended, by platform, auth type and outcome (success or the error code).',
+    labelNames: ['platform', 'auth_type', 'outcome'] as const,
+    registers: [deps.metrics],
+  });
+  const attemptDuration = new Histogram({
+    name: 'fangate_attempt_duration_seconds',
+    help: 'Time from the start of an attempt to its end (including the time the creator took to answer).',
+    labelNames: ['platform', 'outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200],
+    registers: [deps.metrics],
+  });
+
+  /** One log line per state change, with its ids; attempts that end are counted and timed. */
+  function observe(row: AttemptRow, previousState: AttemptState | null) {
+    const line = {
+      attemptId: row.id, orgId: row.org_id, accountId: row.account_id, clientReferenceId: row.client_reference_id,
+      platform: row.platform, kind: row.kind, from: previousState, state: row.state, ...(row.error_code ? { errorCode: row.error_code } : {}),
+    };
+    deps.logger.info(line, previousState === null ? 'attempt started' : 'attempt state changed');
+    if (isTerminal(row.state)) {
+      const outcome = row.state === 'completed_success' ? 'success' : (row.error_code ?? 'failed');
+      attemptsTotal.inc({ platform: row.platform, auth_type: row.auth_type, outcome });
+      attemptDuration.observe({ platform: row.platform, outcome }, ((row.completed_at ?? row.updated_at).getTime() - row.created_at.getTime()) / 1000);
+    }
   }
 
   /** Tells the other domains' hooks (account status, Link) about the change, inside its transaction. */
@@ -115,7 +144,12 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     }
   }
 
-  async function afterCommit(row: AttemptRow, effects: AttemptEffect[]) {
+  /**
+   * After the commit: jobs, timers and the NOTIFY that wakes long-polls. `previousState` (null for a new
+   * attempt) marks a state change, which is logged and counted once, here.
+   */
+  async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
+    if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     for (const effect of effects) {
       if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
@@ -184,7 +218,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         if (!decided.ok) return decided;
         const written = await db.transaction().execute((trx) => write(trx, current, decided, extras));
         if (!written) continue; // someone else changed it first: read again and re-decide
-        await afterCommit(written, decided.effects);
+        await afterCommit(written, decided.effects, current.state);
         return { ok: true, row: written };
       }
       return { ok: false, reason: 'conflict' };
@@ -199,14 +233,14 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
      * Cancels the account's running attempts inside `trx` (the caller holds the account's row lock, so no
      * new one can start meanwhile); what to run after the commit is returned.
      */
-    async cancelAccountAttemptsIn(trx: Transaction<DB>, accountId: string): Promise<{ row: AttemptRow; effects: AttemptEffect[] }[]> {
+    async cancelAccountAttemptsIn(trx: Transaction<DB>, accountId: string): Promise<{ row: AttemptRow; effects: AttemptEffect[]; previousState: AttemptState }[]> {
       const running = await trx.selectFrom('auth_attempts').selectAll().where('account_id', '=', accountId).where('completed_at', 'is', null).forUpdate().execute();
-      const done: { row: AttemptRow; effects: AttemptEffect[] }[] = [];
+      const done: { row: AttemptRow; effects: AttemptEffect[]; previousState: AttemptState }[] = [];
       for (const current of running) {
         const decided = transition(toSnapshot(current), { type: 'cancel' }, clock.now());
         if (!decided.ok) continue;
         const row = await write(trx, current, decided, {});
-        if (row) done.push({ row, effects: decided.effects });
+        if (row) done.push({ row, effects: decided.effects, previousState: current.state });
       }
       return done;
     },

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
+import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
+import { Gauge, type Registry } from '../lib/metrics.js';
 
 export interface JobOptions {
   /** Seconds from now, or a date, before which the job does not run. */
@@ -120,6 +122,23 @@ export function createJobQueue(options: JobQueueOptions) {
 
   const queue = {
     boss,
+
+    /** `fangate_jobs_queued{queue}`: jobs waiting (new or to retry), read from the database at each scrape. */
+    registerMetrics(metrics: Registry): void {
+      const schema = options.schema ?? 'pgboss';
+      new Gauge({
+        name: 'fangate_jobs_queued',
+        help: 'Background jobs waiting to run (created or due for retry), by queue; read from the database.',
+        labelNames: ['queue'] as const,
+        registers: [metrics],
+        async collect() {
+          const rows = await sql<{ name: string; n: string }>`select name, count(*) as n from ${sql.table(`${schema}.job`)} where state in ('created', 'retry') group by name`.execute(database.db);
+          this.reset();
+          for (const def of definitions) this.set({ queue: def.name }, 0);
+          for (const row of rows.rows) this.set({ queue: row.name }, Number(row.n));
+        },
+      });
+    },
 
     /** Declares a queue and its handler; call before or after start(). */
     async define<T>(def: QueueDefinition<T>): Promise<void> {
