@@ -7,6 +7,7 @@ import type { AttemptState, DB, PlatformName } from '../db/schema.js';
 import { ApiError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, randomBase62 } from '../lib/ids.js';
+import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.js';
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
@@ -18,6 +19,14 @@ import { parseStartInput, type StartBody, type StartInput } from './input.js';
 import { type AttemptEvent, isTerminal, type RefusalReason, startAttempt } from './state-machine.js';
 import { type AttemptSecrets, type AttemptStore, attemptPlace } from './store.js';
 import type { AttemptWatcher } from './watch.js';
+
+export interface ListAttemptsQuery {
+  limit: number;
+  cursor?: string;
+  account_id?: string;
+  state?: AttemptState;
+  client_reference_id?: string;
+}
 
 export const START_MESSAGE = 'Authentication process started. Query the polling_url to check the progress.';
 export const CREDENTIALS_MESSAGE = 'Authentication credentials updated. Re-authentication started. Query the polling_url to check the progress.';
@@ -249,6 +258,22 @@ export function createConnectService(deps: ConnectDeps) {
         state: row.state,
         ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
       };
+    },
+
+    /** The organisation's attempts, newest first (`platform` null: every platform). */
+    async list(orgId: string, platform: PlatformName | null, query: ListAttemptsQuery): Promise<Page<AttemptView>> {
+      const cursor = decodeCursor(query.cursor);
+      let q = db.selectFrom('auth_attempts').selectAll().where('org_id', '=', orgId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1);
+      if (platform) q = q.where('platform', '=', platform);
+      if (query.account_id !== undefined) q = q.where('account_id', '=', query.account_id);
+      if (query.state !== undefined) q = q.where('state', '=', query.state);
+      if (query.client_reference_id !== undefined) q = q.where('client_reference_id', '=', query.client_reference_id);
+      if (cursor) {
+        q = q.where((eb) => eb.or([eb('created_at', '<', cursor.createdAt), eb.and([eb('created_at', '=', cursor.createdAt), eb('id', '<', cursor.id)])]));
+      }
+      const rows = await q.execute();
+      const page = toPage(rows, query.limit, (row) => row);
+      return { ...page, data: await Promise.all(page.data.map((row) => store.view(row))) };
     },
 
     async get(orgId: string, platform: PlatformName | null, id: string): Promise<AttemptView> {

@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as foundation from './0001_foundation.js';
 import * as connect from './0002_connect.js';
 import * as link from './0005_link.js';
+import * as attemptList from './0006_attempt_list.js';
 
 /** Every migration, in order. Names never change once released; add new ones at the end. */
 export const migrations: Record<string, Migration> = {
   '0001_foundation': foundation,
   '0002_connect': connect,
   '0005_link': link,
+  '0006_attempt_list': attemptList,
 };

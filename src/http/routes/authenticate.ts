@@ -8,7 +8,7 @@ import { capabilitiesOf } from '../../platforms/capabilities.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 import { ApiError, validationError } from '../../lib/errors.js';
-import { IdempotencyHeaders } from '../schemas.js';
+import { IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
 
 export interface AuthenticateRouteOptions {
   connect: ConnectService;
@@ -26,6 +26,7 @@ function whileWanted(request: FastifyRequest, closing: AbortSignal): AbortSignal
   return AbortSignal.any([gone.signal, closing]);
 }
 
+const ATTEMPT_STATES = ['pending', 'awaiting_mobile_session', 'needs_otp', 'needs_app_otp', 'needs_email', 'needs_face_otp', 'wrong_2fa_code_retry', 'completed_success', 'completed_failed'] as const;
 const AttemptParams = Type.Object({ attempt_id: Type.String({ maxLength: 64 }) });
 const AccountParams = Type.Object({ account_id: Type.String({ maxLength: 64 }) });
 const SUBMITTED = 'OTP submitted successfully';
@@ -65,6 +66,27 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       },
     },
     async (request) => connect.start(request.principal.organization.id, platform, request.body),
+  );
+
+  app.get(
+    '',
+    {
+      config: read,
+      schema: {
+        tags,
+        summary: capabilities.connectPath === '/authenticate' ? "List the organisation's attempts" : `List the organisation's ${name} attempts`,
+        description: 'Newest first, with cursor pagination; filter by account, state or your own reference.',
+        querystring: Type.Object({
+          ...PageQuery.properties,
+          account_id: Type.Optional(Type.String({ maxLength: 64 })),
+          state: Type.Optional(Type.Enum(ATTEMPT_STATES, { description: 'Only attempts in this state.' })),
+          client_reference_id: Type.Optional(Type.String({ maxLength: 255 })),
+        }),
+        response: { 200: PageOf(AttemptSchema), ...problemResponses(401, 403, 422, 429) },
+      },
+    },
+    // The OnlyFans path is the seed's: it lists every platform's attempts; the Fansly path only Fansly's.
+    async (request) => connect.list(request.principal.organization.id, capabilities.connectPath === '/authenticate' ? null : platform, request.query),
   );
 
   app.get(
