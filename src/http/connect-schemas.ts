@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Body, Timestamp } from './schemas.js';
+import { Body, HeaderText, Timestamp } from './schemas.js';
 
 /** Schemas of the connect and accounts API (DESIGN 3-5): one source for validation, serialisation and OpenAPI. */
 
@@ -26,9 +26,9 @@ export const StartBodySchema = Body(
     username: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: 'Fansly only: log in by username instead of email.' })),
     password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Stored encrypted (with remember_credentials); never returned.' })),
     auth_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'raw_data: the auth_id cookie.' })),
-    cookies: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'raw_data: the full cookie string `a=b; c=d`; must hold auth_id, sess and fp.' })),
-    xbc: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'raw_data: the x-bc header value.' })),
-    user_agent: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'raw_data: the browser user agent the session was made with.' })),
+    cookies: Type.Optional(HeaderText({ maxLength: 16384, description: 'raw_data: the full cookie string `a=b; c=d`; must hold auth_id, sess and fp.' })),
+    xbc: Type.Optional(HeaderText({ maxLength: 512, description: 'raw_data: the x-bc header value.' })),
+    user_agent: Type.Optional(HeaderText({ maxLength: 1024, description: 'raw_data: the browser user agent the session was made with.' })),
     proxyCountry: Type.Optional(proxyCountry),
     customProxy: Type.Optional(CustomProxySchema),
     force_connect: Type.Optional(Type.Boolean({ description: 'Connect even if this platform user is already connected in the organisation.' })),

@@ -11,7 +11,7 @@ import type { OrgService } from '../orgs/service.js';
 import { rotateSecrets } from '../vault/rotate.js';
 import type { Vault } from '../vault/vault.js';
 import authPlugin from './plugins/auth.js';
-import errorsPlugin from './plugins/errors.js';
+import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js';
 import { statusTitle } from './problem.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -23,6 +23,7 @@ import { accessRoutes, accountRoutes } from './routes/accounts.js';
 import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
+import { buildValidator } from './validation.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -59,10 +60,17 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : `req_${randomBase62(22)}`;
     },
-    trustProxy: true,
+    // X-Forwarded-For only through the proxies the operator names (FANGATE_TRUST_PROXY).
+    // (Fastify takes a hop count too; its types only say so for strings.)
+    trustProxy: config.trustProxy as boolean | string[],
+    // Errors met before routing (bad escapes, over-long ids, unparsable HTTP) are problem documents too.
+    frameworkErrors,
+    clientErrorHandler,
+    routerOptions: { maxParamLength: 200 },
     // One line per request (when it completes) instead of Fastify's two.
     logController: new OneLinePerRequest(),
-    ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: 'array', useDefaults: true } },
+    // Bodies without type coercion, query/params/headers with it (src/http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onRequest', async (request, reply) => {

@@ -7,7 +7,7 @@ import type { Platform } from '../../connect/state-machine.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 import { ApiError, validationError } from '../../lib/errors.js';
-import { IdempotencyHeaders } from '../schemas.js';
+import { HeaderText, IdempotencyHeaders } from '../schemas.js';
 
 export interface AuthenticateRouteOptions {
   connect: ConnectService;
@@ -144,7 +144,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
     async (request, reply) => {
       const { code, selfie_verification_completed: selfie } = request.body;
       if ((code === undefined) === (selfie === undefined)) {
-        throw validationError([{ field: code === undefined ? 'code' : 'selfie_verification_completed', message: 'send exactly one of code and selfie_verification_completed' }]);
+        throw validationError([{ field: code === undefined ? 'code' : 'selfie_verification_completed', message: 'Send exactly one of code and selfie_verification_completed.' }]);
       }
       const orgId = request.principal.organization.id;
       const id = request.params.attempt_id;
@@ -239,9 +239,9 @@ export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectServi
         body: Type.Object(
           {
             auth_id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
-            cookies: Type.String({ minLength: 1, maxLength: 16384 }),
-            xbc: Type.String({ minLength: 1, maxLength: 512 }),
-            user_agent: Type.String({ minLength: 1, maxLength: 1024 }),
+            cookies: HeaderText({ maxLength: 16384 }),
+            xbc: HeaderText({ maxLength: 512 }),
+            user_agent: HeaderText({ maxLength: 1024 }),
           },
           {
             additionalProperties: false,
