@@ -15,7 +15,7 @@ import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/err
 import { statusTitle } from './problem.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import metricsPlugin from './plugins/metrics.js';
-import rateLimitPlugin from './plugins/rate-limit.js';
+import rateLimitPlugin, { authFailureLimiter, connectLimiter, createWindowCounter } from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authenticateRoutes, mobileAuthRoutes } from './routes/authenticate.js';
@@ -128,14 +128,16 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
 
   await app.register(
     async (api) => {
-      await api.register(authPlugin, { orgs });
+      const counter = createWindowCounter(database.db, database.kind === 'postgres');
+      await api.register(authPlugin, { orgs, failures: authFailureLimiter(counter, config.rateLimit.authFailuresPerMinute) });
       await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
       await api.register(idempotencyPlugin, { db: database.db, vault });
       await api.register(apiKeyRoutes, { orgs });
-      const connectPerHour = config.rateLimit.connectPerHour;
+      // One budget for both platforms (DESIGN 2).
+      const limitConnects = connectLimiter(counter, config.rateLimit.connectPerHour);
       const closing = shutdown.signal;
-      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', connectPerHour, closing });
-      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', connectPerHour, closing });
+      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', limitConnects, closing });
+      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', limitConnects, closing });
       await api.register(mobileAuthRoutes, { connect });
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });

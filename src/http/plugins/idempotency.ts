@@ -80,8 +80,8 @@ async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kyse
     const key = request.idempotencyKey;
     if (!key) return payload;
     const orgId = request.principal.organization.id;
-    if (reply.statusCode >= 500) {
-      // Let the client try again with the same key.
+    if (reply.statusCode >= 500 || reply.statusCode === 429) {
+      // Nothing happened: let the client try again with the same key.
       await db.deleteFrom('idempotency_keys').where('org_id', '=', orgId).where('key', '=', key).execute();
       return payload;
     }

@@ -12,8 +12,8 @@ import { HeaderText, IdempotencyHeaders } from '../schemas.js';
 export interface AuthenticateRouteOptions {
   connect: ConnectService;
   platform: Platform;
-  /** Connect attempts per organisation per hour. */
-  connectPerHour: number;
+  /** Counts a connect attempt of the organisation; throws the 429 past the hourly limit. */
+  limitConnects: (orgId: string) => Promise<void>;
   /** Fires when the server starts shutting down: long-polls and event streams answer at once. */
   closing: AbortSignal;
 }
@@ -33,7 +33,7 @@ const SUBMITTED = 'OTP submitted successfully';
  * Connect and re-authenticate routes of one platform (DESIGN 3 for OnlyFans at /api/authenticate,
  * 4 for Fansly at /api/fansly/authenticate). Thin: parse, call the connect service, serialise.
  */
-export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, connectPerHour, closing }) => {
+export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, limitConnects, closing }) => {
   const tags = [platform === 'fansly' ? 'Connect (Fansly)' : 'Connect (OnlyFans)'];
   const name = platform === 'fansly' ? 'Fansly' : 'OnlyFans';
   const read = { scope: 'accounts:read' as const };
@@ -45,8 +45,9 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       config: {
         ...write,
         idempotent: true,
-        rateLimit: { max: connectPerHour, timeWindow: 3_600_000, keyGenerator: (request) => `connect:${request.principal.organization.id}` },
       },
+      // After validation and the idempotency replay: only attempts that would start count.
+      preHandler: async (request) => limitConnects(request.principal.organization.id),
       schema: {
         tags,
         summary: `Start connecting a ${name} account`,
@@ -224,12 +225,16 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
   );
 };
 
+/** Hand-offs one client address may post per minute: a phone posts one. */
+export const MOBILE_HANDOFFS_PER_MINUTE = 30;
+
 /** The phone's hand-off (DESIGN 6): no API key, the single-use code is the credential. */
 export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectService }> = async (app, { connect }) => {
   app.post(
     '/mobile-auth/:code',
     {
-      config: { public: true },
+      // Per client IP as the trusted proxies report it (FANGATE_TRUST_PROXY), so X-Forwarded-For cannot rotate it.
+      config: { public: true, rateLimit: { max: MOBILE_HANDOFFS_PER_MINUTE, timeWindow: 60_000, keyGenerator: (request) => `mobile:${request.ip}` } },
       schema: {
         tags: ['Connect (OnlyFans)'],
         summary: 'Complete a mobile_app attempt with the session from the phone',
@@ -256,7 +261,7 @@ export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectServi
               examples: [{ status: 'connected', attempt_id: 'auth_3Hn8QzL1vR6kW2pY9cT5mB', account_id: 'acct_7QmV2c9XkT4rB1nH8sL3dW' }],
             },
           ),
-          ...problemResponses(400, 404, 422),
+          ...problemResponses(400, 404, 422, 429),
         },
       },
     },
