@@ -30,7 +30,7 @@ function textIssue(instancePath: string, value: string): ValidationIssue | undef
   return undefined;
 }
 
-/** Every string (and member name) in a parsed value that cannot be stored or sent on; iterative, so depth cannot overflow the stack. */
+/** Every string (and member name) or number in a parsed value that cannot be stored or sent on; iterative, so depth cannot overflow the stack. */
 export function unstorableText(value: unknown): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   const stack: [unknown, string][] = [[value, '']];
@@ -39,6 +39,9 @@ export function unstorableText(value: unknown): ValidationIssue[] {
     if (typeof current === 'string') {
       const issue = textIssue(path, current);
       if (issue) issues.push(issue);
+    } else if (typeof current === 'number' && !Number.isFinite(current)) {
+      // `1e999` parses (JSON) or coerces (`?limit=1e400`) to Infinity, which no column holds.
+      issues.push({ instancePath: path, keyword: 'finite', params: {}, message: 'must be a finite number' });
     } else if (Array.isArray(current)) {
       for (let i = current.length - 1; i >= 0; i--) stack.push([current[i], `${path}/${i}`]);
     } else if (current !== null && typeof current === 'object') {

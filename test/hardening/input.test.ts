@@ -188,6 +188,12 @@ describeEachStore('hardening: input', (kind) => {
       expect(after.updated_at).toBe(before.updated_at);
     });
 
+    it('numbers too large for any column are 422, in a query or a body', async () => {
+      expect(expectInvalid(await app.api('/api/accounts?limit=1e400'), ['limit']).errors[0].message).toBe('limit must be a finite number');
+      const body = '{"health_check_interval_sec": 1e999}';
+      expectInvalid(await app.api(`/api/accounts/${accountId}`, { method: 'PATCH', body }), ['health_check_interval_sec']);
+    });
+
     it('query strings and path parameters still take text for numbers and booleans', async () => {
       const page = await app.api('/api/accounts?limit=1');
       expect(page.status).toBe(200);

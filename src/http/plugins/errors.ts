@@ -93,6 +93,7 @@ function ruleOf(issue: ValidationIssue): string {
       return PATTERN_RULES[String(p.pattern)] ?? 'has an invalid format';
     case 'noNul':
     case 'wellFormed':
+    case 'finite':
       return issue.message ?? 'is invalid';
     default:
       return 'is invalid';
