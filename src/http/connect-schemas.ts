@@ -41,7 +41,7 @@ export const StartBodySchema = Body(
   {
     examples: [
       { email: 'jane+sms@sandbox.test', password: 'password', client_reference_id: 'creator-42' },
-      { auth_type: 'raw_data', auth_id: '123456789012', cookies: 'auth_id=123456789012; sess=…; fp=…', xbc: '…', user_agent: 'Mozilla/5.0 …' },
+      { auth_type: 'raw_data', auth_id: '123456789012', cookies: 'auth_id=123456789012; sess=7dfa347913c31bedae6c195de2863535; fp=8c486fbe38fb36729ab25071f543e7f3', xbc: '186c7d50c4d01030c3bad0175c3ab00dd5dbbf6b', user_agent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.6 Safari/605.1.15' },
       { auth_type: 'mobile_app' },
     ],
   },

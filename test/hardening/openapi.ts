@@ -62,7 +62,11 @@ export function operationsOf(doc: any): Operation[] {
       const op = item[method];
       if (!op) continue;
       const parameters = [...(item.parameters ?? []), ...(op.parameters ?? [])].map((p: any) => deep(p));
-      const body = deep(op.requestBody?.content?.['application/json']?.schema);
+      const media = op.requestBody?.content?.['application/json'];
+      let body = deep(media?.schema);
+      // @fastify/swagger moves a body schema's examples onto the media type.
+      const mediaExamples = media?.examples ? Object.values<any>(media.examples).map((e) => e.value) : media?.example !== undefined ? [media.example] : [];
+      if (body && !body.examples?.length && mediaExamples.length > 0) body = { ...body, examples: mediaExamples };
       const security = op.security ?? doc.security ?? [];
       operations.push({
         method: method.toUpperCase(),

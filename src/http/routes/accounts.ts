@@ -18,7 +18,7 @@ const cookie = HeaderText({
   description: "The browser's full cookie string `a=b; c=d`; must hold `auth_id`, `sess` and `fp`. Stored encrypted; never returned.",
   examples: ['auth_id=438518664811; sess=7dfa347913c31bedae6c195de2863535; fp=8c486fbe38fb36729ab25071f543e7f3'],
 });
-const userAgent = HeaderText({ maxLength: 1024, description: 'The exact user agent of the browser the session was made in.', examples: ['Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) …'] });
+const userAgent = HeaderText({ maxLength: 1024, description: 'The exact user agent of the browser the session was made in.', examples: ['Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.6 Safari/605.1.15'] });
 const xbc = HeaderText({ maxLength: 512, description: 'The `x-bc` header value of that browser, when you have it.' });
 
 const ListQuery = Type.Object({

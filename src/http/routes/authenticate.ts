@@ -250,7 +250,7 @@ export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectServi
           },
           {
             additionalProperties: false,
-            examples: [{ auth_id: '438518664811', cookies: 'auth_id=438518664811; sess=…; fp=…', xbc: '…', user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) …' }],
+            examples: [{ auth_id: '438518664811', cookies: 'auth_id=438518664811; sess=7dfa347913c31bedae6c195de2863535; fp=8c486fbe38fb36729ab25071f543e7f3', xbc: '186c7d50c4d01030c3bad0175c3ab00dd5dbbf6b', user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148' }],
           },
         ),
         response: {
