@@ -40,7 +40,7 @@ describeEachStore('hardening: input', (kind) => {
   beforeAll(async () => {
     app = await startTestApp(kind);
     accountId = (await importAccount(app, 'hard-input@sandbox.test')).account.id;
-  });
+  }, 180_000);
   afterAll(() => app?.close());
 
   const attemptCount = async () =>

@@ -42,7 +42,7 @@ describeEachStore('hardening: limits', (kind) => {
     let app: TestApp;
     beforeAll(async () => {
       app = await startTestApp(kind, { env: { FANGATE_AUTH_FAILURE_LIMIT_PER_MIN: '5' } });
-    });
+    }, 180_000);
     afterAll(() => app?.close());
 
     it('X-Forwarded-For does not change the client IP', async () => {
@@ -80,7 +80,7 @@ describeEachStore('hardening: limits', (kind) => {
       app = await startTestApp(kind, {
         env: { FANGATE_TRUST_PROXY: '127.0.0.1', FANGATE_AUTH_FAILURE_LIMIT_PER_MIN: '3', FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: '3' },
       });
-    });
+    }, 180_000);
     afterAll(() => app?.close());
 
     it("limits failed key checks per forwarded client, not the proxy's address", async () => {
@@ -127,7 +127,7 @@ describeEachStore('hardening: limits', (kind) => {
     let app: TestApp;
     beforeAll(async () => {
       app = await startTestApp(kind);
-    });
+    }, 180_000);
     afterAll(() => app?.close());
 
     it('a key revokes only keys whose scopes it holds: 403 forbidden otherwise, and the key keeps working', async () => {
