@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseProxyPool, type ProxySpec } from './net/proxy-config.js';
 
@@ -16,7 +17,12 @@ export interface Config {
   proxyPool: string | undefined;
   allowPrivateWebhooks: boolean;
   logLevel: string;
-  rateLimit: { perKeyPerMinute: number; connectPerHour: number; accountLoginsPerHour: number };
+  rateLimit: { perKeyPerMinute: number; connectPerHour: number; accountLoginsPerHour: number; authFailuresPerMinute: number };
+  /**
+   * Proxies whose X-Forwarded-For is believed (FANGATE_TRUST_PROXY): a hop count, or addresses and
+   * CIDRs; false (the default) uses the socket's address, so a client cannot choose its own IP.
+   */
+  trustProxy: false | number | string[];
   /** Base URLs of the platforms' APIs (the sandbox unless overridden). */
   platforms: { onlyfansUrl: string; fanslyUrl: string };
   proxyPoolEntries: Map<string, ProxySpec[]>;
@@ -89,6 +95,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`FANGATE_PROXY_POOL: ${(error as Error).message}`);
   }
 
+  const trustProxy = parseTrustProxy(text('FANGATE_TRUST_PROXY'), problems);
+
   const config: Config = {
     port,
     host: text('FANGATE_HOST') ?? '0.0.0.0',
@@ -107,11 +115,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000),
       connectPerHour: int('FANGATE_CONNECT_RATE_LIMIT_PER_HOUR', 60, 1, 1_000_000),
       accountLoginsPerHour: int('FANGATE_ACCOUNT_LOGINS_PER_HOUR', 5, 1, 1_000_000),
+      authFailuresPerMinute: int('FANGATE_AUTH_FAILURE_LIMIT_PER_MIN', 30, 1, 1_000_000),
     },
+    trustProxy,
     platforms: { onlyfansUrl: url('FANGATE_ONLYFANS_URL', sandboxUrl), fanslyUrl: url('FANGATE_FANSLY_URL', sandboxUrl) },
     proxyPoolEntries,
     dbPoolSize: int('FANGATE_DB_POOL_SIZE', 10, 1, 1000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+const PROXY_ADDR_KEYWORDS = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** `none`/empty → false; `2` → two hops; `10.0.0.0/8, 127.0.0.1, loopback` → those addresses. */
+export function parseTrustProxy(raw: string | undefined, problems: string[]): false | number | string[] {
+  const value = raw?.trim().toLowerCase();
+  if (!value || value === 'none' || value === 'false' || value === '0') return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops > 100) problems.push(`FANGATE_TRUST_PROXY must be a hop count up to 100 or a list of IPs/CIDRs (got "${raw}")`);
+    return hops;
+  }
+  const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const entry of entries) {
+    if (PROXY_ADDR_KEYWORDS.includes(entry)) continue;
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address ?? '');
+    const maxBits = family === 6 ? 128 : 32;
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= maxBits);
+    if (family === 0 || !bitsOk || extra !== undefined) {
+      problems.push(`FANGATE_TRUST_PROXY: "${entry}" is not an IP address or CIDR (use a hop count, or addresses/CIDRs separated by commas)`);
+    }
+  }
+  return entries;
 }

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Body, Timestamp } from './schemas.js';
+import { Body, HeaderText, Timestamp } from './schemas.js';
 
 /** Schemas of the connect and accounts API (DESIGN 3-5): one source for validation, serialisation and OpenAPI. */
 
@@ -26,9 +26,9 @@ export const StartBodySchema = Body(
     username: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: 'Fansly only: log in by username instead of email.' })),
     password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Stored encrypted (with remember_credentials); never returned.' })),
     auth_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'raw_data: the auth_id cookie.' })),
-    cookies: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'raw_data: the full cookie string `a=b; c=d`; must hold auth_id, sess and fp.' })),
-    xbc: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'raw_data: the x-bc header value.' })),
-    user_agent: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'raw_data: the browser user agent the session was made with.' })),
+    cookies: Type.Optional(HeaderText({ maxLength: 16384, description: 'raw_data: the full cookie string `a=b; c=d`; must hold auth_id, sess and fp.' })),
+    xbc: Type.Optional(HeaderText({ maxLength: 512, description: 'raw_data: the x-bc header value.' })),
+    user_agent: Type.Optional(HeaderText({ maxLength: 1024, description: 'raw_data: the browser user agent the session was made with.' })),
     proxyCountry: Type.Optional(proxyCountry),
     customProxy: Type.Optional(CustomProxySchema),
     force_connect: Type.Optional(Type.Boolean({ description: 'Connect even if this platform user is already connected in the organisation.' })),
@@ -41,7 +41,7 @@ export const StartBodySchema = Body(
   {
     examples: [
       { email: 'jane+sms@sandbox.test', password: 'password', client_reference_id: 'creator-42' },
-      { auth_type: 'raw_data', auth_id: '123456789012', cookies: 'auth_id=123456789012; sess=…; fp=…', xbc: '…', user_agent: 'Mozilla/5.0 …' },
+      { auth_type: 'raw_data', auth_id: '123456789012', cookies: 'auth_id=123456789012; sess=7dfa347913c31bedae6c195de2863535; fp=8c486fbe38fb36729ab25071f543e7f3', xbc: '186c7d50c4d01030c3bad0175c3ab00dd5dbbf6b', user_agent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.6 Safari/605.1.15' },
       { auth_type: 'mobile_app' },
     ],
   },

@@ -16,6 +16,8 @@ export const ProblemSchema = Type.Object(
         description: 'One entry per invalid field (validation errors).',
       }),
     ),
+    message: Type.String({ description: 'The same text as `detail`, for clients written against the seed services.' }),
+    reason: Type.Optional(Type.String({ description: 'Why, where the seed services define one (e.g. `already_authenticated`).' })),
     request_id: Type.String(),
   },
   {
@@ -26,10 +28,11 @@ export const ProblemSchema = Type.Object(
         type: 'urn:fangate:problem:validation_failed',
         title: 'Unprocessable Content',
         status: 422,
-        detail: 'The request has 1 invalid field.',
+        detail: 'name must be at most 100 characters long.',
         code: 'validation_failed',
         retryable: false,
-        errors: [{ field: 'name', message: 'must NOT have more than 100 characters' }],
+        errors: [{ field: 'name', message: 'name must be at most 100 characters long' }],
+        message: 'name must be at most 100 characters long.',
         request_id: 'req_4mB0c8yVhG1k2Qw9sT3xZp',
       },
     ],
@@ -58,13 +61,22 @@ const TITLES: Record<number, string> = {
 
 export const statusTitle = (status: number): string => TITLES[status] ?? 'Error';
 
+/** Codes whose wording the seed services pin: their clients compare `message` and read `reason`. */
+const SEED_WORDING: Record<string, { message: string; reason?: string }> = {
+  already_authenticated: { message: "Can't re-authenticate account at this time.", reason: 'Account is already successfully authenticated' },
+};
+
 export function toProblem(error: ApiError, requestId: string): Problem & Record<string, unknown> {
+  const seed = SEED_WORDING[error.code];
+  const detail = seed?.message ?? error.message;
   return {
     ...error.extra,
     type: `urn:fangate:problem:${error.code}`,
     title: statusTitle(error.status),
     status: error.status,
-    detail: error.message,
+    detail,
+    message: detail,
+    ...(seed?.reason ? { reason: seed.reason } : {}),
     code: error.code,
     retryable: error.retryable,
     ...(error.retryAfterSec === undefined ? {} : { retryAfterSec: error.retryAfterSec }),

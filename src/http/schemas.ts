@@ -4,6 +4,15 @@ import { type TSchema, Type } from 'typebox';
 export const Body = <T extends Record<string, TSchema>>(properties: T, options: Record<string, unknown> = {}) =>
   Type.Object(properties, { additionalProperties: false, ...options });
 
+/**
+ * Text FanGate later sends as an HTTP header (user agents, x-bc, cookies): visible ASCII and
+ * Latin-1 only. CR/LF, control characters, emoji or U+202E would be refused by the HTTP client at
+ * every retry of the job, so they are refused here, at the door.
+ */
+export const HEADER_VALUE_PATTERN = '^[\\x20-\\x7E\\xA0-\\xFF]+$';
+export const HeaderText = (options: { minLength?: number; maxLength: number; description?: string; examples?: unknown[] }) =>
+  Type.String({ minLength: 1, ...options, pattern: HEADER_VALUE_PATTERN });
+
 export const Timestamp = Type.String({ format: 'date-time', examples: ['2026-11-22T19:00:00.000Z'] });
 
 export const PageQuery = Type.Object({

@@ -12,11 +12,11 @@ import type { OrgService } from '../orgs/service.js';
 import { rotateSecrets } from '../vault/rotate.js';
 import type { Vault } from '../vault/vault.js';
 import authPlugin from './plugins/auth.js';
-import errorsPlugin from './plugins/errors.js';
+import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js';
 import { statusTitle } from './problem.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import metricsPlugin from './plugins/metrics.js';
-import rateLimitPlugin from './plugins/rate-limit.js';
+import rateLimitPlugin, { authFailureLimiter, connectLimiter, createWindowCounter } from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authenticateRoutes, mobileAuthRoutes } from './routes/authenticate.js';
@@ -27,6 +27,7 @@ import { healthRoutes } from './routes/health.js';
 import { linkRoutes } from './routes/link.js';
 import { linkPageRoutes } from './routes/link-page.js';
 import type { LinkService } from '../link/service.js';
+import { buildValidator } from './validation.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -66,10 +67,17 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : `req_${randomBase62(22)}`;
     },
-    trustProxy: true,
+    // X-Forwarded-For only through the proxies the operator names (FANGATE_TRUST_PROXY).
+    // (Fastify takes a hop count too; its types only say so for strings.)
+    trustProxy: config.trustProxy as boolean | string[],
+    // Errors met before routing (bad escapes, over-long ids, unparsable HTTP) are problem documents too.
+    frameworkErrors,
+    clientErrorHandler,
+    routerOptions: { maxParamLength: 200 },
     // One line per request (when it completes) instead of Fastify's two.
     logController: new OneLinePerRequest(),
-    ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: 'array', useDefaults: true } },
+    // Bodies without type coercion, query/params/headers with it (src/http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onRequest', async (request, reply) => {
@@ -129,14 +137,16 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
 
   await app.register(
     async (api) => {
-      await api.register(authPlugin, { orgs });
+      const counter = createWindowCounter(database.db, database.kind === 'postgres');
+      await api.register(authPlugin, { orgs, failures: authFailureLimiter(counter, config.rateLimit.authFailuresPerMinute) });
       await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
       await api.register(idempotencyPlugin, { db: database.db, vault });
       await api.register(apiKeyRoutes, { orgs });
-      const connectPerHour = config.rateLimit.connectPerHour;
+      // One budget for both platforms (DESIGN 2).
+      const limitConnects = connectLimiter(counter, config.rateLimit.connectPerHour);
       const closing = shutdown.signal;
-      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', connectPerHour, closing });
-      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', connectPerHour, closing });
+      await api.register(authenticateRoutes, { prefix: '/authenticate', connect, platform: 'onlyfans', limitConnects, closing });
+      await api.register(authenticateRoutes, { prefix: '/fansly/authenticate', connect, platform: 'fansly', limitConnects, closing });
       await api.register(mobileAuthRoutes, { connect });
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });

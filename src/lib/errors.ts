@@ -39,7 +39,17 @@ export class ApiError extends Error {
 
 export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} was not found.`);
 
+/** "is required" → "password is required": every message names its field, so it reads alone. */
+export function fieldMessage(field: string, message: string): string {
+  if (message.startsWith(`${field} `) || !/^[a-z]/.test(message)) return message;
+  return `${field} ${message}`;
+}
+
+/** A 422 naming every bad field; the detail repeats the messages so a client showing only it still helps. */
 export function validationError(errors: FieldError[]): ApiError {
-  const n = errors.length;
-  return new ApiError(422, 'validation_failed', `The request has ${n} invalid field${n === 1 ? '' : 's'}.`, { errors });
+  const named = errors.map((e) => ({ field: e.field, message: fieldMessage(e.field, e.message) }));
+  const n = named.length;
+  const stop = (text: string) => (/[.!?]$/.test(text) ? text : `${text}.`);
+  const detail = n === 1 ? stop(named[0]!.message) : `The request has ${n} invalid fields: ${named.map((e) => e.message).join('; ')}.`;
+  return new ApiError(422, 'validation_failed', detail, { errors: named });
 }

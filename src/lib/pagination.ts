@@ -9,13 +9,21 @@ export interface Cursor {
 export const encodeCursor = (c: Cursor): string =>
   Buffer.from(`${c.createdAt.toISOString()}|${c.id}`, 'utf8').toString('base64url');
 
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const ID = /^[A-Za-z0-9_]{1,64}$/;
+
+/**
+ * Only what encodeCursor makes is accepted: an ISO date PostgreSQL can hold (years 1-9999, not
+ * the ±270,000 years a JavaScript Date allows) and an id of letters, digits and `_`.
+ */
 export function decodeCursor(raw: string | undefined): Cursor | undefined {
   if (!raw) return undefined;
-  const [at, id] = Buffer.from(raw, 'base64url').toString('utf8').split('|');
+  const parts = Buffer.from(raw, 'base64url').toString('utf8').split('|');
+  const [at, id] = parts;
   const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) {
-    throw new ApiError(422, 'validation_failed', 'The cursor is not one this API returned.', {
-      errors: [{ field: 'cursor', message: 'is not a valid cursor' }],
+  if (parts.length !== 2 || !id || !ID.test(id) || !at || !ISO.test(at) || Number.isNaN(createdAt.getTime()) || createdAt.getUTCFullYear() < 1 || createdAt.toISOString() !== at) {
+    throw new ApiError(422, 'validation_failed', 'cursor is not a cursor this API returned: pass next_cursor of the previous page unchanged.', {
+      errors: [{ field: 'cursor', message: 'cursor is not a cursor this API returned' }],
     });
   }
   return { createdAt, id };

@@ -159,17 +159,27 @@ export function createOrgService({ db, principalCacheMs = 0 }: { db: Kysely<DB>;
       return toPage(await query.execute(), page.limit, toInfo);
     },
 
-    /** Revoked keys fail authentication on the next request, on every node. */
-    async revokeApiKey(orgId: string, id: string): Promise<boolean> {
-      const result = await db
-        .updateTable('api_keys')
-        .set({ revoked_at: sql`now()` })
-        .where('org_id', '=', orgId)
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      for (const [hash, entry] of principals) if (entry.principal.apiKey.id === id) principals.delete(hash);
-      return Number(result.numUpdatedRows) > 0;
+    /**
+     * Revoked keys fail authentication on the next request, on every node. With `holding`, only a
+     * key whose every scope is among them may be revoked (a `keys:write` key cannot revoke a
+     * full-scope key): `forbidden` otherwise; `not_found` for no such active key.
+     */
+    async revokeApiKey(orgId: string, id: string, holding?: readonly Scope[]): Promise<'revoked' | 'not_found' | 'forbidden'> {
+      return db.transaction().execute(async (trx) => {
+        const key = await trx
+          .selectFrom('api_keys')
+          .select(['id', 'scopes'])
+          .where('org_id', '=', orgId)
+          .where('id', '=', id)
+          .where('revoked_at', 'is', null)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!key) return 'not_found';
+        if (holding && !key.scopes.every((scope) => holding.includes(scope as Scope))) return 'forbidden';
+        await trx.updateTable('api_keys').set({ revoked_at: sql`now()` }).where('id', '=', key.id).execute();
+        for (const [hash, entry] of principals) if (entry.principal.apiKey.id === id) principals.delete(hash);
+        return 'revoked';
+      });
     },
   };
   return service;

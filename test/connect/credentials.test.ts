@@ -201,7 +201,8 @@ describeEachStore('connect: raw_data, mobile hand-off, reauthenticate, credentia
     const valid = await reauth(account.id);
     expect(valid.status).toBe(400);
     expect(valid.body.code).toBe('already_authenticated');
-    expect(valid.body.detail).toBe('Account is already successfully authenticated');
+    // Seed wording (DESIGN 3.4): the message says what happened, the reason why.
+    expect(valid.body).toMatchObject({ message: "Can't re-authenticate account at this time.", reason: 'Account is already successfully authenticated' });
 
     await revoke(email);
     const res = await reauth(account.id);

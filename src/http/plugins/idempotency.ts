@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../../db/schema.js';
 import type { Vault } from '../../vault/vault.js';
-import { ApiError } from '../../lib/errors.js';
+import { ApiError, validationError } from '../../lib/errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -38,9 +38,7 @@ async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kyse
     const key = request.headers['idempotency-key'];
     if (!request.routeOptions.config.idempotent || key === undefined) return;
     if (typeof key !== 'string' || !KEY.test(key)) {
-      throw new ApiError(422, 'validation_failed', 'The Idempotency-Key header must be 1-255 printable characters.', {
-        errors: [{ field: 'Idempotency-Key', message: 'must be 1-255 printable ASCII characters' }],
-      });
+      throw validationError([{ field: 'Idempotency-Key', message: 'must be 1-255 printable ASCII characters' }]);
     }
     const orgId = request.principal.organization.id;
     const hash = createHash('sha256')
@@ -82,8 +80,8 @@ async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kyse
     const key = request.idempotencyKey;
     if (!key) return payload;
     const orgId = request.principal.organization.id;
-    if (reply.statusCode >= 500) {
-      // Let the client try again with the same key.
+    if (reply.statusCode >= 500 || reply.statusCode === 429) {
+      // Nothing happened: let the client try again with the same key.
       await db.deleteFrom('idempotency_keys').where('org_id', '=', orgId).where('key', '=', key).execute();
       return payload;
     }

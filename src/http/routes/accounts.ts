@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { type AccountService, MAX_HEALTH_CHECK_INTERVAL_SEC, MIN_HEALTH_CHECK_INTERVAL_SEC } from '../../accounts/service.js';
 import { AccountSchema, CustomProxySchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
-import { Body, IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
+import { Body, HeaderText, IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
 
 /** Accounts (DESIGN 5) and the Access API's `/me` (DESIGN 10). Thin: parse, call the accounts service, serialise. */
 
@@ -13,14 +13,13 @@ const write = { scope: 'accounts:write' as const };
 
 const AccountParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'The account id `acct_…`.' }) });
 const proxyCountry = Type.String({ pattern: '^[A-Za-z]{2}$', description: "A country of the operator's pool (FANGATE_PROXY_POOL), e.g. `us` or `uk`.", examples: ['us'] });
-const cookie = Type.String({
-  minLength: 1,
+const cookie = HeaderText({
   maxLength: 16384,
   description: "The browser's full cookie string `a=b; c=d`; must hold `auth_id`, `sess` and `fp`. Stored encrypted; never returned.",
   examples: ['auth_id=438518664811; sess=7dfa347913c31bedae6c195de2863535; fp=8c486fbe38fb36729ab25071f543e7f3'],
 });
-const userAgent = Type.String({ minLength: 1, maxLength: 1024, description: 'The exact user agent of the browser the session was made in.', examples: ['Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) …'] });
-const xbc = Type.String({ minLength: 1, maxLength: 512, description: 'The `x-bc` header value of that browser, when you have it.' });
+const userAgent = HeaderText({ maxLength: 1024, description: 'The exact user agent of the browser the session was made in.', examples: ['Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.6 Safari/605.1.15'] });
+const xbc = HeaderText({ maxLength: 512, description: 'The `x-bc` header value of that browser, when you have it.' });
 
 const ListQuery = Type.Object({
   ...PageQuery.properties,

@@ -126,12 +126,15 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService }> = asy
       schema: {
         tags: ['API keys'],
         summary: 'Revoke an API key (effective immediately on every node)',
-        params: Type.Object({ id: Type.String() }),
+        description: 'A key can revoke only keys whose scopes it holds all of (403 `forbidden` otherwise), itself included.',
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
         response: { 204: Type.Null({ description: 'Revoked.' }), ...problemResponses(401, 403, 404, 429) },
       },
     },
     async (request, reply) => {
-      if (!(await orgs.revokeApiKey(request.principal.organization.id, request.params.id))) throw notFound('API key');
+      const outcome = await orgs.revokeApiKey(request.principal.organization.id, request.params.id, request.principal.apiKey.scopes);
+      if (outcome === 'not_found') throw notFound('API key');
+      if (outcome === 'forbidden') throw new ApiError(403, 'forbidden', 'A key can revoke only keys whose scopes it holds: this key lacks some of that key\'s scopes.');
       return reply.code(204).send(null);
     },
   );

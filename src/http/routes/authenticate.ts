@@ -8,13 +8,13 @@ import { capabilitiesOf } from '../../platforms/capabilities.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 import { ApiError, validationError } from '../../lib/errors.js';
-import { IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
+import { HeaderText, IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
 
 export interface AuthenticateRouteOptions {
   connect: ConnectService;
   platform: Platform;
-  /** Connect attempts per organisation per hour. */
-  connectPerHour: number;
+  /** Counts a connect attempt of the organisation; throws the 429 past the hourly limit. */
+  limitConnects: (orgId: string) => Promise<void>;
   /** Fires when the server starts shutting down: long-polls and event streams answer at once. */
   closing: AbortSignal;
 }
@@ -37,7 +37,7 @@ const SSE_RETRY_MS = 2000;
  * Connect and re-authenticate routes of one platform (DESIGN 3 for OnlyFans at /api/authenticate,
  * 4 for Fansly at /api/fansly/authenticate). Thin: parse, call the connect service, serialise.
  */
-export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, connectPerHour, closing }) => {
+export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOptions> = async (app, { connect, platform, limitConnects, closing }) => {
   const capabilities = capabilitiesOf(platform);
   const name = capabilities.displayName;
   const tags = [`Connect (${name})`];
@@ -50,8 +50,9 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       config: {
         ...write,
         idempotent: true,
-        rateLimit: { max: connectPerHour, timeWindow: 3_600_000, keyGenerator: (request) => `connect:${request.principal.organization.id}` },
       },
+      // After validation and the idempotency replay: only attempts that would start count.
+      preHandler: async (request) => limitConnects(request.principal.organization.id),
       schema: {
         tags,
         summary: `Start connecting a ${name} account`,
@@ -171,7 +172,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
     async (request, reply) => {
       const { code, selfie_verification_completed: selfie } = request.body;
       if ((code === undefined) === (selfie === undefined)) {
-        throw validationError([{ field: code === undefined ? 'code' : 'selfie_verification_completed', message: 'send exactly one of code and selfie_verification_completed' }]);
+        throw validationError([{ field: code === undefined ? 'code' : 'selfie_verification_completed', message: 'Send exactly one of code and selfie_verification_completed.' }]);
       }
       const orgId = request.principal.organization.id;
       const id = request.params.attempt_id;
@@ -252,12 +253,16 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
   );
 };
 
+/** Hand-offs one client address may post per minute: a phone posts one. */
+export const MOBILE_HANDOFFS_PER_MINUTE = 30;
+
 /** The phone's hand-off (DESIGN 6): no API key, the single-use code is the credential. */
 export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectService }> = async (app, { connect }) => {
   app.post(
     '/mobile-auth/:code',
     {
-      config: { public: true },
+      // Per client IP as the trusted proxies report it (FANGATE_TRUST_PROXY), so X-Forwarded-For cannot rotate it.
+      config: { public: true, rateLimit: { max: MOBILE_HANDOFFS_PER_MINUTE, timeWindow: 60_000, keyGenerator: (request) => `mobile:${request.ip}` } },
       schema: {
         tags: ['Connect (OnlyFans)'],
         summary: 'Complete a mobile_app attempt with the session from the phone',
@@ -267,13 +272,13 @@ export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectServi
         body: Type.Object(
           {
             auth_id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
-            cookies: Type.String({ minLength: 1, maxLength: 16384 }),
-            xbc: Type.String({ minLength: 1, maxLength: 512 }),
-            user_agent: Type.String({ minLength: 1, maxLength: 1024 }),
+            cookies: HeaderText({ maxLength: 16384 }),
+            xbc: HeaderText({ maxLength: 512 }),
+            user_agent: HeaderText({ maxLength: 1024 }),
           },
           {
             additionalProperties: false,
-            examples: [{ auth_id: '438518664811', cookies: 'auth_id=438518664811; sess=…; fp=…', xbc: '…', user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) …' }],
+            examples: [{ auth_id: '438518664811', cookies: 'auth_id=438518664811; sess=7dfa347913c31bedae6c195de2863535; fp=8c486fbe38fb36729ab25071f543e7f3', xbc: '186c7d50c4d01030c3bad0175c3ab00dd5dbbf6b', user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148' }],
           },
         ),
         response: {
@@ -284,7 +289,7 @@ export const mobileAuthRoutes: FastifyPluginAsyncTypebox<{ connect: ConnectServi
               examples: [{ status: 'connected', attempt_id: 'auth_3Hn8QzL1vR6kW2pY9cT5mB', account_id: 'acct_7QmV2c9XkT4rB1nH8sL3dW' }],
             },
           ),
-          ...problemResponses(400, 404, 422),
+          ...problemResponses(400, 404, 422, 429),
         },
       },
     },

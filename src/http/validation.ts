@@ -1,0 +1,74 @@
+import { AjvCompiler } from '@fastify/ajv-compiler';
+
+/**
+ * Request validation. Bodies are JSON and typed: no coercion there, so `"password": 5` or
+ * `"customProxy": 0` is an error instead of silently becoming "5" or null. Query strings, path
+ * parameters and headers are text by nature and keep coercion (`?limit=5`).
+ * Every compiled validator also refuses strings PostgreSQL cannot store (NUL) and strings that
+ * are not well-formed UTF-16 (lone surrogates), wherever they are, so no route can 500 on them.
+ */
+
+export interface ValidationIssue {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+  schemaPath?: string;
+}
+
+type Validate = ((data: unknown) => boolean) & { errors?: ValidationIssue[] | null };
+type RouteSchema = { schema: unknown; method: string; url: string; httpPart?: string };
+
+const BASE = { removeAdditional: false, allErrors: true, useDefaults: true } as const;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const pointer = (path: string, key: string) => `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+
+function textIssue(instancePath: string, value: string): ValidationIssue | undefined {
+  if (value.includes('\u0000')) return { instancePath, keyword: 'noNul', params: {}, message: 'must not contain NUL characters' };
+  if (LONE_SURROGATE.test(value)) return { instancePath, keyword: 'wellFormed', params: {}, message: 'must be well-formed Unicode (it holds a lone surrogate)' };
+  return undefined;
+}
+
+/** Every string (and member name) or number in a parsed value that cannot be stored or sent on; iterative, so depth cannot overflow the stack. */
+export function unstorableText(value: unknown): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length > 0 && issues.length < 50) {
+    const [current, path] = stack.pop()!;
+    if (typeof current === 'string') {
+      const issue = textIssue(path, current);
+      if (issue) issues.push(issue);
+    } else if (typeof current === 'number' && !Number.isFinite(current)) {
+      // `1e999` parses (JSON) or coerces (`?limit=1e400`) to Infinity, which no column holds.
+      issues.push({ instancePath: path, keyword: 'finite', params: {}, message: 'must be a finite number' });
+    } else if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) stack.push([current[i], `${path}/${i}`]);
+    } else if (current !== null && typeof current === 'object') {
+      for (const [key, member] of Object.entries(current)) {
+        const keyIssue = textIssue(pointer(path, key), key);
+        if (keyIssue) issues.push({ ...keyIssue, message: `has a member name that ${keyIssue.message}` });
+        else stack.push([member, pointer(path, key)]);
+      }
+    }
+  }
+  return issues;
+}
+
+function withTextCheck(validate: Validate): Validate {
+  const wrapped: Validate = (data: unknown) => {
+    const valid = validate(data);
+    const text = unstorableText(data);
+    wrapped.errors = [...(valid ? [] : (validate.errors ?? [])), ...text];
+    return wrapped.errors.length === 0;
+  };
+  return wrapped;
+}
+
+/** `schemaController.compilersFactory.buildValidator` for Fastify: one AJV without coercion for bodies, one with it for the rest. */
+export function buildValidator(externalSchemas: Record<string, unknown>, serverOptions: { customOptions?: Record<string, unknown>; plugins?: unknown[] } = {}) {
+  const factory = AjvCompiler();
+  const strict = factory(externalSchemas as never, { ...serverOptions, customOptions: { ...serverOptions.customOptions, ...BASE, coerceTypes: false } } as never);
+  const coercing = factory(externalSchemas as never, { ...serverOptions, customOptions: { ...serverOptions.customOptions, ...BASE, coerceTypes: 'array' } } as never);
+  return (route: RouteSchema): Validate => withTextCheck((route.httpPart === 'body' ? strict : coercing)(route as never) as Validate);
+}
