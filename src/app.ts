@@ -23,6 +23,7 @@ import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformAccess, type PlatformAccess } from './platforms/access.js';
 import { createDrivers } from './platforms/index.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
+import { createWebhookService, type WebhookService, type WebhookServiceOptions } from './webhooks/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -34,6 +35,8 @@ export interface FanGateOptions {
   clock?: Clock;
   /** How often a worker sweeps (expired attempts, expired idempotency keys), in ms. */
   sweepIntervalMs?: number;
+  /** Tests and benchmarks: webhook retry schedule, timeout, resolver, … */
+  webhooks?: WebhookServiceOptions;
 }
 
 export interface FanGate {
@@ -45,6 +48,7 @@ export interface FanGate {
   jobs: JobQueue;
   connect: ConnectService;
   accounts: AccountService;
+  webhooks: WebhookService;
   platforms: PlatformAccess;
   clock: Clock;
   metrics: Registry;
@@ -100,11 +104,15 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const watcher = createAttemptWatcher(database);
   const connect = createConnectService({ db: database.db, vault, store, watcher, platforms, clock, publicUrl: config.publicUrl, logger });
   const accounts = createAccountService({ db: database.db, vault, platforms, store, clock, logger });
+  const missingAccounts = async (orgId: string, ids: string[]) =>
+    (await Promise.all(ids.map((id) => accounts.get(orgId, id).then(() => null, () => id)))).filter((id): id is string => id !== null);
+  const webhooks = createWebhookService({ db: database.db, database, vault, clock, logger, metrics, allowPrivate: config.allowPrivateWebhooks, concurrency: config.webhookConcurrency, missingAccounts, options: options.webhooks });
+  if (config.role !== 'api') await webhooks.registerWorkers(jobs);
   const steps = createStepRunner({ db: database.db, vault, store, platforms, clock, logger });
   await jobs.define<StepJob>({ name: STEP_QUEUE, handler: steps.runStep, expireInSeconds: 120, retryLimit: 3, retryDelay: 2, concurrency: 8 });
   await jobs.define<StepJob>({ name: EMAIL_QUEUE, handler: steps.requestEmail, expireInSeconds: 60, retryLimit: 2, concurrency: 2 });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, webhooks, metrics });
   let sweeper: NodeJS.Timeout | undefined;
 
   let stopping: Promise<void> | undefined;
@@ -117,12 +125,14 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     jobs,
     connect,
     accounts,
+    webhooks,
     platforms,
     clock,
     metrics,
     http,
     async start({ listen = true } = {}) {
       await jobs.start();
+      if (config.role !== 'api') await webhooks.start(jobs);
       if (config.role !== 'api') {
         const sweep = () =>
           void Promise.all([connect.sweep(), purgeExpiredIdempotencyKeys(database.db, clock.now())]).catch((error) =>
@@ -139,6 +149,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
         clearInterval(sweeper);
         await http.close();
         await watcher.close();
+        await webhooks.stop();
         await jobs.stop();
         await dispatchers.close();
         await database.close();

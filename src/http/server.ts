@@ -23,6 +23,8 @@ import { accessRoutes, accountRoutes } from './routes/accounts.js';
 import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import type { WebhookService } from '../webhooks/service.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -32,6 +34,7 @@ export interface HttpDependencies {
   orgs: OrgService;
   connect: ConnectService;
   accounts: AccountService;
+  webhooks: WebhookService;
   metrics: Registry;
 }
 
@@ -131,6 +134,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(mobileAuthRoutes, { connect });
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });
+      await api.register(webhookRoutes, { webhooks: deps.webhooks });
     },
     { prefix: '/api' },
   );

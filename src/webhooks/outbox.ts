@@ -11,7 +11,10 @@ export type EventName =
   | 'accounts.email_code_required'
   | 'accounts.face_otp_required'
   | 'accounts.disconnected'
-  | 'accounts.updated';
+  | 'accounts.updated'
+  | 'link.completed'
+  | 'link.failed'
+  | 'webhooks.test';
 
 export interface OutboxEvent {
   orgId: string;
