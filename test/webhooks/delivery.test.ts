@@ -27,7 +27,7 @@ describeEachStore('webhooks: delivery', (kind) => {
     app = await startTestApp(kind, {
       env: { FANGATE_ALLOW_PRIVATE_WEBHOOKS: 'true' },
       // Few slots, so that a hanging endpoint could take them all if it were not bounded.
-      webhooks: { retryScheduleMs: [400, 400, 400], jitter: 0, timeoutMs: 1_500, pollMs: 100, concurrency: 4, perEndpointConcurrency: 2 },
+      webhooks: { retryScheduleMs: [400, 400, 400], jitter: 0, timeoutMs: 3_000, pollMs: 100, concurrency: 4, perEndpointConcurrency: 2 },
     });
   });
   afterAll(async () => {
@@ -62,7 +62,9 @@ describeEachStore('webhooks: delivery', (kind) => {
     });
     expect(headers['webhook-id']).toMatch(/^evt_/);
     const [delivery] = await waitForDeliveries(app, endpoint.id, (d) => d.length === 1 && d[0].status === 'succeeded');
-    expect(delivery).toMatchObject({ event_id: headers['webhook-id'], event: 'accounts.connected', status: 'succeeded', attempts: 1, last_response_status: 200, next_attempt_at: null });
+    expect(delivery).toMatchObject({ event_id: headers['webhook-id'], event: 'accounts.connected', status: 'succeeded', last_response_status: 200, next_attempt_at: null });
+    // One try per request the receiver saw (a loaded machine may need a second one).
+    expect(delivery.attempts).toBe(r.received.length);
     expect(delivery.delivered_at).not.toBeNull();
   });
 
@@ -121,16 +123,16 @@ describeEachStore('webhooks: delivery', (kind) => {
       const res = await app.api(`/api/accounts/${account.id}`, { method: 'PATCH', body: { display_name: `Hang ${i}` } });
       expect(res.status, res.text).toBe(200);
     }
-    const patched = Date.now();
     const got = await fast.waitFor(4, 5_000);
-    // All of them before the slow endpoint's first try even timed out (1.5 s): nobody waited on it.
-    expect(Math.max(...got.map((g) => g.at)) - patched).toBeLessThan(1_000);
+    const [slowFirst] = await slow.waitFor(1);
+    // All of them before the slow endpoint's first try even timed out (3 s): nobody waited on it.
+    expect(Math.max(...got.map((g) => g.at))).toBeLessThan(slowFirst!.at + 3_000);
     expect(got.map((g) => g.json.payload.account.display_name).sort()).toEqual(['Hang 0', 'Hang 1', 'Hang 2', 'Hang 3']);
     // The slow endpoint holds at most its share of the slots.
     await slow.waitFor(2);
     expect(slow.received.length).toBe(2);
     // The hung try ends at the timeout and counts as a failed try, to be retried.
-    const deliveries = await waitForDeliveries(app, slowEndpoint.id, (d) => d.some((x) => x.attempts >= 1), 6_000);
+    const deliveries = await waitForDeliveries(app, slowEndpoint.id, (d) => d.some((x) => x.attempts >= 1), 10_000);
     const detail = await app.api(`/api/webhooks/${slowEndpoint.id}/deliveries/${deliveries.find((x) => x.attempts >= 1).id}`);
     expect(detail.body.tries[0]).toMatchObject({ response_status: null, error: expect.stringContaining('timed out') });
     expect(detail.body.status).toBe('pending');

@@ -11,7 +11,8 @@ import { Body, IdempotencyHeaders, PageOf, PageQuery, Timestamp } from '../schem
 const tags = ['Webhooks'];
 const read = { scope: 'webhooks:read' as const };
 const write = { scope: 'webhooks:write' as const };
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+// null first: with type coercion on, a string branch tried first would turn null into "".
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([Type.Null(), schema]);
 
 const EndpointParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'The endpoint id `wh_…`.' }) });
 const DeliveryParams = Type.Object({
