@@ -60,7 +60,7 @@ describeEachStore('webhooks: delivery survives a killed worker', (kind) => {
       env: { FANGATE_ALLOW_PRIVATE_WEBHOOKS: 'true' },
       webhooks: { pollMs: 100 },
     };
-    const fixtureEnv = store.databaseUrl ? { FIXTURE_DATABASE_URL: store.databaseUrl } : { FIXTURE_DATA_DIR: dataDir };
+    const fixtureEnv: Record<string, string> = store.databaseUrl ? { FIXTURE_DATABASE_URL: store.databaseUrl } : { FIXTURE_DATA_DIR: dataDir };
 
     const first = await startTestApp(kind, reuse);
     const endpoint = await createEndpoint(first, { endpoint_url: receiver.url, events: ['accounts.updated'] });
