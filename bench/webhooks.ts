@@ -57,6 +57,7 @@ await runBench(async () => {
   // Baseline: the receiver hit directly, as many connections as FanGate has deliveries in flight.
   const connections = Number(process.env.FANGATE_WEBHOOK_CONCURRENCY ?? 32);
   const direct = await autocannon({ url, method: 'POST', body: sampleBody, headers: { 'content-type': 'application/json' }, connections, duration: settings.duration });
+  console.error(`baseline: ${direct.requests.average.toFixed(0)} req/s`);
   await reset();
 
   const app = await startBenchApp({ env: { FANGATE_ALLOW_PRIVATE_WEBHOOKS: 'true', FANGATE_LOG_LEVEL: process.env.FANGATE_LOG_LEVEL || 'info' } });
@@ -81,8 +82,10 @@ await runBench(async () => {
     for (let i = 0; i < EVENTS; i++) await recordEvent(trx, event(i));
   });
   const committed = Date.now();
+  console.error(`backlog of ${EVENTS} events committed`);
   const backlog = await waitForCount(EVENTS, 300_000);
   const drainedMs = Date.now() - committed;
+  console.error(`backlog: ${backlog.count} in ${drainedMs} ms`);
   await reset();
 
   // Steady load.

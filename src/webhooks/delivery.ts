@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
@@ -18,8 +18,12 @@ import { signHeaders } from './signing.js';
  * 2. Delivery: a worker claims batches of due deliveries by moving `next_attempt_at` to the end of a
  *    lease (timeout + margin), sends them with bounded concurrency (per worker and per endpoint), and
  *    writes outcomes in batches. A worker that dies mid-try leaves the delivery due again when its lease
- *    ends: at least once. Per endpoint and account only the oldest pending delivery is ever due, so
- *    one endpoint's events for one account arrive in order.
+ *    ends: at least once.
+ *
+ * Order: deliveries of one endpoint for one account form a group (`order_key`); only the group's head
+ * has a `next_attempt_at`, the others wait (null) and the next is promoted in the transaction that
+ * records the head's final outcome. Claiming is then a plain index scan on `next_attempt_at`, whatever
+ * the backlog.
  */
 
 export const EVENTS_CHANNEL = 'fangate_webhook_events';
@@ -33,8 +37,10 @@ const MAX_RETRY_AFTER_SEC = 24 * 3600;
 export interface DeliveryTuning {
   /** Deliveries in flight per worker (FANGATE_WEBHOOK_CONCURRENCY). */
   concurrency: number;
-  /** Deliveries in flight per endpoint per worker. */
+  /** Deliveries in flight per endpoint per worker (half the slots by default). */
   perEndpointConcurrency: number;
+  /** The same for an endpoint whose last try here failed or timed out: a slow or dead endpoint holds few slots. */
+  failingEndpointConcurrency: number;
   timeoutMs: number;
   retryScheduleMs: number[];
   /** ± this fraction of each retry delay, so retries of many deliveries spread out. */
@@ -47,7 +53,8 @@ export interface DeliveryTuning {
 
 export const defaultTuning = (concurrency = 32): DeliveryTuning => ({
   concurrency,
-  perEndpointConcurrency: Math.max(1, Math.min(8, concurrency)),
+  perEndpointConcurrency: Math.max(1, Math.ceil(concurrency / 2)),
+  failingEndpointConcurrency: Math.max(1, Math.ceil(concurrency / 8)),
   timeoutMs: 15_000,
   retryScheduleMs: DEFAULT_RETRY_SCHEDULE_MS,
   jitter: 0.1,
@@ -61,6 +68,7 @@ interface Claimed {
   endpoint_id: string;
   event_id: string;
   event: string;
+  order_key: string;
   attempts: number;
   manual_retry: boolean;
   endpoint_url: string;
@@ -77,6 +85,7 @@ interface Claimed {
 export interface Outcome {
   id: string;
   endpointId: string;
+  orderKey: string;
   status: WebhookDeliveryStatus;
   attempts: number;
   responseStatus: number | null;
@@ -113,9 +122,59 @@ export function eventBody(row: Pick<Claimed, 'event_id' | 'event' | 'event_creat
   });
 }
 
+/**
+ * Serialises the decisions about a group's head between fan-out (which adds waiting deliveries) and
+ * outcomes / manual retries (which promote the next): per endpoint, in id order (no deadlocks).
+ */
+export async function lockEndpoints(trx: Transaction<DB>, endpointIds: string[]): Promise<void> {
+  const ids = [...new Set(endpointIds)].sort();
+  if (ids.length === 0) return;
+  await sql`select pg_advisory_xact_lock(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(trx);
+}
+
+/** Groups with waiting deliveries and no head (a safety net; the locks above should leave none). */
+async function repairHeads(db: Kysely<DB>, now: Date): Promise<number> {
+  const result = await sql`
+    update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
+    from (
+      select distinct on (w.endpoint_id, w.order_key) w.id
+      from webhook_deliveries w
+      where w.status = 'pending' and w.next_attempt_at is null
+        and not exists (
+          select 1 from webhook_deliveries h
+          where h.endpoint_id = w.endpoint_id and h.order_key = w.order_key and h.status = 'pending' and h.next_attempt_at is not null)
+      order by w.endpoint_id, w.order_key, w.seq
+    ) nxt
+    where d.id = nxt.id`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * Makes the oldest waiting delivery of each group due now, in groups with no due (or in-flight)
+ * delivery: after a head's final outcome, and after deliveries are queued again by hand.
+ */
+export async function promoteHeads(db: Kysely<DB> | Transaction<DB>, groups: Array<{ endpointId: string; orderKey: string }>, now: Date): Promise<void> {
+  if (groups.length === 0) return;
+  const values = sql.join(groups.map((g) => sql`(${g.endpointId}::text, ${g.orderKey}::text)`));
+  await sql`
+    update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
+    from (
+      select distinct on (w.endpoint_id, w.order_key) w.id
+      from webhook_deliveries w
+      join (select distinct * from (values ${values}) as v(endpoint_id, order_key)) g on w.endpoint_id = g.endpoint_id and w.order_key = g.order_key
+      where w.status = 'pending' and w.next_attempt_at is null
+        and not exists (
+          select 1 from webhook_deliveries h
+          where h.endpoint_id = w.endpoint_id and h.order_key = w.order_key and h.status = 'pending' and h.next_attempt_at is not null)
+      order by w.endpoint_id, w.order_key, w.seq
+    ) nxt
+    where d.id = nxt.id`.execute(db);
+}
+
 export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   const { db, database, vault, sender, clock, logger, tuning } = deps;
   const leaseMs = tuning.timeoutMs + 30_000;
+  const refillAt = Math.max(1, Math.floor(tuning.concurrency / 4));
 
   const deliveries = new Counter({
     name: 'fangate_webhook_deliveries_total',
@@ -133,6 +192,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   let stopped = true;
   let inflight = 0;
   const perEndpoint = new Map<string, number>();
+  // Endpoints whose last try in this worker failed; bounded like the in-flight map (cleared on success).
+  const failing = new Set<string>();
+  const capOf = (endpointId: string) =>
+    failing.has(endpointId) ? Math.min(tuning.failingEndpointConcurrency, tuning.perEndpointConcurrency) : tuning.perEndpointConcurrency;
   const running = new Set<Promise<void>>();
   let pumping = false;
   let pumpAgain = false;
@@ -150,6 +213,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   async function dispatchBatch(limit = 500): Promise<number> {
     const now = clock.now();
     const inserted = await db.transaction().execute(async (trx) => {
+      // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
+      await sql`set local synchronous_commit = off`.execute(trx);
       const events = (
         await sql<{ id: string; org_id: string; event: string; account_id: string | null; seq: string }>`
           select id, org_id, event, account_id, seq from events
@@ -163,6 +228,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         .where('org_id', 'in', orgIds)
         .where('enabled', '=', true)
         .execute();
+      await lockEndpoints(trx, endpoints.map((w) => w.id));
       const rows = [];
       for (const e of events) {
         for (const w of endpoints) {
@@ -178,11 +244,29 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
             order_key: e.account_id ?? e.id,
             seq: e.seq,
             status: 'pending' as const,
-            next_attempt_at: now,
+            next_attempt_at: null as Date | null,
             created_at: now,
             updated_at: now,
           });
         }
+      }
+      // The first new delivery of a group is its head, unless the group already has pending ones.
+      const groupKey = (endpointId: string, orderKey: string) => `${endpointId}\u0000${orderKey}`;
+      const busy = new Set<string>();
+      for (let i = 0; i < rows.length; i += 500) {
+        const chunk = rows.slice(i, i + 500);
+        const pairs = sql.join(chunk.map((r) => sql`(${r.endpoint_id}::text, ${r.order_key}::text)`));
+        const pending = await sql<{ endpoint_id: string; order_key: string }>`
+          select distinct d.endpoint_id, d.order_key from webhook_deliveries d
+          join (values ${pairs}) as g(endpoint_id, order_key) on d.endpoint_id = g.endpoint_id and d.order_key = g.order_key
+          where d.status = 'pending'`.execute(trx);
+        for (const p of pending.rows) busy.add(groupKey(p.endpoint_id, p.order_key));
+      }
+      for (const r of rows) {
+        const key = groupKey(r.endpoint_id, r.order_key);
+        if (busy.has(key)) continue;
+        busy.add(key);
+        r.next_attempt_at = now;
       }
       for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('webhook_deliveries').values(rows.slice(i, i + 1000)).execute();
       await trx.updateTable('events').set({ dispatched_at: now }).where('id', 'in', events.map((e) => e.id)).execute();
@@ -222,7 +306,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   async function claim(limit: number): Promise<Claimed[]> {
     const now = clock.now();
     const leaseUntil = new Date(now.getTime() + leaseMs);
-    const saturated = [...perEndpoint].filter(([, n]) => n >= tuning.perEndpointConcurrency).map(([id]) => id);
+    const saturated = [...perEndpoint].filter(([id, n]) => n >= capOf(id)).map(([id]) => id);
     const rows = await sql<Claimed>`
       with cand as (
         select d.id, d.endpoint_id, d.next_attempt_at, d.seq
@@ -230,11 +314,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         join webhook_endpoints w on w.id = d.endpoint_id
         where d.status = 'pending' and d.next_attempt_at <= ${now} and w.enabled
           and not (d.endpoint_id = any(${saturated}::text[]))
-          and not exists (
-            select 1 from webhook_deliveries p
-            where p.endpoint_id = d.endpoint_id and p.order_key = d.order_key and p.status = 'pending' and p.seq < d.seq)
-        order by d.next_attempt_at, d.seq
+        order by d.next_attempt_at
         limit ${limit * 4}
+        for update of d skip locked
       ), ranked as (
         select id, next_attempt_at, seq, row_number() over (partition by endpoint_id order by next_attempt_at, seq) as rn from cand
       ), picked as (
@@ -243,8 +325,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       update webhook_deliveries d set next_attempt_at = ${leaseUntil}, updated_at = ${now}
       from picked, events e, webhook_endpoints w
       where d.id = picked.id and e.id = d.event_id and w.id = d.endpoint_id
-        and d.status = 'pending' and d.next_attempt_at <= ${now}
-      returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.attempts, d.manual_retry,
+      returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
         w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at,
         e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
     // Over the per-endpoint bound (deliveries of this endpoint were already in flight): hand back.
@@ -253,7 +334,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const counts = new Map(perEndpoint);
     for (const row of rows.rows) {
       const n = counts.get(row.endpoint_id) ?? 0;
-      if (n >= tuning.perEndpointConcurrency) giveBack.push(row.id);
+      if (n >= capOf(row.endpoint_id)) giveBack.push(row.id);
       else {
         counts.set(row.endpoint_id, n + 1);
         keep.push(row);
@@ -277,7 +358,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const tryAt = clock.now();
     const result = await sender.send(row.endpoint_url, headers, body);
     const attempts = row.attempts + 1;
-    const base = { id: row.id, endpointId: row.endpoint_id, attempts, responseStatus: result.status, tryAt, durationMs: result.durationMs, error: result.error, responseBody: result.body };
+    const base = { id: row.id, endpointId: row.endpoint_id, orderKey: row.order_key, attempts, responseStatus: result.status, tryAt, durationMs: result.durationMs, error: result.error, responseBody: result.body };
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     if (ok) {
       lag.observe(Math.max(0, (Date.now() - new Date(row.event_created_at).getTime()) / 1000));
@@ -296,6 +377,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     if (outcomes.length === 0) return;
     const now = clock.now();
     const disabled = await db.transaction().execute(async (trx) => {
+      // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
+      await sql`set local synchronous_commit = off`.execute(trx);
+      await lockEndpoints(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => o.endpointId));
       await trx
         .insertInto('webhook_delivery_tries')
         .values(outcomes.map((o) => ({ delivery_id: o.id, attempted_at: o.tryAt, response_status: o.responseStatus, duration_ms: o.durationMs, error: o.error, response_body: o.responseBody })))
@@ -311,6 +395,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
           next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
         from (values ${values}) as v(id, status, attempts, rs, nat, da)
         where d.id = v.id`.execute(trx);
+      // Final outcomes hand their group over to the next waiting delivery.
+      await promoteHeads(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => ({ endpointId: o.endpointId, orderKey: o.orderKey })), now);
       const succeeded = [...new Set(outcomes.filter((o) => o.effect === 'success').map((o) => o.endpointId))];
       const failing = [...new Set(outcomes.filter((o) => o.effect === 'failure').map((o) => o.endpointId))].filter((id) => !succeeded.includes(id));
       const gone = [...new Set(outcomes.filter((o) => o.effect === 'gone').map((o) => o.endpointId))];
@@ -346,6 +432,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       return changed;
     });
     for (const o of outcomes) {
+      if (o.effect === 'success') failing.delete(o.endpointId);
+      else if (failing.size < 10_000) failing.add(o.endpointId);
       const outcome = o.status === 'succeeded' ? 'succeeded' : o.status === 'pending' ? 'retrying' : 'failed';
       deliveries.inc({ outcome });
       const fields = { delivery: o.id, endpoint: o.endpointId, attempt: o.attempts, status: o.responseStatus, durationMs: o.durationMs, error: o.error ?? undefined, nextAttemptAt: o.nextAttemptAt ?? undefined };
@@ -359,8 +447,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   function flushSoon(): void {
     if (flushing) return;
     flushing = (async () => {
-      // Let outcomes that finish together share one write.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Let outcomes that finish close together share one write: each write is a transaction.
+      await new Promise((resolve) => setTimeout(resolve, inflight > pendingOutcomes.length ? 2 : 0));
       while (pendingOutcomes.length > 0) {
         const batch = pendingOutcomes;
         pendingOutcomes = [];
@@ -401,7 +489,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       if (n <= 0) perEndpoint.delete(row.endpoint_id);
       else perEndpoint.set(row.endpoint_id, n);
       running.delete(task);
-      pump();
+      // Refill in batches, not one claim per finished delivery.
+      if (inflight === 0 || tuning.concurrency - inflight >= refillAt) pump();
     });
     running.add(task);
   }
@@ -432,9 +521,16 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     })();
   }
 
+  let lastRepair = 0;
   function tick(): void {
     dispatch();
     pump();
+    if (Date.now() - lastRepair > 30_000) {
+      lastRepair = Date.now();
+      void repairHeads(db, clock.now())
+        .then((n) => n > 0 && logger.warn({ groups: n }, 'webhook deliveries were waiting behind no one; sent now'))
+        .catch((error) => logger.error({ err: error }, 'webhook head repair failed'));
+    }
     timer = setTimeout(tick, tuning.pollMs);
     timer.unref();
   }
@@ -449,7 +545,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         update webhook_deliveries d set next_attempt_at = ${new Date(now.getTime() + leaseMs)}, updated_at = ${now}
         from events e, webhook_endpoints w
         where d.id = ${deliveryId} and e.id = d.event_id and w.id = d.endpoint_id and d.status = 'pending'
-        returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.attempts, d.manual_retry,
+        returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
           w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at,
           e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
       const row = rows.rows[0];

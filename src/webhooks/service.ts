@@ -10,7 +10,7 @@ import { decodeCursor, toPage } from '../lib/pagination.js';
 import { AddressRefusedError, type Resolver, resolveAllowedAddress } from '../net/address-guard.js';
 import type { Vault } from '../vault/vault.js';
 import { catalog, isEventName } from './catalog.js';
-import { createDeliveryWorker, type DeliveryTuning, defaultTuning } from './delivery.js';
+import { createDeliveryWorker, type DeliveryTuning, defaultTuning, lockEndpoints, promoteHeads } from './delivery.js';
 import { createSender } from './sender.js';
 import { generateSecret, isValidSecret } from './signing.js';
 
@@ -355,30 +355,42 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         });
       }
       const now = clock.now();
-      const row = await db
-        .updateTable('webhook_deliveries')
-        .set({ status: 'pending', manual_retry: true, next_attempt_at: now, updated_at: now })
-        .where('id', '=', id)
-        .where('status', '!=', 'pending')
-        .returningAll()
-        .executeTakeFirst();
+      // Back in its account's queue: sent at once unless older deliveries of that account are pending.
+      const row = await db.transaction().execute(async (trx) => {
+        await lockEndpoints(trx, [endpointId]);
+        const queued = await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'pending', manual_retry: true, next_attempt_at: null, updated_at: now })
+          .where('id', '=', id)
+          .where('status', '!=', 'pending')
+          .returningAll()
+          .executeTakeFirst();
+        if (queued) await promoteHeads(trx, [{ endpointId, orderKey: queued.order_key }], now);
+        return trx.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      });
       await worker.wake();
       logger.info({ org: orgId, endpoint: endpointId, delivery: id }, 'webhook delivery queued again by hand');
-      return serializeDelivery(row ?? (await loadDelivery(orgId, endpointId, id)));
+      return serializeDelivery(row);
     },
 
     async recover(orgId: string, endpointId: string, since: Date) {
       await loadEndpoint(orgId, endpointId);
       const now = clock.now();
-      const result = await db
-        .updateTable('webhook_deliveries')
-        .set({ status: 'pending', manual_retry: true, next_attempt_at: now, updated_at: now })
-        .where('org_id', '=', orgId)
-        .where('endpoint_id', '=', endpointId)
-        .where('status', '=', 'failed')
-        .where('created_at', '>=', since)
-        .executeTakeFirst();
-      const recovered = Number(result.numUpdatedRows);
+      // In each account's order: the oldest becomes due, the others wait their turn.
+      const recovered = await db.transaction().execute(async (trx) => {
+        await lockEndpoints(trx, [endpointId]);
+        const rows = await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'pending', manual_retry: true, next_attempt_at: null, updated_at: now })
+          .where('org_id', '=', orgId)
+          .where('endpoint_id', '=', endpointId)
+          .where('status', '=', 'failed')
+          .where('created_at', '>=', since)
+          .returning(['order_key'])
+          .execute();
+        await promoteHeads(trx, [...new Set(rows.map((r) => r.order_key))].map((orderKey) => ({ endpointId, orderKey })), now);
+        return rows.length;
+      });
       await worker.wake();
       logger.info({ org: orgId, endpoint: endpointId, recovered, since: since.toISOString() }, 'failed webhook deliveries queued again');
       return { recovered };
