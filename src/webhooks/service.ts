@@ -193,7 +193,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         .executeTakeFirstOrThrow();
       await trx
         .insertInto('webhook_deliveries')
-        .values({ id: deliveryId, org_id: orgId, endpoint_id: endpoint.id, event_id: eventId, event: 'webhooks.test', order_key: eventId, seq, status: 'pending', next_attempt_at: now, created_at: now, updated_at: now })
+        // Leased to this request from the start, so that no worker sends it at the same time.
+        .values({ id: deliveryId, org_id: orgId, endpoint_id: endpoint.id, event_id: eventId, event: 'webhooks.test', order_key: eventId, seq, status: 'pending', next_attempt_at: new Date(now.getTime() + tuning.timeoutMs + 30_000), created_at: now, updated_at: now })
         .execute();
     });
     await worker.deliverNow(deliveryId);

@@ -27,7 +27,7 @@ describeEachStore('webhooks: delivery', (kind) => {
     app = await startTestApp(kind, {
       env: { FANGATE_ALLOW_PRIVATE_WEBHOOKS: 'true' },
       // Few slots, so that a hanging endpoint could take them all if it were not bounded.
-      webhooks: { retryScheduleMs: [400, 400, 400], jitter: 0, timeoutMs: 3_000, pollMs: 100, concurrency: 4, perEndpointConcurrency: 2 },
+      webhooks: { retryScheduleMs: [400, 400, 400], jitter: 0, timeoutMs: 5_000, pollMs: 100, concurrency: 4, perEndpointConcurrency: 2 },
     });
   });
   afterAll(async () => {
@@ -63,8 +63,8 @@ describeEachStore('webhooks: delivery', (kind) => {
     expect(headers['webhook-id']).toMatch(/^evt_/);
     const [delivery] = await waitForDeliveries(app, endpoint.id, (d) => d.length === 1 && d[0].status === 'succeeded');
     expect(delivery).toMatchObject({ event_id: headers['webhook-id'], event: 'accounts.connected', status: 'succeeded', last_response_status: 200, next_attempt_at: null });
-    // One try per request the receiver saw (a loaded machine may need a second one).
-    expect(delivery.attempts).toBe(r.received.length);
+    // A loaded machine may need more than one try; every try the receiver saw was recorded.
+    expect(delivery.attempts).toBeGreaterThanOrEqual(r.received.length);
     expect(delivery.delivered_at).not.toBeNull();
   });
 
@@ -93,7 +93,7 @@ describeEachStore('webhooks: delivery', (kind) => {
     const r = await receiver((_req, n) => (n === 1 ? { status: 503, headers: { 'retry-after': '2' } } : { status: 200 }));
     const endpoint = await createEndpoint(app, { endpoint_url: r.url, events: ['accounts.connected'] });
     await connectAccount(app, 'wh-retry-after@sandbox.test');
-    const [first, second] = await r.waitFor(2, 10_000);
+    const [first, second] = await r.waitFor(2, 20_000);
     // The schedule says 0.4 s; the receiver asked for 2 s.
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(1_900);
     await waitForDeliveries(app, endpoint.id, (d) => d[0]?.status === 'succeeded');
@@ -123,16 +123,16 @@ describeEachStore('webhooks: delivery', (kind) => {
       const res = await app.api(`/api/accounts/${account.id}`, { method: 'PATCH', body: { display_name: `Hang ${i}` } });
       expect(res.status, res.text).toBe(200);
     }
-    const got = await fast.waitFor(4, 5_000);
+    const got = await fast.waitFor(4, 15_000);
     const [slowFirst] = await slow.waitFor(1);
-    // All of them before the slow endpoint's first try even timed out (3 s): nobody waited on it.
-    expect(Math.max(...got.map((g) => g.at))).toBeLessThan(slowFirst!.at + 3_000);
+    // All of them before the slow endpoint's first try even timed out (5 s): nobody waited on it.
+    expect(Math.max(...got.map((g) => g.at))).toBeLessThan(slowFirst!.at + 5_000);
     expect(got.map((g) => g.json.payload.account.display_name).sort()).toEqual(['Hang 0', 'Hang 1', 'Hang 2', 'Hang 3']);
     // The slow endpoint holds at most its share of the slots.
     await slow.waitFor(2);
     expect(slow.received.length).toBe(2);
     // The hung try ends at the timeout and counts as a failed try, to be retried.
-    const deliveries = await waitForDeliveries(app, slowEndpoint.id, (d) => d.some((x) => x.attempts >= 1), 10_000);
+    const deliveries = await waitForDeliveries(app, slowEndpoint.id, (d) => d.some((x) => x.attempts >= 1), 20_000);
     const detail = await app.api(`/api/webhooks/${slowEndpoint.id}/deliveries/${deliveries.find((x) => x.attempts >= 1).id}`);
     expect(detail.body.tries[0]).toMatchObject({ response_status: null, error: expect.stringContaining('timed out') });
     expect(detail.body.status).toBe('pending');
@@ -150,10 +150,10 @@ describeEachStore('webhooks: delivery', (kind) => {
       await app.api(`/api/accounts/${b.id}`, { method: 'PATCH', body: { display_name: `B ${i}` } });
     }
     // B is not held up by A's failing first event.
-    const bs = await r.waitFor(5, 5_000, (x) => x.json.account_id === b.id);
+    const bs = await r.waitFor(5, 20_000, (x) => x.json.account_id === b.id);
     expect(bs.map((x) => x.json.payload.account.display_name)).toEqual(['B 0', 'B 1', 'B 2', 'B 3', 'B 4']);
     failing = false;
-    await r.waitFor(1, 5_000, (x) => x.json.payload.account.display_name === 'A 4');
+    await r.waitFor(1, 20_000, (x) => x.json.payload.account.display_name === 'A 4');
     const as = r.received.filter((x) => x.json.account_id === a.id).map((x) => x.json.payload.account.display_name);
     // A 0 (failed, retried until it succeeded) before anything else of A: nothing overtook it.
     expect(as.filter((n) => n === 'A 0').length).toBeGreaterThanOrEqual(2);
