@@ -373,13 +373,19 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   }
 
   /** Writes outcomes (deliveries, tries, endpoint health) in one transaction. */
-  async function writeOutcomes(outcomes: Outcome[]): Promise<void> {
-    if (outcomes.length === 0) return;
+  async function writeOutcomes(all: Outcome[]): Promise<void> {
+    if (all.length === 0) return;
     const now = clock.now();
+    let outcomes = all;
     const disabled = await db.transaction().execute(async (trx) => {
       // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
       await sql`set local synchronous_commit = off`.execute(trx);
       await lockEndpoints(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => o.endpointId));
+      // Deliveries deleted meanwhile (with their endpoint) have nothing to record; the others stay until we commit.
+      const alive = await sql<{ id: string }>`select id from webhook_deliveries where id = any(${outcomes.map((o) => o.id)}::text[]) for key share`.execute(trx);
+      const ids = new Set(alive.rows.map((r) => r.id));
+      outcomes = outcomes.filter((o) => ids.has(o.id));
+      if (outcomes.length === 0) return [];
       await trx
         .insertInto('webhook_delivery_tries')
         .values(outcomes.map((o) => ({ delivery_id: o.id, attempted_at: o.tryAt, response_status: o.responseStatus, duration_ms: o.durationMs, error: o.error, response_body: o.responseBody })))
@@ -455,8 +461,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         try {
           await writeOutcomes(batch.map((b) => b.outcome));
         } catch (error) {
-          // Unwritten: the leases run out and the deliveries are sent again (at least once).
+          // One bad outcome must not lose the others: write them one by one. What still fails is sent
+          // again when its lease runs out (at least once).
           logger.error({ err: error, deliveries: batch.length }, 'writing webhook delivery outcomes failed');
+          if (batch.length > 1) {
+            for (const b of batch) await writeOutcomes([b.outcome]).catch((e) => logger.error({ err: e, delivery: b.outcome.id }, 'writing a webhook delivery outcome failed'));
+          }
         }
         for (const b of batch) b.done();
       }
