@@ -25,6 +25,7 @@ import { registerAccountMetrics } from './accounts/metrics.js';
 import { createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
 import { createLinkService, type LinkService } from './link/service.js';
+import { createWebhookService, type WebhookService, type WebhookServiceOptions } from './webhooks/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -36,6 +37,8 @@ export interface FanGateOptions {
   clock?: Clock;
   /** How often a worker sweeps (expired attempts, expired idempotency keys), in ms. */
   sweepIntervalMs?: number;
+  /** Tests and benchmarks: webhook retry schedule, timeout, resolver, … */
+  webhooks?: WebhookServiceOptions;
 }
 
 export interface FanGate {
@@ -48,6 +51,7 @@ export interface FanGate {
   connect: ConnectService;
   accounts: AccountService;
   link: LinkService;
+  webhooks: WebhookService;
   platforms: PlatformGateway;
   clock: Clock;
   metrics: Registry;
@@ -127,10 +131,15 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     hasProxyCountry: (country) => platforms.pool.has(country),
   });
 
+  const missingAccounts = async (orgId: string, ids: string[]) =>
+    (await Promise.all(ids.map(async (id) => ((await accountsPort.find(database.db, orgId, id)) ? null : id)))).filter((id): id is string => id !== null);
+  const webhooks = createWebhookService({ db: database.db, database, vault, clock, logger, metrics, allowPrivate: config.allowPrivateWebhooks, concurrency: config.webhookConcurrency, missingAccounts, options: options.webhooks });
+  if (config.role !== 'api') await webhooks.registerWorkers(jobs);
+
   await connectDomain.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, metrics, localAdminToken });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -143,6 +152,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     connect,
     accounts,
     link,
+    webhooks,
     platforms,
     clock,
     metrics,
@@ -150,6 +160,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     firstRunKey,
     async start({ listen = true } = {}) {
       await jobs.start();
+      if (config.role !== 'api') await webhooks.start(jobs);
       if (listen) {
         await http.listen({ port: config.port, host: config.host });
         if (localAdminToken) await writeLocalAdmin(config.dataDir, { url: `http://127.0.0.1:${(http.server.address() as AddressInfo).port}`, token: localAdminToken, pid: process.pid });
@@ -160,6 +171,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
         if (localAdminToken) await removeLocalAdmin(config.dataDir);
         await http.close();
         await connectDomain.close();
+        await webhooks.stop();
         await jobs.stop();
         await dispatchers.close();
         await database.close();

@@ -155,6 +155,61 @@ export interface EventsTable {
   client_reference_id: string | null;
   payload: ColumnType<unknown, string, string>;
   created_at: Timestamp;
+  /** Order of writing (per-account delivery order). */
+  seq: ColumnType<string, never, never>;
+  /** Fan-out to the endpoints done; null while waiting for a dispatcher. */
+  dispatched_at: Timestamp | null;
+}
+
+export type WebhookAccountScope = 'global' | 'accounts';
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed';
+export type WebhookDisabledReason = 'endpoint_gone' | 'failing_for_5_days';
+
+export interface WebhookEndpointsTable {
+  id: string;
+  org_id: string;
+  endpoint_url: string;
+  events: string[];
+  account_scope: WebhookAccountScope;
+  account_ids: string[];
+  enabled: boolean;
+  disabled_reason: WebhookDisabledReason | null;
+  description: string | null;
+  secret_enc: string;
+  previous_secret_enc: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  failing_since: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  org_id: string;
+  endpoint_id: string;
+  event_id: string;
+  event: string;
+  order_key: string;
+  seq: ColumnType<string, string | number, string | number>;
+  status: WebhookDeliveryStatus;
+  attempts: Generated<number>;
+  last_response_status: number | null;
+  manual_retry: Generated<boolean>;
+  next_attempt_at: Timestamp | null;
+  created_at: Timestamp;
+  delivered_at: Timestamp | null;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveryTriesTable {
+  id: Generated<string>;
+  delivery_id: string;
+  attempted_at: Timestamp;
+  response_status: number | null;
+  duration_ms: number;
+  error: string | null;
+  /** The first 1 KB of the answer. */
+  response_body: string | null;
 }
 
 export type LinkStatus = 'initialized' | 'pending' | 'awaiting_2fa' | 'completed' | 'failed' | 'expired' | 'cancelled';
@@ -188,6 +243,9 @@ export interface LinkSessionsTable {
 export interface DB {
   link_sessions: LinkSessionsTable;
   events: EventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_delivery_tries: WebhookDeliveryTriesTable;
   accounts: AccountsTable;
   auth_attempts: AuthAttemptsTable;
   organizations: OrganizationsTable;

@@ -28,6 +28,8 @@ import { linkRoutes } from './routes/link.js';
 import { linkPageRoutes } from './routes/link-page.js';
 import type { LinkService } from '../link/service.js';
 import { buildValidator } from './validation.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import type { WebhookService } from '../webhooks/service.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -38,6 +40,7 @@ export interface HttpDependencies {
   connect: ConnectService;
   accounts: AccountService;
   link: LinkService;
+  webhooks: WebhookService;
   metrics: Registry;
   /** Embedded mode: the token `fangate keys create` uses to ask this running server (loopback only). */
   localAdminToken?: string;
@@ -151,6 +154,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });
       await api.register(linkRoutes, { link: deps.link });
+      await api.register(webhookRoutes, { webhooks: deps.webhooks });
     },
     { prefix: '/api' },
   );

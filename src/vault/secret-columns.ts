@@ -21,4 +21,5 @@ export const secretColumns: SecretColumn[] = [
     recordColumn: 'id',
   })),
   ...['input_enc', 'resume_enc', 'pending_code_enc'].map((field) => ({ table: 'auth_attempts', field, orgColumn: 'org_id', recordColumn: 'id' })),
+  ...['secret_enc', 'previous_secret_enc'].map((field) => ({ table: 'webhook_endpoints', field, orgColumn: 'org_id', recordColumn: 'id' })),
 ];

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createFanGate, type FanGate } from '../../src/app.js';
+import { createFanGate, type FanGate, type FanGateOptions } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { generateKeySpec } from '../../src/vault/keyring.js';
@@ -43,6 +43,8 @@ export interface StartOptions {
   port?: number;
   /** Reuse a running sandbox (restart tests); otherwise one is started and closed with the app. */
   sandbox?: Sandbox;
+  /** Webhook delivery tuning (short retries and timeouts, a resolver stub). */
+  webhooks?: FanGateOptions['webhooks'];
 }
 
 export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOptions = {}): Promise<TestApp> {
@@ -81,6 +83,7 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     jobs: { pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 },
     clock,
     sweepIntervalMs: 500,
+    webhooks: options.webhooks,
   });
   await fangate.start();
   const url = `http://127.0.0.1:${port}`;

@@ -1,0 +1,594 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Database } from '../db/database.js';
+import type { DB, WebhookDeliveryStatus } from '../db/schema.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import type { Vault } from '../vault/vault.js';
+import type { Sender } from './sender.js';
+import { signHeaders } from './signing.js';
+
+/**
+ * Delivery from the outbox, in two steps that each survive a crash at any point:
+ *
+ * 1. Fan-out: a dispatcher claims undispatched events (`FOR UPDATE SKIP LOCKED`), inserts one delivery
+ *    per matching endpoint and marks the events dispatched, in one transaction. Woken by the NOTIFY the
+ *    `events` trigger sends on commit, and by a periodic catch-up.
+ * 2. Delivery: a worker claims batches of due deliveries by moving `next_attempt_at` to the end of a
+ *    lease (timeout + margin), sends them with bounded concurrency (per worker and per endpoint), and
+ *    writes outcomes in batches. A worker that dies mid-try leaves the delivery due again when its lease
+ *    ends: at least once.
+ *
+ * Order: deliveries of one endpoint for one account form a group (`order_key`); only the group's head
+ * has a `next_attempt_at`, the others wait (null) and the next is promoted in the transaction that
+ * records the head's final outcome. Claiming is then a plain index scan on `next_attempt_at`, whatever
+ * the backlog.
+ */
+
+export const EVENTS_CHANNEL = 'fangate_webhook_events';
+export const DELIVERIES_CHANNEL = 'fangate_webhook_deliveries';
+
+/** DESIGN 9: retries after the first try. */
+export const DEFAULT_RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
+const FIVE_DAYS_MS = 5 * 24 * 3600 * 1000;
+const MAX_RETRY_AFTER_SEC = 24 * 3600;
+
+export interface DeliveryTuning {
+  /** Deliveries in flight per worker (FANGATE_WEBHOOK_CONCURRENCY). */
+  concurrency: number;
+  /** Deliveries in flight per endpoint per worker (half the slots by default). */
+  perEndpointConcurrency: number;
+  /** The same for an endpoint whose last try here failed or timed out: a slow or dead endpoint holds few slots. */
+  failingEndpointConcurrency: number;
+  timeoutMs: number;
+  retryScheduleMs: number[];
+  /** ± this fraction of each retry delay, so retries of many deliveries spread out. */
+  jitter: number;
+  /** Catch-up poll: events missed by NOTIFY, retries that became due. */
+  pollMs: number;
+  /** How long a failing endpoint is kept before it is disabled. */
+  disableAfterFailingMs: number;
+}
+
+export const defaultTuning = (concurrency = 32): DeliveryTuning => ({
+  concurrency,
+  perEndpointConcurrency: Math.max(1, Math.ceil(concurrency / 2)),
+  failingEndpointConcurrency: Math.max(1, Math.ceil(concurrency / 8)),
+  timeoutMs: 15_000,
+  retryScheduleMs: DEFAULT_RETRY_SCHEDULE_MS,
+  jitter: 0.1,
+  pollMs: 1_000,
+  disableAfterFailingMs: FIVE_DAYS_MS,
+});
+
+interface Claimed {
+  id: string;
+  org_id: string;
+  endpoint_id: string;
+  event_id: string;
+  event: string;
+  order_key: string;
+  attempts: number;
+  manual_retry: boolean;
+  endpoint_url: string;
+  secret_enc: string;
+  previous_secret_enc: string | null;
+  previous_secret_expires_at: Date | null;
+  account_id: string | null;
+  attempt_id: string | null;
+  client_reference_id: string | null;
+  payload: unknown;
+  event_created_at: Date;
+}
+
+export interface Outcome {
+  id: string;
+  endpointId: string;
+  orderKey: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  responseStatus: number | null;
+  nextAttemptAt: Date | null;
+  deliveredAt: Date | null;
+  tryAt: Date;
+  durationMs: number;
+  error: string | null;
+  responseBody: string | null;
+  effect: 'success' | 'failure' | 'gone';
+}
+
+export interface DeliveryWorkerDeps {
+  db: Kysely<DB>;
+  database: Pick<Database, 'listen' | 'notify'>;
+  vault: Vault;
+  sender: Sender;
+  clock: Clock;
+  logger: Logger;
+  metrics: Registry;
+  tuning: DeliveryTuning;
+}
+
+/** The body of an event, as every endpoint receives it (DESIGN 9). */
+export function eventBody(row: Pick<Claimed, 'event_id' | 'event' | 'event_created_at' | 'account_id' | 'attempt_id' | 'client_reference_id' | 'payload'>): string {
+  return JSON.stringify({
+    id: row.event_id,
+    event: row.event,
+    created_at: new Date(row.event_created_at).toISOString(),
+    account_id: row.account_id,
+    attempt_id: row.attempt_id,
+    client_reference_id: row.client_reference_id,
+    payload: row.payload,
+  });
+}
+
+/**
+ * Serialises the decisions about a group's head between fan-out (which adds waiting deliveries) and
+ * outcomes / manual retries (which promote the next): per endpoint, in id order (no deadlocks).
+ */
+export async function lockEndpoints(trx: Transaction<DB>, endpointIds: string[]): Promise<void> {
+  const ids = [...new Set(endpointIds)].sort();
+  if (ids.length === 0) return;
+  await sql`select pg_advisory_xact_lock(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(trx);
+}
+
+/** Groups with waiting deliveries and no head (a safety net; the locks above should leave none). */
+async function repairHeads(db: Kysely<DB>, now: Date): Promise<number> {
+  const result = await sql`
+    update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
+    from (
+      select distinct on (w.endpoint_id, w.order_key) w.id
+      from webhook_deliveries w
+      where w.status = 'pending' and w.next_attempt_at is null
+        and not exists (
+          select 1 from webhook_deliveries h
+          where h.endpoint_id = w.endpoint_id and h.order_key = w.order_key and h.status = 'pending' and h.next_attempt_at is not null)
+      order by w.endpoint_id, w.order_key, w.seq
+    ) nxt
+    where d.id = nxt.id`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * Makes the oldest waiting delivery of each group due now, in groups with no due (or in-flight)
+ * delivery: after a head's final outcome, and after deliveries are queued again by hand.
+ */
+export async function promoteHeads(db: Kysely<DB> | Transaction<DB>, groups: Array<{ endpointId: string; orderKey: string }>, now: Date): Promise<void> {
+  if (groups.length === 0) return;
+  const values = sql.join(groups.map((g) => sql`(${g.endpointId}::text, ${g.orderKey}::text)`));
+  await sql`
+    update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
+    from (
+      select distinct on (w.endpoint_id, w.order_key) w.id
+      from webhook_deliveries w
+      join (select distinct * from (values ${values}) as v(endpoint_id, order_key)) g on w.endpoint_id = g.endpoint_id and w.order_key = g.order_key
+      where w.status = 'pending' and w.next_attempt_at is null
+        and not exists (
+          select 1 from webhook_deliveries h
+          where h.endpoint_id = w.endpoint_id and h.order_key = w.order_key and h.status = 'pending' and h.next_attempt_at is not null)
+      order by w.endpoint_id, w.order_key, w.seq
+    ) nxt
+    where d.id = nxt.id`.execute(db);
+}
+
+export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
+  const { db, database, vault, sender, clock, logger, tuning } = deps;
+  const leaseMs = tuning.timeoutMs + 30_000;
+  const refillAt = Math.max(1, Math.floor(tuning.concurrency / 4));
+
+  const deliveries = new Counter({
+    name: 'fangate_webhook_deliveries_total',
+    help: 'Webhook delivery tries by outcome: succeeded, retrying (failed, another try is scheduled), failed (no more tries).',
+    labelNames: ['outcome'] as const,
+    registers: [deps.metrics],
+  });
+  const lag = new Histogram({
+    name: 'fangate_webhook_delivery_lag_seconds',
+    help: 'Time from an event being written to the outbox to its successful delivery.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [deps.metrics],
+  });
+
+  let stopped = true;
+  let inflight = 0;
+  const perEndpoint = new Map<string, number>();
+  // Endpoints whose last try in this worker failed; bounded like the in-flight map (cleared on success).
+  const failing = new Set<string>();
+  const capOf = (endpointId: string) =>
+    failing.has(endpointId) ? Math.min(tuning.failingEndpointConcurrency, tuning.perEndpointConcurrency) : tuning.perEndpointConcurrency;
+  const running = new Set<Promise<void>>();
+  let pumping = false;
+  let pumpAgain = false;
+  let dispatching = false;
+  let dispatchRun: Promise<void> | undefined;
+  let pumpRun: Promise<void> | undefined;
+  let dispatchAgain = false;
+  let timer: NodeJS.Timeout | undefined;
+  const unlisteners: Array<() => Promise<void>> = [];
+  let pendingOutcomes: Array<{ outcome: Outcome; done: () => void }> = [];
+  let flushing: Promise<void> | undefined;
+
+  // ---- fan-out ------------------------------------------------------------------------------
+
+  async function dispatchBatch(limit = 500): Promise<number> {
+    const now = clock.now();
+    const inserted = await db.transaction().execute(async (trx) => {
+      // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
+      await sql`set local synchronous_commit = off`.execute(trx);
+      const events = (
+        await sql<{ id: string; org_id: string; event: string; account_id: string | null; seq: string }>`
+          select id, org_id, event, account_id, seq from events
+          where dispatched_at is null order by seq limit ${limit} for update skip locked`.execute(trx)
+      ).rows;
+      if (events.length === 0) return -1;
+      const orgIds = [...new Set(events.map((e) => e.org_id))];
+      const endpoints = await trx
+        .selectFrom('webhook_endpoints')
+        .select(['id', 'org_id', 'events', 'account_scope', 'account_ids'])
+        .where('org_id', 'in', orgIds)
+        .where('enabled', '=', true)
+        .execute();
+      await lockEndpoints(trx, endpoints.map((w) => w.id));
+      const rows = [];
+      for (const e of events) {
+        for (const w of endpoints) {
+          if (w.org_id !== e.org_id) continue;
+          if (w.events.length > 0 && !w.events.includes(e.event)) continue;
+          if (w.account_scope === 'accounts' && (!e.account_id || !w.account_ids.includes(e.account_id))) continue;
+          rows.push({
+            id: newId('whd'),
+            org_id: e.org_id,
+            endpoint_id: w.id,
+            event_id: e.id,
+            event: e.event,
+            order_key: e.account_id ?? e.id,
+            seq: e.seq,
+            status: 'pending' as const,
+            next_attempt_at: null as Date | null,
+            created_at: now,
+            updated_at: now,
+          });
+        }
+      }
+      // The first new delivery of a group is its head, unless the group already has pending ones.
+      const groupKey = (endpointId: string, orderKey: string) => `${endpointId}\u0000${orderKey}`;
+      const busy = new Set<string>();
+      for (let i = 0; i < rows.length; i += 500) {
+        const chunk = rows.slice(i, i + 500);
+        const pairs = sql.join(chunk.map((r) => sql`(${r.endpoint_id}::text, ${r.order_key}::text)`));
+        const pending = await sql<{ endpoint_id: string; order_key: string }>`
+          select distinct d.endpoint_id, d.order_key from webhook_deliveries d
+          join (values ${pairs}) as g(endpoint_id, order_key) on d.endpoint_id = g.endpoint_id and d.order_key = g.order_key
+          where d.status = 'pending'`.execute(trx);
+        for (const p of pending.rows) busy.add(groupKey(p.endpoint_id, p.order_key));
+      }
+      for (const r of rows) {
+        const key = groupKey(r.endpoint_id, r.order_key);
+        if (busy.has(key)) continue;
+        busy.add(key);
+        r.next_attempt_at = now;
+      }
+      for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('webhook_deliveries').values(rows.slice(i, i + 1000)).execute();
+      await trx.updateTable('events').set({ dispatched_at: now }).where('id', 'in', events.map((e) => e.id)).execute();
+      return rows.length;
+    });
+    if (inserted > 0) {
+      await database.notify(DELIVERIES_CHANNEL, '').catch(() => undefined);
+      pump();
+    }
+    return inserted < 0 ? 0 : Math.max(inserted, 1);
+  }
+
+  /** Drains the outbox; one run at a time per worker, re-run when woken meanwhile. */
+  function dispatch(): void {
+    if (stopped) return;
+    if (dispatching) {
+      dispatchAgain = true;
+      return;
+    }
+    dispatching = true;
+    dispatchRun = (async () => {
+      try {
+        do {
+          dispatchAgain = false;
+          while (!stopped && (await dispatchBatch()) > 0);
+        } while (dispatchAgain && !stopped);
+      } catch (error) {
+        logger.error({ err: error }, 'webhook fan-out failed; the catch-up retries it');
+      } finally {
+        dispatching = false;
+      }
+    })();
+  }
+
+  // ---- delivery -----------------------------------------------------------------------------
+
+  async function claim(limit: number): Promise<Claimed[]> {
+    const now = clock.now();
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const saturated = [...perEndpoint].filter(([id, n]) => n >= capOf(id)).map(([id]) => id);
+    const rows = await sql<Claimed>`
+      with cand as (
+        select d.id, d.endpoint_id, d.next_attempt_at, d.seq
+        from webhook_deliveries d
+        join webhook_endpoints w on w.id = d.endpoint_id
+        where d.status = 'pending' and d.next_attempt_at <= ${now} and w.enabled
+          and not (d.endpoint_id = any(${saturated}::text[]))
+        order by d.next_attempt_at
+        limit ${limit * 4}
+        for update of d skip locked
+      ), ranked as (
+        select id, next_attempt_at, seq, row_number() over (partition by endpoint_id order by next_attempt_at, seq) as rn from cand
+      ), picked as (
+        select id from ranked where rn <= ${tuning.perEndpointConcurrency} order by next_attempt_at, seq limit ${limit}
+      )
+      update webhook_deliveries d set next_attempt_at = ${leaseUntil}, updated_at = ${now}
+      from picked, events e, webhook_endpoints w
+      where d.id = picked.id and e.id = d.event_id and w.id = d.endpoint_id
+      returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
+        w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at,
+        e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
+    // Over the per-endpoint bound (deliveries of this endpoint were already in flight): hand back.
+    const keep: Claimed[] = [];
+    const giveBack: string[] = [];
+    const counts = new Map(perEndpoint);
+    for (const row of rows.rows) {
+      const n = counts.get(row.endpoint_id) ?? 0;
+      if (n >= capOf(row.endpoint_id)) giveBack.push(row.id);
+      else {
+        counts.set(row.endpoint_id, n + 1);
+        keep.push(row);
+      }
+    }
+    if (giveBack.length > 0) await db.updateTable('webhook_deliveries').set({ next_attempt_at: now }).where('id', 'in', giveBack).execute();
+    return keep;
+  }
+
+  /** Sends one claimed delivery and decides what comes next; writes nothing. */
+  async function attempt(row: Claimed): Promise<Outcome> {
+    const place = { orgId: row.org_id, table: 'webhook_endpoints', recordId: row.endpoint_id };
+    const secrets = [vault.decrypt(row.secret_enc, { ...place, field: 'secret_enc' })];
+    const now = clock.now();
+    if (row.previous_secret_enc && row.previous_secret_expires_at && new Date(row.previous_secret_expires_at) > now) {
+      secrets.push(vault.decrypt(row.previous_secret_enc, { ...place, field: 'previous_secret_enc' }));
+    }
+    const body = eventBody(row);
+    // Real time, not the injectable clock: receivers compare it with their own clock.
+    const headers = signHeaders(secrets, row.event_id, new Date(), body);
+    const tryAt = clock.now();
+    const result = await sender.send(row.endpoint_url, headers, body);
+    const attempts = row.attempts + 1;
+    const base = { id: row.id, endpointId: row.endpoint_id, orderKey: row.order_key, attempts, responseStatus: result.status, tryAt, durationMs: result.durationMs, error: result.error, responseBody: result.body };
+    const ok = result.status !== null && result.status >= 200 && result.status < 300;
+    if (ok) {
+      lag.observe(Math.max(0, (Date.now() - new Date(row.event_created_at).getTime()) / 1000));
+      return { ...base, status: 'succeeded', nextAttemptAt: null, deliveredAt: clock.now(), effect: 'success' };
+    }
+    if (result.status === 410) return { ...base, status: 'failed', nextAttemptAt: null, deliveredAt: null, effect: 'gone' };
+    const delay = tuning.retryScheduleMs[attempts - 1];
+    if (delay === undefined || row.manual_retry) return { ...base, status: 'failed', nextAttemptAt: null, deliveredAt: null, effect: 'failure' };
+    const jittered = delay * (1 + (Math.random() * 2 - 1) * tuning.jitter);
+    const asked = result.retryAfterSec === null ? 0 : Math.min(result.retryAfterSec, MAX_RETRY_AFTER_SEC) * 1000;
+    return { ...base, status: 'pending', nextAttemptAt: new Date(clock.now().getTime() + Math.max(jittered, asked)), deliveredAt: null, effect: 'failure' };
+  }
+
+  /** Writes outcomes (deliveries, tries, endpoint health) in one transaction. */
+  async function writeOutcomes(all: Outcome[]): Promise<void> {
+    if (all.length === 0) return;
+    const now = clock.now();
+    let outcomes = all;
+    const disabled = await db.transaction().execute(async (trx) => {
+      // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
+      await sql`set local synchronous_commit = off`.execute(trx);
+      await lockEndpoints(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => o.endpointId));
+      // Deliveries deleted meanwhile (with their endpoint) have nothing to record; the others stay until we commit.
+      const alive = await sql<{ id: string }>`select id from webhook_deliveries where id = any(${outcomes.map((o) => o.id)}::text[]) for key share`.execute(trx);
+      const ids = new Set(alive.rows.map((r) => r.id));
+      outcomes = outcomes.filter((o) => ids.has(o.id));
+      if (outcomes.length === 0) return [];
+      await trx
+        .insertInto('webhook_delivery_tries')
+        .values(outcomes.map((o) => ({ delivery_id: o.id, attempted_at: o.tryAt, response_status: o.responseStatus, duration_ms: o.durationMs, error: o.error, response_body: o.responseBody })))
+        .execute();
+      const values = sql.join(
+        outcomes.map(
+          (o) =>
+            sql`(${o.id}::text, ${o.status}::text, ${o.attempts}::int, ${o.responseStatus}::int, ${o.nextAttemptAt}::timestamptz, ${o.deliveredAt}::timestamptz)`,
+        ),
+      );
+      await sql`
+        update webhook_deliveries d set status = v.status, attempts = v.attempts, last_response_status = v.rs,
+          next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
+        from (values ${values}) as v(id, status, attempts, rs, nat, da)
+        where d.id = v.id`.execute(trx);
+      // Final outcomes hand their group over to the next waiting delivery.
+      await promoteHeads(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => ({ endpointId: o.endpointId, orderKey: o.orderKey })), now);
+      const succeeded = [...new Set(outcomes.filter((o) => o.effect === 'success').map((o) => o.endpointId))];
+      const failing = [...new Set(outcomes.filter((o) => o.effect === 'failure').map((o) => o.endpointId))].filter((id) => !succeeded.includes(id));
+      const gone = [...new Set(outcomes.filter((o) => o.effect === 'gone').map((o) => o.endpointId))];
+      const changed: Array<{ id: string; org_id: string; disabled_reason: string | null }> = [];
+      if (succeeded.length > 0) {
+        await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', 'in', succeeded).where('failing_since', 'is not', null).execute();
+      }
+      if (failing.length > 0) {
+        await trx.updateTable('webhook_endpoints').set({ failing_since: now }).where('id', 'in', failing).where('failing_since', 'is', null).execute();
+        const cutoff = new Date(now.getTime() - tuning.disableAfterFailingMs);
+        changed.push(
+          ...(await trx
+            .updateTable('webhook_endpoints')
+            .set({ enabled: false, disabled_reason: 'failing_for_5_days', updated_at: now })
+            .where('id', 'in', failing)
+            .where('enabled', '=', true)
+            .where('failing_since', '<=', cutoff)
+            .returning(['id', 'org_id', 'disabled_reason'])
+            .execute()),
+        );
+      }
+      if (gone.length > 0) {
+        changed.push(
+          ...(await trx
+            .updateTable('webhook_endpoints')
+            .set({ enabled: false, disabled_reason: 'endpoint_gone', updated_at: now })
+            .where('id', 'in', gone)
+            .where('enabled', '=', true)
+            .returning(['id', 'org_id', 'disabled_reason'])
+            .execute()),
+        );
+      }
+      return changed;
+    });
+    for (const o of outcomes) {
+      if (o.effect === 'success') failing.delete(o.endpointId);
+      else if (failing.size < 10_000) failing.add(o.endpointId);
+      const outcome = o.status === 'succeeded' ? 'succeeded' : o.status === 'pending' ? 'retrying' : 'failed';
+      deliveries.inc({ outcome });
+      const fields = { delivery: o.id, endpoint: o.endpointId, attempt: o.attempts, status: o.responseStatus, durationMs: o.durationMs, error: o.error ?? undefined, nextAttemptAt: o.nextAttemptAt ?? undefined };
+      if (outcome === 'succeeded') logger.info(fields, 'webhook delivered');
+      else if (outcome === 'retrying') logger.warn(fields, 'webhook delivery try failed; will retry');
+      else logger.warn(fields, 'webhook delivery failed; no more tries');
+    }
+    for (const e of disabled) logger.warn({ endpoint: e.id, org: e.org_id, reason: e.disabled_reason }, 'webhook endpoint disabled');
+  }
+
+  function flushSoon(): void {
+    if (flushing) return;
+    flushing = (async () => {
+      // Let outcomes that finish close together share one write: each write is a transaction.
+      await new Promise((resolve) => setTimeout(resolve, inflight > pendingOutcomes.length ? 2 : 0));
+      while (pendingOutcomes.length > 0) {
+        const batch = pendingOutcomes;
+        pendingOutcomes = [];
+        try {
+          await writeOutcomes(batch.map((b) => b.outcome));
+        } catch (error) {
+          // One bad outcome must not lose the others: write them one by one. What still fails is sent
+          // again when its lease runs out (at least once).
+          logger.error({ err: error, deliveries: batch.length }, 'writing webhook delivery outcomes failed');
+          if (batch.length > 1) {
+            for (const b of batch) await writeOutcomes([b.outcome]).catch((e) => logger.error({ err: e, delivery: b.outcome.id }, 'writing a webhook delivery outcome failed'));
+          }
+        }
+        for (const b of batch) b.done();
+      }
+    })().finally(() => {
+      flushing = undefined;
+      if (pendingOutcomes.length > 0) flushSoon();
+    });
+  }
+
+  function start(row: Claimed): void {
+    inflight++;
+    perEndpoint.set(row.endpoint_id, (perEndpoint.get(row.endpoint_id) ?? 0) + 1);
+    const task = (async () => {
+      let outcome: Outcome | undefined;
+      try {
+        outcome = await attempt(row);
+      } catch (error) {
+        logger.error({ err: error, delivery: row.id }, 'webhook delivery crashed; the lease makes it due again');
+      }
+      if (outcome) {
+        const o = outcome;
+        await new Promise<void>((resolve) => {
+          pendingOutcomes.push({ outcome: o, done: resolve });
+          flushSoon();
+        });
+      }
+    })().finally(() => {
+      inflight--;
+      const n = (perEndpoint.get(row.endpoint_id) ?? 1) - 1;
+      if (n <= 0) perEndpoint.delete(row.endpoint_id);
+      else perEndpoint.set(row.endpoint_id, n);
+      running.delete(task);
+      // Refill in batches, not one claim per finished delivery.
+      if (inflight === 0 || tuning.concurrency - inflight >= refillAt) pump();
+    });
+    running.add(task);
+  }
+
+  /** Fills free slots with due deliveries; one run at a time, re-run when woken meanwhile. */
+  function pump(): void {
+    if (stopped) return;
+    if (pumping) {
+      pumpAgain = true;
+      return;
+    }
+    pumping = true;
+    pumpRun = (async () => {
+      try {
+        do {
+          pumpAgain = false;
+          while (!stopped && inflight < tuning.concurrency) {
+            const rows = await claim(tuning.concurrency - inflight);
+            for (const row of rows) start(row);
+            if (rows.length === 0) break;
+          }
+        } while (pumpAgain && !stopped);
+      } catch (error) {
+        logger.error({ err: error }, 'claiming webhook deliveries failed; the next poll retries');
+      } finally {
+        pumping = false;
+      }
+    })();
+  }
+
+  let lastRepair = 0;
+  function tick(): void {
+    dispatch();
+    pump();
+    if (Date.now() - lastRepair > 30_000) {
+      lastRepair = Date.now();
+      void repairHeads(db, clock.now())
+        .then((n) => n > 0 && logger.warn({ groups: n }, 'webhook deliveries were waiting behind no one; sent now'))
+        .catch((error) => logger.error({ err: error }, 'webhook head repair failed'));
+    }
+    timer = setTimeout(tick, tuning.pollMs);
+    timer.unref();
+  }
+
+  return {
+    dispatch: dispatchBatch,
+
+    /** Sends one delivery now (the `test` route), outside the worker's slots; answers its outcome. */
+    async deliverNow(deliveryId: string): Promise<Outcome | undefined> {
+      const now = clock.now();
+      const rows = await sql<Claimed>`
+        update webhook_deliveries d set next_attempt_at = ${new Date(now.getTime() + leaseMs)}, updated_at = ${now}
+        from events e, webhook_endpoints w
+        where d.id = ${deliveryId} and e.id = d.event_id and w.id = d.endpoint_id and d.status = 'pending'
+        returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
+          w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at,
+          e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
+      const row = rows.rows[0];
+      if (!row) return undefined;
+      const outcome = await attempt(row);
+      await writeOutcomes([outcome]);
+      return outcome;
+    },
+
+    /** Wakes this worker (and, through NOTIFY, every other) for deliveries due now. */
+    async wake(): Promise<void> {
+      await database.notify(DELIVERIES_CHANNEL, '').catch(() => undefined);
+      pump();
+    },
+
+    async start(): Promise<void> {
+      if (!stopped) return;
+      stopped = false;
+      unlisteners.push(await database.listen(EVENTS_CHANNEL, () => dispatch()));
+      unlisteners.push(await database.listen(DELIVERIES_CHANNEL, () => pump()));
+      tick();
+    },
+
+    /** Stops claiming; lets tries in flight finish and records them. */
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(timer);
+      for (const unlisten of unlisteners.splice(0)) await unlisten().catch(() => undefined);
+      await Promise.allSettled([dispatchRun, pumpRun, ...running]);
+      await flushing;
+    },
+  };
+}
+
+export type DeliveryWorker = ReturnType<typeof createDeliveryWorker>;
