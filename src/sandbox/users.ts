@@ -13,6 +13,13 @@ export interface RequestRecord {
   user_agent: string | null;
   time: string;
   status: number;
+  /** Whether the request carried a body (a `content-length` above 0, or a chunked body). */
+  has_body: boolean;
+  /** The `content-length` sent (null when none, e.g. chunked or bodyless). */
+  body_bytes: number | null;
+  content_type: string | null;
+  /** Whether the answer rotated the session secret (a `Set-Cookie` with a new `sess` / `fansly-token`). */
+  rotated: boolean;
 }
 
 /** A message the creator sent through the data API; seeded history is generated, these are stored. */
@@ -20,6 +27,8 @@ export interface SentMessage {
   id: number;
   chatId: string;
   text: string;
+  /** 0 = free; otherwise the unlock price in USD. */
+  price: number;
   createdAt: number;
 }
 
