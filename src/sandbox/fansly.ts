@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errors } from './errors.js';
+import { errors, sendError } from './errors.js';
 import { maskEmail } from './identities.js';
 import type { ChallengeKind, LoginResult } from './login.js';
 import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, type Message } from './seed.js';
@@ -117,6 +117,14 @@ export const fanslyApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = asy
   app.post('/login/twofa', { schema: { body: TwofaBody } }, async (request) => {
     const flow = await state.resumeLogin(request, 'fansly', request.body.token);
     return answer(state.logins.submitCode(flow, request.body.code));
+  });
+
+  // Unknown routes: 404 without session checks, attributed when the call carries a known token (see onlyfans.ts).
+  app.setNotFoundHandler(async (request, reply) => {
+    const token = header(request, 'authorization') ?? parseCookies(request.headers.cookie)['fansly-token'];
+    const found = token ? state.sessions.find(token) : undefined;
+    if (found?.session.user.platform === 'fansly') state.attribute(request, found.session.user);
+    return sendError(request, reply, errors.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found`));
   });
 
   // Authenticated routes: the session is checked before the input (see onlyfans.ts).

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errors } from './errors.js';
+import { errors, sendError } from './errors.js';
 import { SANDBOX_LIMITS, SANDBOX_PHONE_LAST4, maskEmail } from './identities.js';
 import type { ChallengeKind, LoginFlow, LoginResult } from './login.js';
 import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, transactionsOf, type Message } from './seed.js';
@@ -150,6 +150,15 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
   app.post('/users/login/face/check', { schema: { body: TokenBody } }, async (request, reply) => {
     const flow = await state.resumeLogin(request, 'onlyfans', request.body.login_token);
     return answer(reply, state.logins.checkFace(flow));
+  });
+
+  // Unknown routes answer 404 without session checks, but a call carrying a known session still shows in
+  // its user's request log.
+  app.setNotFoundHandler(async (request, reply) => {
+    const sess = parseCookies(request.headers.cookie).sess;
+    const found = sess ? state.sessions.find(sess) : undefined;
+    if (found?.session.user.platform === 'onlyfans') state.attribute(request, found.session.user);
+    return sendError(request, reply, errors.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found`));
   });
 
   // Authenticated routes: the session is checked before the input (a dead session is a 401 whatever the

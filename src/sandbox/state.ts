@@ -38,7 +38,7 @@ export class SandboxState {
    * `+flaky` alternates deterministically: the 1st, 3rd, 5th… call succeed, the 2nd, 4th… answer 502.
    */
   async upstreamCall(request: FastifyRequest, user: SandboxUser): Promise<void> {
-    this.attributed.set(request, { user, at: this.now(), rotated: false });
+    this.attribute(request, user);
     user.calls++;
     if (user.tags.has('slow')) await sleep(SANDBOX_LIMITS.slowDelayMs);
     if (user.tags.has('flaky') && user.calls % 2 === 0) throw errors.badGateway();
@@ -53,6 +53,11 @@ export class SandboxState {
     await this.upstreamCall(request, flow.user);
     if (request.headers['user-agent'] !== flow.userAgent) throw errors.userAgentMismatch();
     return flow;
+  }
+
+  /** Marks `request` as one of `user`'s for the request log, without playing any behaviour. */
+  attribute(request: FastifyRequest, user: SandboxUser): void {
+    this.attributed.set(request, { user, at: this.now(), rotated: false });
   }
 
   attribution(request: FastifyRequest): Attribution | undefined {
