@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { errors, sendError } from './errors.js';
 import { maskEmail } from './identities.js';
 import type { ChallengeKind, LoginResult } from './login.js';
-import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, type Message } from './seed.js';
+import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, unsendMessage, type Message } from './seed.js';
 import type { Session } from './sessions.js';
 import type { SandboxState } from './state.js';
 import { identityKey, type SandboxUser } from './users.js';
@@ -26,7 +26,9 @@ const TwofaBody = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 200 }),
   code: Type.String({ minLength: 1, maxLength: 32 }),
 });
-const GroupQuery = Type.Object({ ...PageQuery.properties, groupId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const GroupOnly = Type.Object({ groupId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const GroupQuery = Type.Object({ ...PageQuery.properties, ...GroupOnly.properties });
+const MessageParams = Type.Object({ messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const SendBody = Type.Object({
   groupId: Type.String({ pattern: '^[0-9]{1,20}$' }),
   content: Type.String({ minLength: 1, maxLength: 5000 }),
@@ -170,6 +172,13 @@ export const fanslyApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = asy
       const fan = findChatFan(user, request.body.groupId);
       if (!fan) throw errors.notFound('Group not found');
       return ok(message(user, sendMessage(user, fan, request.body.content, state.now(), request.body.price)));
+    });
+
+    authed.delete('/message/:messageId', { schema: { params: MessageParams, querystring: GroupOnly } }, async (request) => {
+      const { user } = sessionOf(request);
+      const fan = findChatFan(user, request.query.groupId);
+      if (!fan || !unsendMessage(user, fan, request.params.messageId)) throw errors.notFound('Message not found');
+      return ok(true);
     });
 
     authed.get('/subscribers', { schema: { querystring: PageQuery } }, async (request) => {

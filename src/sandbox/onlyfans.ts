@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { errors, sendError } from './errors.js';
 import { SANDBOX_LIMITS, SANDBOX_PHONE_LAST4, maskEmail } from './identities.js';
 import type { ChallengeKind, LoginFlow, LoginResult } from './login.js';
-import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, transactionsOf, type Message } from './seed.js';
+import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, transactionsOf, unsendMessage, type Message } from './seed.js';
 import { randomHex, type Session } from './sessions.js';
 import type { SandboxState } from './state.js';
 import { identityKey, type SandboxUser } from './users.js';
@@ -27,6 +27,7 @@ const LoginToken = Type.String({ minLength: 1, maxLength: 200 });
 const TokenBody = Type.Object({ login_token: LoginToken });
 const CodeBody = Type.Object({ login_token: LoginToken, code: Type.String({ minLength: 1, maxLength: 32 }) });
 const ChatParams = Type.Object({ chatId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const MessageParams = Type.Object({ ...ChatParams.properties, messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const SendBody = Type.Object({
   text: Type.String({ minLength: 1, maxLength: 5000 }),
   price: Type.Optional(Type.Number({ minimum: 0, maximum: 200 })),
@@ -210,6 +211,13 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
       const fan = findChatFan(user, request.params.chatId);
       if (!fan) throw errors.notFound('Chat not found');
       return message(user, sendMessage(user, fan, request.body.text, state.now(), request.body.price));
+    });
+
+    authed.delete('/chats/:chatId/messages/:messageId', { schema: { params: MessageParams } }, async (request) => {
+      const { user } = sessionOf(request);
+      const fan = findChatFan(user, request.params.chatId);
+      if (!fan || !unsendMessage(user, fan, request.params.messageId)) throw errors.notFound('Message not found');
+      return { success: true };
     });
 
     authed.get('/subscriptions/subscribers', { schema: { querystring: PageQuery } }, async (request) => {

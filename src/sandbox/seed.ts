@@ -139,7 +139,7 @@ export function chatsOf(user: SandboxUser): Array<{ fan: Fan; messages: Message[
 export function sendMessage(user: SandboxUser, fan: Fan, text: string, at: number, price = 0): Message {
   const message: SentMessage = {
     // Above every seeded id (fan ids stay below 1e9, seeded message ids below 1e11).
-    id: 100_000_000_000 + user.sentMessages.length + 1,
+    id: 100_000_000_000 + ++user.sentCount,
     chatId: String(fan.id),
     text,
     price: cents(price),
@@ -147,6 +147,14 @@ export function sendMessage(user: SandboxUser, fan: Fan, text: string, at: numbe
   };
   user.sentMessages.push(message);
   return fromSent(message);
+}
+
+/** Deletes a message the creator sent through the API (seeded history cannot be deleted); false when none. */
+export function unsendMessage(user: SandboxUser, fan: Fan, messageId: string): boolean {
+  const index = user.sentMessages.findIndex((message) => message.chatId === String(fan.id) && String(message.id) === messageId);
+  if (index < 0) return false;
+  user.sentMessages.splice(index, 1);
+  return true;
 }
 
 export function transactionsOf(user: SandboxUser): Transaction[] {

@@ -51,6 +51,8 @@ export interface SandboxUser {
   /** Upstream calls attributed to the user; `+flaky` fails every even-numbered one. */
   calls: number;
   sentMessages: SentMessage[];
+  /** Messages ever sent (deleted ones included), so a new message never reuses an id. */
+  sentCount: number;
   requests: RequestRecord[];
 }
 
@@ -100,6 +102,7 @@ export class UserDirectory {
       lockedUntil: 0,
       calls: 0,
       sentMessages: [],
+      sentCount: 0,
       requests: [],
     };
     this.byKey.set(key, user);

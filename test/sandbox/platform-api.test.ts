@@ -177,6 +177,24 @@ describe('OnlyFans message write', () => {
     expect((await of(session, '/chats/1/messages', { body: { text: 'x' } })).status).toBe(404);
     expect((await of(session, `/chats/${fanId}/messages?limit=100`)).body.list.some((m: { text: string }) => m.text === 'x')).toBe(false);
   });
+
+  it('deletes a sent message with DELETE; seeded history cannot be deleted', async () => {
+    const session = await mintOf('jane@sandbox.test');
+    const fanId = (await of(session, '/chats?limit=1')).body.list[0].withUser.id;
+    const before = (await of(session, `/chats/${fanId}/messages?limit=100`)).body.list;
+    const sent = (await of(session, `/chats/${fanId}/messages`, { body: { text: 'oops' } })).body;
+    const removed = await of(session, `/chats/${fanId}/messages/${sent.id}`, { method: 'DELETE' });
+    expect(removed.status).toBe(200);
+    expect(removed.body).toEqual({ success: true });
+    expect((await of(session, `/chats/${fanId}/messages?limit=100`)).body.list).toEqual(before);
+    for (const id of [sent.id, before[0].id]) {
+      const again = await of(session, `/chats/${fanId}/messages/${id}`, { method: 'DELETE' });
+      expect(again.status).toBe(404);
+      expect(again.body.error).toMatchObject({ reason: 'not_found', message: 'Message not found' });
+    }
+    // Ids are never reused.
+    expect((await of(session, `/chats/${fanId}/messages`, { body: { text: 'again' } })).body.id).toBe(sent.id + 1);
+  });
 });
 
 describe('OnlyFans cookie rotation', () => {
@@ -267,6 +285,8 @@ describe('OnlyFans dead sessions, +slow and +flaky on every endpoint', () => {
     ['/chats?limit=5', {}],
     [`/chats/${fanId}/messages?limit=5`, {}],
     [`/chats/${fanId}/messages`, { body: { text: 'hello' } }],
+    // The message the POST above sent (the first a fresh user sends has this id).
+    [`/chats/${fanId}/messages/100000000001`, { method: 'DELETE' }],
     ['/subscriptions/subscribers?limit=5', {}],
     ['/payouts/transactions?limit=5', {}],
   ];
@@ -400,6 +420,13 @@ describe('Fansly platform API', () => {
     const listed = await fy(token, `/message?groupId=${groupId}&limit=1`);
     expect(listed.body.response.data).toEqual([sent.body.response]);
     expect((await fy(token, '/message', { body: { groupId, content: 'x', price: -1 } })).status).toBe(400);
+
+    const removed = await fy(token, `/message/${sent.body.response.id}?groupId=${groupId}`, { method: 'DELETE' });
+    expect(removed.body).toEqual({ success: true, response: true });
+    expect((await fy(token, `/message?groupId=${groupId}&limit=1`)).body.response.data[0].id).not.toBe(sent.body.response.id);
+    const again = await fy(token, `/message/${sent.body.response.id}?groupId=${groupId}`, { method: 'DELETE' });
+    expect(again.status).toBe(404);
+    expect(again.body.error).toMatchObject({ reason: 'not_found', details: 'Message not found' });
   });
 
   it('rotates the token through Set-Cookie fansly-token for +rotate users; the old token works 60 s more', async () => {
