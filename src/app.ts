@@ -21,6 +21,10 @@ import { createPlatformGateway, type PlatformGateway } from './platforms/gateway
 import { createDrivers } from './platforms/index.js';
 import { createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
+import { createAccountHealthPort } from './accounts/port.js';
+import { createAccessBucket } from './access/bucket.js';
+import { createAccessService } from './access/service.js';
+import { createMonitor, type Monitor } from './monitor/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -32,6 +36,8 @@ export interface FanGateOptions {
   clock?: Clock;
   /** How often a worker sweeps (expired attempts, expired idempotency keys), in ms. */
   sweepIntervalMs?: number;
+  /** Health monitor tuning (default: looks for due accounts every 5 s, or every sweep when sweeps are faster). */
+  monitor?: { tickMs?: number; batchSize?: number; concurrency?: number };
 }
 
 export interface FanGate {
@@ -44,6 +50,7 @@ export interface FanGate {
   connect: ConnectService;
   accounts: AccountService;
   platforms: PlatformGateway;
+  monitor: Monitor;
   clock: Clock;
   metrics: Registry;
   http: FastifyInstance;
@@ -104,11 +111,25 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   });
   const connect = connectDomain.service;
   const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts });
+  const health = createAccountHealthPort({ db: database.db, vault, clock });
+  const moveProxy = accountsPort.moveProxy;
+  const monitor = createMonitor({
+    accounts: health, platforms, moveProxy, metrics, logger,
+    reauthenticate: (orgId, platform, accountId) => connect.reauthenticate(orgId, platform, accountId, true),
+    tickMs: Math.min(5_000, sweepIntervalMs), ...options.monitor,
+  });
+  attemptHooks.push((trx, change) => monitor.onAttemptChange(trx, change));
+  const access = createAccessService({
+    accounts: health, platforms, moveProxy, metrics, logger, ratePerMin: config.access.ratePerMin,
+    checkNow: (account) => monitor.check(account),
+    bucket: createAccessBucket({ db: database.db, shared: database.kind === 'postgres', ...config.access }),
+  });
 
   await connectDomain.registerWorkers(jobs);
+  await monitor.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, metrics, access, monitor });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -121,6 +142,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     connect,
     accounts,
     platforms,
+    monitor,
     clock,
     metrics,
     http,

@@ -17,6 +17,8 @@ export interface Config {
   allowPrivateWebhooks: boolean;
   logLevel: string;
   rateLimit: { perKeyPerMinute: number; connectPerHour: number };
+  /** Access API token bucket per account (DESIGN 10). */
+  access: { ratePerMin: number; burst: number };
   /** Base URLs of the platforms' APIs (the sandbox unless overridden). */
   platforms: { onlyfansUrl: string; fanslyUrl: string };
   proxyPoolEntries: Map<string, ProxySpec[]>;
@@ -107,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000),
       connectPerHour: int('FANGATE_CONNECT_RATE_LIMIT_PER_HOUR', 60, 1, 1_000_000),
     },
+    access: { ratePerMin: int('FANGATE_ACCESS_RATE_PER_MIN', 60, 1, 1_000_000), burst: int('FANGATE_ACCESS_BURST', 90, 1, 1_000_000) },
     platforms: { onlyfansUrl: url('FANGATE_ONLYFANS_URL', sandboxUrl), fanslyUrl: url('FANGATE_FANSLY_URL', sandboxUrl) },
     proxyPoolEntries,
     dbPoolSize: int('FANGATE_DB_POOL_SIZE', 10, 1, 1000),

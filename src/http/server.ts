@@ -23,6 +23,9 @@ import { accessRoutes, accountRoutes } from './routes/accounts.js';
 import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
+import { accessApiRoutes } from './routes/access.js';
+import type { AccessService } from '../access/service.js';
+import type { Monitor } from '../monitor/service.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -33,6 +36,8 @@ export interface HttpDependencies {
   connect: ConnectService;
   accounts: AccountService;
   metrics: Registry;
+  access: AccessService;
+  monitor: Pick<Monitor, 'checkNow'>;
 }
 
 /** Logs each request once, when it completes, with method, URL, status and time together. */
@@ -131,6 +136,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(mobileAuthRoutes, { connect });
       await api.register(accountRoutes, { accounts });
       await api.register(accessRoutes, { accounts });
+      await api.register(accessApiRoutes, { access: deps.access, monitor: deps.monitor });
     },
     { prefix: '/api' },
   );
