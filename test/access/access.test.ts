@@ -3,7 +3,7 @@ import { decryptSession } from '../../src/accounts/repository.js';
 import { startSandbox } from '../../src/sandbox/index.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
-import { accountRow, connectAccount, eventsOf, follow, forceReauth, importAccount, otherOrgKey, revokeSessions, UA } from '../accounts/helpers.js';
+import { accountRow, connectAccount, connectFansly, eventsOf, follow, forceReauth, importAccount, otherOrgKey, revokeSessions, UA } from '../accounts/helpers.js';
 
 const BURST = 6;
 
@@ -118,6 +118,25 @@ describeEachStore('Access API: /api/{account_id}/proxy/*', (kind) => {
       const next = await app.api(`/api/${account.id}/proxy/users/me`);
       expect(next.status, next.text).toBe(200);
       expect((await log(email)).at(-1)).toMatchObject({ status: 200, rotated: false });
+    } finally {
+      sandboxOffset -= 61_000;
+    }
+  });
+
+  it('Fansly: paths below /api/v1, rotated tokens stored', async () => {
+    const account = await connectFansly(app, 'acc-fansly+rotate');
+    const before = await storedSession(account.id);
+    const res = await app.api(`/api/${account.id}/proxy/posts?limit=2`);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ success: true, response: { data: expect.any(Array), hasMore: true } });
+    expect(res.body.response.data).toHaveLength(2);
+    const entries = ((await (await fetch(`${sandbox.url}/__sandbox/requests?email=acc-fansly%2Brotate&platform=fansly`)).json()) as { data: LogEntry[] }).data;
+    expect(entries.at(-1)).toMatchObject({ method: 'GET', path: '/api/v1/posts?limit=2', status: 200, rotated: true });
+    const after = await storedSession(account.id);
+    expect(after.token).not.toBe(before.token);
+    sandboxOffset += 61_000;
+    try {
+      expect((await app.api(`/api/${account.id}/proxy/account/me`)).status).toBe(200);
     } finally {
       sandboxOffset -= 61_000;
     }
