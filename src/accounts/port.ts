@@ -148,6 +148,15 @@ export function createAccountHealthPort(deps: { db: Kysely<DB>; vault: Vault; cl
         .executeTakeFirst();
     },
 
+    /**
+     * Many valid checks at once (a claimed batch): their next check was already set by the claim; stamp
+     * the check and reset the backoff in one statement.
+     */
+    async recordValidChecks(ids: string[]): Promise<void> {
+      if (ids.length === 0) return;
+      await db.updateTable('accounts').set({ last_checked_at: clock.now(), check_failures: 0 }).where('id', 'in', ids).where('status', '=', 'active').execute();
+    },
+
     /** The platform could not be asked (passing): check again after a backoff (never later than the interval). */
     async recordFailedCheck(account: AccountRow): Promise<Date | null> {
       const now = clock.now();

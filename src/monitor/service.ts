@@ -37,7 +37,7 @@ export interface AttemptChangeLike {
 export interface MonitorDeps {
   accounts: Pick<
     AccountHealthPort,
-    'claimDue' | 'byId' | 'load' | 'canReauth' | 'view' | 'session' | 'identity' | 'recordValidCheck' | 'recordFailedCheck' | 'storeRotatedSession' | 'beginReauth' | 'expire' | 'afterFailedReauth'
+    'claimDue' | 'byId' | 'load' | 'canReauth' | 'view' | 'session' | 'identity' | 'recordValidCheck' | 'recordValidChecks' | 'recordFailedCheck' | 'storeRotatedSession' | 'beginReauth' | 'expire' | 'afterFailedReauth'
   >;
   platforms: Pick<PlatformGateway, 'call'>;
   moveProxy: (accountId: string, from: ProxyColumn, to: ProxyColumn) => Promise<void>;
@@ -103,8 +103,12 @@ export function createMonitor(deps: MonitorDeps) {
     }
   }
 
-  /** One check of one account (claimed by the schedule, or asked for by the API). */
-  async function check(account: AccountRow): Promise<CheckOutcome> {
+  /**
+   * One check of one account (claimed by the schedule, or asked for by the API). With `batch`, a plain
+   * valid result (no rotation, no profile change) is only noted there and stored for the whole batch at
+   * once by the caller; the claim already scheduled the next check.
+   */
+  async function check(account: AccountRow, batch?: string[]): Promise<CheckOutcome> {
     // Re-authenticating and due: a retry after a passing failure of the last login.
     if (account.status === 'reauthenticating') return recover(account, account.session_enc, 'retry');
     if (account.status !== 'active') return done(account, { result: 'skipped', sessionValid: false, attemptId: null, account }, { status: account.status });
@@ -121,7 +125,12 @@ export function createMonitor(deps: MonitorDeps) {
       outcome = result.valid ? '2xx' : '4xx';
       if (result.valid && result.user.id === account.platform_user_id) {
         if (result.session && account.session_enc) await accounts.storeRotatedSession(account, account.session_enc, result.session);
-        const row = await accounts.recordValidCheck(account, result.user);
+        const user = result.user;
+        if (batch && user.username === account.platform_username && user.name === account.platform_name && user.avatar === account.platform_avatar) {
+          batch.push(account.id);
+          return done(account, { result: 'valid', sessionValid: true, attemptId: null, account });
+        }
+        const row = await accounts.recordValidCheck(account, user);
         return done(account, { result: 'valid', sessionValid: true, attemptId: null, account: row ?? (await accounts.byId(account.id)) });
       }
       return await recover(account, account.session_enc, result.valid ? 'wrong_user' : result.code);
@@ -145,13 +154,15 @@ export function createMonitor(deps: MonitorDeps) {
       const claimed = await accounts.claimDue(batchSize);
       total += claimed.length;
       let next = 0;
+      const valid: string[] = [];
       const lane = async () => {
         while (next < claimed.length) {
           const account = claimed[next++]!;
-          await check(account).catch((error: unknown) => logger.error({ accountId: account.id, err: error }, 'health check failed'));
+          await check(account, valid).catch((error: unknown) => logger.error({ accountId: account.id, err: error }, 'health check failed'));
         }
       };
       await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
+      await accounts.recordValidChecks(valid);
       if (claimed.length < batchSize || Date.now() > until) return total;
     }
   }

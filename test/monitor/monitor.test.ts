@@ -3,7 +3,7 @@ import { decryptSession } from '../../src/accounts/repository.js';
 import { startSandbox } from '../../src/sandbox/index.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
-import { accountRow, connectAccount, eventsOf, follow, importAccount, revokeSessions } from '../accounts/helpers.js';
+import { accountRow, connectAccount, eventsOf, follow, importAccount, platformRequests, revokeSessions } from '../accounts/helpers.js';
 
 const SEC = 1000;
 
@@ -120,6 +120,25 @@ describeEachStore('health monitor', (kind) => {
     expect((await app.api(`/api/accounts/${account.id}`, { method: 'PATCH', body: { customProxy: null } })).status).toBe(200);
     expect((await check(account.id)).body.session_valid).toBe(true);
     expect((await accountRow(app, account.id))!.check_failures).toBe(0);
+  });
+
+  it('the schedule checks a due account exactly once per interval', async () => {
+    const email = 'mon-scheduled@sandbox.test';
+    const { account } = await importAccount(app, email);
+    const patched = await app.api(`/api/accounts/${account.id}`, { method: 'PATCH', body: { health_check_interval_sec: 60 } });
+    expect(patched.status, patched.text).toBe(200);
+    const meCalls = async () => (await platformRequests(app, email)).filter((r) => r.path === '/api2/v2/users/me').length;
+    const before = await meCalls(); // the import's validation
+    app.clock.advance(61 * SEC);
+    const row = await until('the scheduled check', async () => {
+      const r = await accountRow(app, account.id);
+      return r!.last_checked_at!.getTime() > new Date(account.last_checked_at).getTime() + 60 * SEC ? r : undefined;
+    });
+    expect(row.next_check_at!.getTime() - row.last_checked_at!.getTime()).toBeGreaterThanOrEqual(59 * SEC);
+    expect(row.next_check_at!.getTime() - row.last_checked_at!.getTime()).toBeLessThanOrEqual(61 * SEC);
+    // Several more ticks of the schedule: not due again, so not checked again.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await meCalls()).toBe(before + 1);
   });
 
   it('+expire sessions are recovered by the monitor alone, on the schedule', async () => {
