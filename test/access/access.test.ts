@@ -123,6 +123,26 @@ describeEachStore('Access API: /api/{account_id}/proxy/*', (kind) => {
     }
   });
 
+  it('parallel calls while the platform rotates: the stored cookie keeps working', async () => {
+    const email = 'acc-parallel@sandbox.test';
+    const { account } = await importAccount(app, email);
+    const first = await storedSession(account.id);
+    await fetch(`${sandbox.url}/__sandbox/sessions/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ platform: 'onlyfans', email }) });
+    const before = (await log(email)).length;
+    const answers = await Promise.all(Array.from({ length: 5 }, () => app.api(`/api/${account.id}/proxy/posts?limit=1`)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    const entries = (await log(email)).slice(before);
+    expect(entries).toHaveLength(5);
+    expect(entries.filter((e) => e.rotated)).toHaveLength(1);
+    expect((await storedSession(account.id)).cookies).not.toBe(first.cookies);
+    sandboxOffset += 61_000;
+    try {
+      expect((await app.api(`/api/${account.id}/proxy/posts?limit=1`)).status).toBe(200);
+    } finally {
+      sandboxOffset -= 61_000;
+    }
+  });
+
   it('Fansly: paths below /api/v1, rotated tokens stored', async () => {
     const account = await connectFansly(app, 'acc-fansly+rotate');
     const before = await storedSession(account.id);
