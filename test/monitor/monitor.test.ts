@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decryptSession } from '../../src/accounts/repository.js';
 import { startSandbox } from '../../src/sandbox/index.js';
@@ -22,12 +23,35 @@ describeEachStore('health monitor', (kind) => {
   let sandbox: Awaited<ReturnType<typeof startSandbox>>;
   let sandboxOffset = 0;
 
+  let relay: http.Server;
+  /** When set, the platform answers every login 502 (a passing failure), everything else as usual. */
+  let failLogins = false;
+
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0, logger: false, clock: () => Date.now() + sandboxOffset });
-    app = await startTestApp(kind, { sandbox });
+    // FanGate reaches the platform through this relay, which can make logins fail for a while.
+    const target = new URL(sandbox.url);
+    relay = http.createServer((request, response) => {
+      if (failLogins && request.url?.startsWith('/api2/v2/users/login')) {
+        request.resume();
+        response.writeHead(502, { 'content-type': 'text/html' }).end('<html>Bad Gateway</html>');
+        return;
+      }
+      const upstream = http.request({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      });
+      upstream.on('error', () => response.destroy());
+      request.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const address = relay.address() as { port: number };
+    app = await startTestApp(kind, { sandbox, env: { FANGATE_ONLYFANS_URL: `http://127.0.0.1:${address.port}` } });
   });
   afterAll(async () => {
     await app?.close();
+    relay?.closeAllConnections();
+    await new Promise((resolve) => relay?.close(resolve));
     await sandbox?.close();
   });
 
@@ -120,6 +144,42 @@ describeEachStore('health monitor', (kind) => {
     expect((await app.api(`/api/accounts/${account.id}`, { method: 'PATCH', body: { customProxy: null } })).status).toBe(200);
     expect((await check(account.id)).body.session_valid).toBe(true);
     expect((await accountRow(app, account.id))!.check_failures).toBe(0);
+  });
+
+  it('a re-authentication that fails for a passing reason stays reauthenticating and is retried with backoff', async () => {
+    const email = 'mon-retry@sandbox.test';
+    const { account } = await connectAccount(app, email);
+    await revokeSessions(app, email);
+    failLogins = true;
+    let res;
+    try {
+      res = await check(account.id);
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.attempt_id).toMatch(/^auth_/);
+      const failed = await follow(app, res.body.attempt_id);
+      expect(failed.state).toBe('completed_failed');
+      expect(failed.error.code).toBe('upstream_unavailable');
+    } finally {
+      failLogins = false;
+    }
+    const waiting = await app.api(`/api/accounts/${account.id}`);
+    expect(waiting.body).toMatchObject({ status: 'reauthenticating', expired_at: null });
+    const retryIn = new Date(waiting.body.next_check_at).getTime() - app.clock.now().getTime();
+    expect(retryIn).toBeGreaterThan(20 * SEC);
+    expect(retryIn).toBeLessThanOrEqual(30 * SEC);
+    expect(await events(account.id)).not.toContain('accounts.session_expired');
+    expect((await app.api(`/api/${account.id}/proxy/posts`)).status).toBe(503);
+
+    // The retry comes on the schedule and succeeds: active again, backoff reset.
+    app.clock.advance(31 * SEC);
+    await until('accounts.reconnected', async () => (await events(account.id)).includes('accounts.reconnected'));
+    const row = await until('active', async () => {
+      const r = await accountRow(app, account.id);
+      return r?.status === 'active' ? r : undefined;
+    });
+    expect(row.check_failures).toBe(0);
+    const reauths = await app.fangate.database.db.selectFrom('auth_attempts').select('id').where('account_id', '=', account.id).where('kind', '=', 'reauthenticate').execute();
+    expect(reauths).toHaveLength(2);
   });
 
   it('the schedule checks a due account exactly once per interval', async () => {
