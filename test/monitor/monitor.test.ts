@@ -24,8 +24,8 @@ describeEachStore('health monitor', (kind) => {
   let sandboxOffset = 0;
 
   let relay: http.Server;
-  /** When set, the platform answers every login 502 (a passing failure), everything else as usual. */
-  let failLogins = false;
+  /** When set, the platform answers every login 502 (a passing failure) or 401 invalid_credentials (final). */
+  let failLogins: false | 'passing' | 'final' = false;
 
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0, logger: false, clock: () => Date.now() + sandboxOffset });
@@ -34,7 +34,8 @@ describeEachStore('health monitor', (kind) => {
     relay = http.createServer((request, response) => {
       if (failLogins && request.url?.startsWith('/api2/v2/users/login')) {
         request.resume();
-        response.writeHead(502, { 'content-type': 'text/html' }).end('<html>Bad Gateway</html>');
+        if (failLogins === 'passing') response.writeHead(502, { 'content-type': 'text/html' }).end('<html>Bad Gateway</html>');
+        else response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 401, reason: 'invalid_credentials', message: 'Wrong email or password' } }));
         return;
       }
       const upstream = http.request({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
@@ -150,7 +151,7 @@ describeEachStore('health monitor', (kind) => {
     const email = 'mon-retry@sandbox.test';
     const { account } = await connectAccount(app, email);
     await revokeSessions(app, email);
-    failLogins = true;
+    failLogins = 'passing';
     let res;
     try {
       res = await check(account.id);
@@ -180,6 +181,25 @@ describeEachStore('health monitor', (kind) => {
     expect(row.check_failures).toBe(0);
     const reauths = await app.fangate.database.db.selectFrom('auth_attempts').select('id').where('account_id', '=', account.id).where('kind', '=', 'reauthenticate').execute();
     expect(reauths).toHaveLength(2);
+  });
+
+  it('a re-authentication refused for good (invalid_credentials) expires the account at once', async () => {
+    const email = 'mon-final@sandbox.test';
+    const { account } = await connectAccount(app, email);
+    await revokeSessions(app, email);
+    failLogins = 'final';
+    try {
+      const res = await check(account.id);
+      expect(res.body.attempt_id).toMatch(/^auth_/);
+      const failed = await follow(app, res.body.attempt_id);
+      expect(failed.error.code).toBe('invalid_credentials');
+    } finally {
+      failLogins = false;
+    }
+    const after = await app.api(`/api/accounts/${account.id}`);
+    expect(after.body).toMatchObject({ status: 'expired', expired_at: expect.any(String), next_check_at: null });
+    expect((await events(account.id)).filter((e) => e === 'accounts.session_expired')).toHaveLength(1);
+    expect((await app.api(`/api/${account.id}/proxy/posts`)).status).toBe(410);
   });
 
   it('the schedule checks a due account exactly once per interval', async () => {
