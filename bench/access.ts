@@ -7,6 +7,9 @@
  *   npm run bench:access
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=50 npm run bench:access
  *   DATABASE_URL=postgres://… FANGATE_MASTER_KEY=… npm run bench:access
+ *
+ * One account and one API key: on PostgreSQL every proxied call updates the same token-bucket row and the
+ * same per-key rate-limit row, which serialise; real traffic (60/min per account) spreads over many rows.
  */
 import { fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
