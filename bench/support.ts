@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pino from 'pino';
-import { createFanGate, type FanGate } from '../src/app.js';
+import { createFanGate, type FanGate, type FanGateOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { startSandbox } from '../src/sandbox/index.js';
@@ -41,6 +41,8 @@ export interface BenchAppOptions {
   env?: Record<string, string>;
   /** PGlite in memory (default, like the HTTP baseline) or on disk under a temporary data dir (as `fangate serve` runs). */
   pglite?: 'memory' | 'disk';
+  /** Health monitor tuning (bench/monitor.ts drives the monitor itself). */
+  monitor?: FanGateOptions['monitor'];
 }
 
 /**
@@ -67,6 +69,7 @@ export async function startBenchApp(options: BenchAppOptions = {}): Promise<Benc
     config,
     logger: createLogger({ level: config.logLevel, destination: pino.destination({ dest: '/dev/null', sync: false }) }),
     inMemory: !config.databaseUrl && options.pglite !== 'disk',
+    ...(options.monitor ? { monitor: options.monitor } : {}),
   });
   try {
     await fangate.start();

@@ -22,10 +22,13 @@ import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformGateway, type PlatformGateway } from './platforms/gateway.js';
 import { createDrivers } from './platforms/index.js';
 import { registerAccountMetrics } from './accounts/metrics.js';
-import { createAccountsPort } from './accounts/port.js';
+import { createAccountHealthPort, createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
 import { createLinkService, type LinkService } from './link/service.js';
 import { createWebhookService, type WebhookService, type WebhookServiceOptions } from './webhooks/service.js';
+import { createAccessBucket } from './access/bucket.js';
+import { createAccessService } from './access/service.js';
+import { createMonitor, type Monitor } from './monitor/service.js';
 
 export interface FanGateOptions {
   config: Config;
@@ -39,6 +42,8 @@ export interface FanGateOptions {
   sweepIntervalMs?: number;
   /** Tests and benchmarks: webhook retry schedule, timeout, resolver, … */
   webhooks?: WebhookServiceOptions;
+  /** Health monitor tuning (default: looks for due accounts every 5 s, or every sweep when sweeps are faster). */
+  monitor?: { tickMs?: number; batchSize?: number; concurrency?: number };
 }
 
 export interface FanGate {
@@ -53,6 +58,7 @@ export interface FanGate {
   link: LinkService;
   webhooks: WebhookService;
   platforms: PlatformGateway;
+  monitor: Monitor;
   clock: Clock;
   metrics: Registry;
   http: FastifyInstance;
@@ -136,10 +142,25 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const webhooks = createWebhookService({ db: database.db, database, vault, clock, logger, metrics, allowPrivate: config.allowPrivateWebhooks, concurrency: config.webhookConcurrency, missingAccounts, options: options.webhooks });
   if (config.role !== 'api') await webhooks.registerWorkers(jobs);
 
+  const health = createAccountHealthPort({ db: database.db, vault, clock });
+  const moveProxy = accountsPort.moveProxy;
+  const monitor = createMonitor({
+    accounts: health, platforms, moveProxy, metrics, logger,
+    reauthenticate: (orgId, platform, accountId) => connect.reauthenticate(orgId, platform, accountId, true),
+    tickMs: Math.min(5_000, sweepIntervalMs), ...options.monitor,
+  });
+  attemptHooks.push((trx, change) => monitor.onAttemptChange(trx, change));
+  const access = createAccessService({
+    accounts: health, platforms, moveProxy, metrics, logger, ratePerMin: config.access.ratePerMin,
+    checkNow: (account) => monitor.check(account),
+    bucket: createAccessBucket({ db: database.db, shared: database.kind === 'postgres', ...config.access }),
+  });
+
   await connectDomain.registerWorkers(jobs);
+  await monitor.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken, access, monitor });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -154,6 +175,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     link,
     webhooks,
     platforms,
+    monitor,
     clock,
     metrics,
     http,

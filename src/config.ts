@@ -25,6 +25,8 @@ export interface Config {
    * CIDRs; false (the default) uses the socket's address, so a client cannot choose its own IP.
    */
   trustProxy: false | number | string[];
+  /** Access API token bucket per account (DESIGN 10). */
+  access: { ratePerMin: number; burst: number };
   /** Base URLs of the platforms' APIs (the sandbox unless overridden). */
   platforms: { onlyfansUrl: string; fanslyUrl: string };
   proxyPoolEntries: Map<string, ProxySpec[]>;
@@ -121,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       authFailuresPerMinute: int('FANGATE_AUTH_FAILURE_LIMIT_PER_MIN', 30, 1, 1_000_000),
     },
     trustProxy,
+    access: { ratePerMin: int('FANGATE_ACCESS_RATE_PER_MIN', 60, 1, 1_000_000), burst: int('FANGATE_ACCESS_BURST', 90, 1, 1_000_000) },
     platforms: { onlyfansUrl: url('FANGATE_ONLYFANS_URL', sandboxUrl), fanslyUrl: url('FANGATE_FANSLY_URL', sandboxUrl) },
     proxyPoolEntries,
     dbPoolSize: int('FANGATE_DB_POOL_SIZE', 10, 1, 1000),

@@ -20,6 +20,7 @@ export interface AccountView {
   proxy: { type: ProxyColumn['type']; country?: string; host?: string; port?: number };
   health_check_interval_sec: number;
   last_checked_at: string | null;
+  next_check_at: string | null;
   expired_at: string | null;
   created_at: string;
   updated_at: string;
@@ -59,6 +60,7 @@ export function serializeAccount(row: AccountRow): AccountView {
     proxy: publicProxy(row.proxy),
     health_check_interval_sec: row.health_check_interval_sec,
     last_checked_at: iso(row.last_checked_at),
+    next_check_at: iso(row.next_check_at),
     expired_at: iso(row.expired_at),
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

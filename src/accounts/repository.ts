@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { AuthType, ChallengeKind, DB, PlatformName, ProxyColumn } from '../db/schema.js';
 import type { PlatformSession, PlatformUser } from '../platforms/types.js';
@@ -8,6 +9,15 @@ import { type AccountStatusEvent, enterStatus } from './status.js';
 type Db = Kysely<DB> | Transaction<DB>;
 
 export const DEFAULT_HEALTH_CHECK_INTERVAL_SEC = 900;
+
+/**
+ * The first health check of a new account: between 70 % and 100 % of the interval after it connected,
+ * by a hash of its id, so accounts connected together (a bulk import) are not all checked together.
+ */
+export function firstCheckAt(id: string, now: Date, intervalSec = DEFAULT_HEALTH_CHECK_INTERVAL_SEC): Date {
+  const fraction = createHash('sha256').update(id).digest().readUInt32BE(0) / 2 ** 32;
+  return new Date(now.getTime() + Math.round(intervalSec * 1000 * (0.7 + 0.3 * fraction)));
+}
 
 export async function findAccount(db: Db, orgId: string, id: string): Promise<AccountRow | undefined> {
   return db.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
@@ -71,7 +81,7 @@ export async function insertAccount(db: Db, vault: Vault, account: NewAccount, n
       session_enc: vault.encryptJson(account.session, accountSecretPlace(row, 'session_enc')),
       last_challenges: account.lastChallenges,
       last_checked_at: now,
-      next_check_at: new Date(now.getTime() + DEFAULT_HEALTH_CHECK_INTERVAL_SEC * 1000),
+      next_check_at: firstCheckAt(account.id, now),
       created_at: now,
       updated_at: now,
     })
@@ -109,6 +119,7 @@ export async function renewAccountSession(db: Db, vault: Vault, account: Account
       session_enc: vault.encryptJson(renewal.session, accountSecretPlace(account, 'session_enc')),
       last_checked_at: now,
       next_check_at: new Date(now.getTime() + account.health_check_interval_sec * 1000),
+      check_failures: 0,
       ...(renewal.authType === undefined ? {} : { auth_type: renewal.authType }),
       ...enc(renewal.credentials, 'credentials_enc', (c) => vault.encryptJson(c, accountSecretPlace(account, 'credentials_enc'))),
       ...enc(renewal.totpSecret, 'totp_secret_enc', (s) => vault.encrypt(s, accountSecretPlace(account, 'totp_secret_enc'))),

@@ -102,6 +102,8 @@ export interface AccountsTable {
   expired_at: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** Consecutive passing failures of checks / re-authentications (backoff); 0 after a success. */
+  check_failures: Generated<number>;
 }
 
 export interface AuthAttemptsTable {
@@ -240,6 +242,14 @@ export interface LinkSessionsTable {
   completed_at: Timestamp | null;
 }
 
+/** Access API token bucket per account (PostgreSQL: shared by every node). */
+export interface AccessBucketsTable {
+  account_id: string;
+  tokens: number;
+  allowed: boolean;
+  updated_at: Timestamp;
+}
+
 export interface DB {
   link_sessions: LinkSessionsTable;
   events: EventsTable;
@@ -252,6 +262,7 @@ export interface DB {
   api_keys: ApiKeysTable;
   idempotency_keys: IdempotencyKeysTable;
   rate_limit_counters: RateLimitCountersTable;
+  access_buckets: AccessBucketsTable;
 }
 
 export type { Generated };

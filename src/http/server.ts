@@ -30,6 +30,9 @@ import type { LinkService } from '../link/service.js';
 import { buildValidator } from './validation.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import type { WebhookService } from '../webhooks/service.js';
+import { accessApiRoutes } from './routes/access.js';
+import type { AccessService } from '../access/service.js';
+import type { Monitor } from '../monitor/service.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -44,6 +47,8 @@ export interface HttpDependencies {
   metrics: Registry;
   /** Embedded mode: the token `fangate keys create` uses to ask this running server (loopback only). */
   localAdminToken?: string;
+  access: AccessService;
+  monitor: Pick<Monitor, 'checkNow'>;
 }
 
 /** Logs each request once, when it completes, with method, URL, status and time together. */
@@ -155,6 +160,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(accessRoutes, { accounts });
       await api.register(linkRoutes, { link: deps.link });
       await api.register(webhookRoutes, { webhooks: deps.webhooks });
+      await api.register(accessApiRoutes, { access: deps.access, monitor: deps.monitor });
     },
     { prefix: '/api' },
   );

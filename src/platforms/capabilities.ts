@@ -24,6 +24,8 @@ export interface PlatformCapabilities {
   alreadyAuthenticatedMessage: string;
   /** Attempts carry the seed's extra fields (`status`, `needs_code`, `twofa_type`, `masked_email`). */
   seedAttemptFields: boolean;
+  /** Root of the platform's API: Access API paths are relative to it (DESIGN 10). */
+  apiRoot: string;
 }
 
 export const PLATFORMS: Record<PlatformName, PlatformCapabilities> = {
@@ -37,6 +39,7 @@ export const PLATFORMS: Record<PlatformName, PlatformCapabilities> = {
     sessionCookies: ['auth_id', 'sess', 'fp'],
     alreadyAuthenticatedMessage: 'Account is already successfully authenticated',
     seedAttemptFields: false,
+    apiRoot: '/api2/v2',
   },
   fansly: {
     displayName: 'Fansly',
@@ -48,6 +51,7 @@ export const PLATFORMS: Record<PlatformName, PlatformCapabilities> = {
     sessionCookies: [],
     alreadyAuthenticatedMessage: "Can't re-authenticate account at this time.",
     seedAttemptFields: true,
+    apiRoot: '/api/v1',
   },
 };
 

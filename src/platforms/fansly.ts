@@ -9,6 +9,8 @@ import {
   parseCookieString,
   parseJson,
   platformUrl,
+  rotateCookies,
+  setCookieValues,
   stringOr,
   loginRefusal,
   type PlatformErrorBody,
@@ -92,6 +94,14 @@ function accountOf(value: unknown): PlatformUser | undefined {
 /** The session token: `token`, or the `fansly-token` cookie of an imported browser cookie string. */
 function tokenOf(session: PlatformSession): string {
   return session.token || parseCookieString(session.cookies).get('fansly-token') || '';
+}
+
+/** The session with the token the platform rotated (`Set-Cookie: fansly-token=…`), or undefined when none was. */
+function rotatedToken(session: PlatformSession, setCookies: string[]): PlatformSession | undefined {
+  const token = setCookieValues(setCookies).get('fansly-token');
+  if (!token || token === tokenOf(session)) return undefined;
+  const cookies = session.cookies ? (rotateCookies(session.cookies, setCookies, ['fansly-token']) ?? session.cookies) : '';
+  return { ...session, token, cookies };
 }
 
 export function createFanslyDriver(opts: { baseUrl: string }): PlatformDriver {
@@ -221,7 +231,8 @@ export function createFanslyDriver(opts: { baseUrl: string }): PlatformDriver {
       if (!user) throw new UpstreamUnavailableError(`${PLATFORM}: unexpected answer ${reply.status} to account/me`);
       // The token belongs to another account than the one stored: the platform's "Wrong user".
       if (session.authId && user.id !== session.authId) return { valid: false, code: 'wrong_user', message: 'Wrong user' };
-      return { valid: true, user };
+      const next = rotatedToken(session, reply.setCookies);
+      return { valid: true, user, ...(next ? { session: next } : {}) };
     },
 
     async request(ctx, session, upstream: UpstreamRequest): Promise<UpstreamResponse> {
@@ -234,8 +245,9 @@ export function createFanslyDriver(opts: { baseUrl: string }): PlatformDriver {
         headers: { accept: 'application/json', ...headers, ...sessionHeaders(session, ctx) },
         ...(upstream.body === undefined ? {} : { body: upstream.body }),
       });
-      // Fansly tokens do not rotate; a platform 5xx is answered, not thrown.
-      return { status: reply.status, headers: forwardableResponseHeaders(reply.headers), body: reply.body };
+      // A platform 5xx is answered, not thrown; a rotated token goes back to the caller to store.
+      const next = rotatedToken(session, reply.setCookies);
+      return { status: reply.status, headers: forwardableResponseHeaders(reply.headers), body: reply.body, ...(next ? { session: next } : {}) };
     },
 
     async logout(ctx, session) {

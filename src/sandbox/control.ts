@@ -66,6 +66,14 @@ export const controlApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = as
     return { revoked: user ? state.sessions.revokeUser(user) : 0 };
   });
 
+  // Makes the next authenticated answer of each live session of the user rotate its secret (docs/sandbox.md,
+  // "Cookie rotation"), so a test can trigger exactly one rotation on a plain user.
+  app.post('/sessions/rotate', { schema: { body: RevokeBody } }, async (request) => {
+    const key = identityKey(request.body.platform, request.body.email);
+    const user = key ? state.users[request.body.platform].find(key) : undefined;
+    return { rotating: user ? state.sessions.rotateUserNext(user) : 0 };
+  });
+
   app.get('/requests', { schema: { querystring: RequestsQuery } }, async (request) => {
     const platforms = request.query.platform ? [request.query.platform] : PLATFORMS;
     const data = platforms

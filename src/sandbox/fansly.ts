@@ -1,14 +1,14 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errors } from './errors.js';
+import { errors, sendError } from './errors.js';
 import { maskEmail } from './identities.js';
 import type { ChallengeKind, LoginResult } from './login.js';
-import { chatsOf, findChatFan, messagesOf, paginate, sendMessage, type Message } from './seed.js';
+import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, unsendMessage, type Message } from './seed.js';
 import type { Session } from './sessions.js';
 import type { SandboxState } from './state.js';
 import { identityKey, type SandboxUser } from './users.js';
-import { PageQuery, pageOf, UserAgentHeader, header, parseCookies, remoteAddress } from './wire.js';
+import { PageQuery, pageOf, UserAgentHeader, header, parseCookies, remoteAddress, setCookie } from './wire.js';
 
 /**
  * The Fansly-like side, mounted under /api/v1. Token sessions (sent as the `authorization` header or
@@ -26,10 +26,13 @@ const TwofaBody = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 200 }),
   code: Type.String({ minLength: 1, maxLength: 32 }),
 });
-const GroupQuery = Type.Object({ ...PageQuery.properties, groupId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const GroupOnly = Type.Object({ groupId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const GroupQuery = Type.Object({ ...PageQuery.properties, ...GroupOnly.properties });
+const MessageParams = Type.Object({ messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const SendBody = Type.Object({
   groupId: Type.String({ pattern: '^[0-9]{1,20}$' }),
   content: Type.String({ minLength: 1, maxLength: 5000 }),
+  price: Type.Optional(Type.Number({ minimum: 0, maximum: 200 })),
 });
 
 /** Fansly's `twofa_type` numbers. */
@@ -64,18 +67,22 @@ export const fanslyApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = asy
     });
   };
 
-  const authenticate = async (request: FastifyRequest): Promise<Session> => {
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<Session> => {
     const token = header(request, 'authorization') ?? parseCookies(request.headers.cookie)['fansly-token'];
     const found = token ? state.sessions.find(token) : undefined;
     if (!found || found.session.user.platform !== 'fansly') throw errors.sessionInvalid();
     const { session } = found;
     await state.upstreamCall(request, session.user);
     if (session.ended === 'expired') throw errors.sessionExpired();
-    if (session.ended) throw errors.sessionInvalid();
+    if (session.ended || !found.current) throw errors.sessionInvalid();
     if (header(request, 'user-agent') !== session.userAgent) throw errors.userAgentMismatch();
     if (session.expiresAt !== null && session.expiresAt <= state.now()) {
       state.sessions.end(session, 'expired');
       throw errors.sessionExpired();
+    }
+    if (!request.routeOptions.url?.endsWith('/logout')) {
+      const rotated = state.rotateIfDue(request, session);
+      if (rotated !== undefined) reply.header('set-cookie', setCookie('fansly-token', rotated));
     }
     return session;
   };
@@ -114,40 +121,101 @@ export const fanslyApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = asy
     return answer(state.logins.submitCode(flow, request.body.code));
   });
 
-  app.get('/account/me', async (request) => ok({ account: account((await authenticate(request)).user) }));
-
-  app.post('/logout', async (request) => {
-    state.sessions.end(await authenticate(request), 'logout');
-    return ok(true);
+  // Unknown routes: 404 without session checks, attributed when the call carries a known token (see onlyfans.ts).
+  app.setNotFoundHandler(async (request, reply) => {
+    const token = header(request, 'authorization') ?? parseCookies(request.headers.cookie)['fansly-token'];
+    const found = token ? state.sessions.find(token) : undefined;
+    if (found?.session.user.platform === 'fansly') state.attribute(request, found.session.user);
+    return sendError(request, reply, errors.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found`));
   });
 
-  app.get('/messaging/groups', { schema: { querystring: PageQuery } }, async (request) => {
-    const { user } = await authenticate(request);
-    const page = paginate(chatsOf(user), pageOf(request.query));
-    return ok({
-      data: page.items.map(({ fan, messages }) => ({
-        groupId: String(fan.id),
-        partner: { id: String(fan.id), username: fan.username, displayName: fan.name },
-        lastMessage: message(user, messages[0]!),
-        unreadCount: fan.id % 3,
-      })),
-      hasMore: page.hasMore,
-      nextOffset: page.nextOffset,
+  // Authenticated routes: the session is checked before the input (see onlyfans.ts).
+  const sessions = new WeakMap<FastifyRequest, Session>();
+  const sessionOf = (request: FastifyRequest): Session => sessions.get(request)!;
+  const authenticated: FastifyPluginAsyncTypebox = async (authed) => {
+    authed.addHook('onRequest', async (request, reply) => {
+      sessions.set(request, await authenticate(request, reply));
     });
-  });
 
-  app.get('/message', { schema: { querystring: GroupQuery } }, async (request) => {
-    const { user } = await authenticate(request);
-    const fan = findChatFan(user, request.query.groupId);
-    if (!fan) throw errors.notFound('Group not found');
-    const page = paginate(messagesOf(user, fan), pageOf(request.query));
-    return ok({ data: page.items.map((item) => message(user, item)), hasMore: page.hasMore, nextOffset: page.nextOffset });
-  });
+    authed.get('/account/me', async (request) => ok({ account: account(sessionOf(request).user) }));
 
-  app.post('/message', { schema: { body: SendBody } }, async (request) => {
-    const { user } = await authenticate(request);
-    const fan = findChatFan(user, request.body.groupId);
-    if (!fan) throw errors.notFound('Group not found');
-    return ok(message(user, sendMessage(user, fan, request.body.content, state.now())));
-  });
+    authed.post('/logout', async (request) => {
+      state.sessions.end(sessionOf(request), 'logout');
+      return ok(true);
+    });
+
+    authed.get('/messaging/groups', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(chatsOf(user), pageOf(request.query));
+      return ok({
+        data: page.items.map(({ fan, messages }) => ({
+          groupId: String(fan.id),
+          partner: { id: String(fan.id), username: fan.username, displayName: fan.name },
+          lastMessage: message(user, messages[0]!),
+          unreadCount: fan.id % 3,
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      });
+    });
+
+    authed.get('/message', { schema: { querystring: GroupQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const fan = findChatFan(user, request.query.groupId);
+      if (!fan) throw errors.notFound('Group not found');
+      const page = paginate(messagesOf(user, fan), pageOf(request.query));
+      return ok({ data: page.items.map((item) => message(user, item)), hasMore: page.hasMore, nextOffset: page.nextOffset });
+    });
+
+    authed.post('/message', { schema: { body: SendBody } }, async (request) => {
+      const { user } = sessionOf(request);
+      const fan = findChatFan(user, request.body.groupId);
+      if (!fan) throw errors.notFound('Group not found');
+      return ok(message(user, sendMessage(user, fan, request.body.content, state.now(), request.body.price)));
+    });
+
+    authed.delete('/message/:messageId', { schema: { params: MessageParams, querystring: GroupOnly } }, async (request) => {
+      const { user } = sessionOf(request);
+      const fan = findChatFan(user, request.query.groupId);
+      if (!fan || !unsendMessage(user, fan, request.params.messageId)) throw errors.notFound('Message not found');
+      return ok(true);
+    });
+
+    authed.get('/subscribers', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(fansOf(user), pageOf(request.query));
+      return ok({
+        data: page.items.map((fan) => ({
+          id: String(fan.id),
+          username: fan.username,
+          displayName: fan.name,
+          subscribedAt: seconds(fan.subscribedAt),
+          renewsAt: seconds(fan.renewsAt),
+          price: fan.price,
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      });
+    });
+
+    authed.get('/posts', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(postsOf(user), pageOf(request.query));
+      return ok({
+        data: page.items.map((post) => ({
+          id: String(post.id),
+          accountId: user.id,
+          content: post.text,
+          price: post.price,
+          mediaCount: post.mediaCount,
+          likeCount: post.likesCount,
+          replyCount: post.commentsCount,
+          createdAt: seconds(post.postedAt),
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      });
+    });
+  };
+  await app.register(authenticated);
 };

@@ -12,7 +12,7 @@ export const SANDBOX_TOTP_SECRET = 'JBSWY3DPEHPK3PXP';
 export const SANDBOX_EMAIL_CODE = '654321';
 
 /** Tags in the local part of an identity (`jane+sms+email`) that choose its behaviour. */
-export const SANDBOX_TAGS = ['sms', 'app', 'email', 'face', 'locked', 'slow', 'flaky', 'expire'] as const;
+export const SANDBOX_TAGS = ['sms', 'app', 'email', 'face', 'locked', 'slow', 'flaky', 'expire', 'rotate'] as const;
 export type SandboxTag = (typeof SANDBOX_TAGS)[number];
 
 /** Platform-side numbers a driver meets; documented in docs/sandbox.md. */

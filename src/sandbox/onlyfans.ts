@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errors } from './errors.js';
+import { errors, sendError } from './errors.js';
 import { SANDBOX_LIMITS, SANDBOX_PHONE_LAST4, maskEmail } from './identities.js';
 import type { ChallengeKind, LoginFlow, LoginResult } from './login.js';
-import { chatsOf, fansOf, findChatFan, messagesOf, paginate, sendMessage, transactionsOf, type Message } from './seed.js';
+import { chatsOf, fansOf, findChatFan, messagesOf, paginate, postsOf, sendMessage, transactionsOf, unsendMessage, type Message } from './seed.js';
 import { randomHex, type Session } from './sessions.js';
 import type { SandboxState } from './state.js';
 import { identityKey, type SandboxUser } from './users.js';
@@ -27,7 +27,11 @@ const LoginToken = Type.String({ minLength: 1, maxLength: 200 });
 const TokenBody = Type.Object({ login_token: LoginToken });
 const CodeBody = Type.Object({ login_token: LoginToken, code: Type.String({ minLength: 1, maxLength: 32 }) });
 const ChatParams = Type.Object({ chatId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
-const SendBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: 5000 }) });
+const MessageParams = Type.Object({ ...ChatParams.properties, messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
+const SendBody = Type.Object({
+  text: Type.String({ minLength: 1, maxLength: 5000 }),
+  price: Type.Optional(Type.Number({ minimum: 0, maximum: 200 })),
+});
 
 /** Order in which chained checks are met: device check first, then selfie, then second factors. */
 const CHALLENGE_ORDER: ChallengeKind[] = ['email', 'face', 'app', 'sms'];
@@ -40,6 +44,7 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
     avatar: `${state.baseUrl()}/avatars/${user.id}.svg`,
     email: user.email,
     subscribersCount: fansOf(user).length,
+    postsCount: postsOf(user).length,
   });
 
   const challenge = (flow: LoginFlow, kind: ChallengeKind) => {
@@ -94,14 +99,13 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
     if (header(request, 'user-agent') !== session.userAgent) throw errors.userAgentMismatch();
     const xbc = header(request, 'x-bc');
     if (cookies.fp !== session.fp || (xbc !== undefined && xbc !== session.device)) throw errors.deviceMismatch();
-    const now = state.now();
-    if (session.expiresAt !== null && session.expiresAt <= now) {
+    if (session.expiresAt !== null && session.expiresAt <= state.now()) {
       state.sessions.end(session, 'expired');
       throw errors.sessionExpired();
     }
-    if (now - session.secretIssuedAt >= SANDBOX_LIMITS.sessRotateAfterMs) {
-      reply.header('set-cookie', setCookie('sess', state.sessions.rotate(session)));
-    }
+    // Logout clears the cookies instead.
+    const rotated = request.routeOptions.url?.endsWith('/users/logout') ? undefined : state.rotateIfDue(request, session);
+    if (rotated !== undefined) reply.header('set-cookie', setCookie('sess', rotated));
     return session;
   };
 
@@ -149,82 +153,128 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
     return answer(reply, state.logins.checkFace(flow));
   });
 
-  app.get('/users/me', async (request, reply) => profile((await authenticate(request, reply)).user));
-
-  app.post('/users/logout', async (request, reply) => {
-    const session = await authenticate(request, reply);
-    state.sessions.end(session, 'logout');
-    reply.header('set-cookie', ['auth_id', 'sess', 'fp'].map((name) => setCookie(name, '', 0)));
-    return { success: true };
+  // Unknown routes answer 404 without session checks, but a call carrying a known session still shows in
+  // its user's request log.
+  app.setNotFoundHandler(async (request, reply) => {
+    const sess = parseCookies(request.headers.cookie).sess;
+    const found = sess ? state.sessions.find(sess) : undefined;
+    if (found?.session.user.platform === 'onlyfans') state.attribute(request, found.session.user);
+    return sendError(request, reply, errors.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found`));
   });
 
-  app.get('/chats', { schema: { querystring: PageQuery } }, async (request, reply) => {
-    const { user } = await authenticate(request, reply);
-    const page = paginate(chatsOf(user), pageOf(request.query));
-    return {
-      list: page.items.map(({ fan, messages }) => ({
-        withUser: { id: fan.id, username: fan.username, name: fan.name },
-        lastMessage: message(user, messages[0]!),
-        messagesCount: messages.length,
-        unreadMessagesCount: fan.id % 3,
-      })),
-      hasMore: page.hasMore,
-      nextOffset: page.nextOffset,
-    };
-  });
+  // Authenticated routes: the session is checked before the input (a dead session is a 401 whatever the
+  // query or body), so every call with a known session is attributed to its user in the request log.
+  const sessions = new WeakMap<FastifyRequest, Session>();
+  const sessionOf = (request: FastifyRequest): Session => sessions.get(request)!;
+  const authenticated: FastifyPluginAsyncTypebox = async (authed) => {
+    authed.addHook('onRequest', async (request, reply) => {
+      sessions.set(request, await authenticate(request, reply));
+    });
 
-  app.get(
-    '/chats/:chatId/messages',
-    { schema: { params: ChatParams, querystring: PageQuery } },
-    async (request, reply) => {
-      const { user } = await authenticate(request, reply);
+    authed.get('/users/me', async (request) => profile(sessionOf(request).user));
+
+    authed.post('/users/logout', async (request, reply) => {
+      state.sessions.end(sessionOf(request), 'logout');
+      reply.header('set-cookie', ['auth_id', 'sess', 'fp'].map((name) => setCookie(name, '', 0)));
+      return { success: true };
+    });
+
+    authed.get('/chats', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(chatsOf(user), pageOf(request.query));
+      return {
+        list: page.items.map(({ fan, messages }) => ({
+          withUser: { id: fan.id, username: fan.username, name: fan.name },
+          lastMessage: message(user, messages[0]!),
+          messagesCount: messages.length,
+          unreadMessagesCount: fan.id % 3,
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      };
+    });
+
+    authed.get(
+      '/chats/:chatId/messages',
+      { schema: { params: ChatParams, querystring: PageQuery } },
+      async (request) => {
+        const { user } = sessionOf(request);
+        const fan = findChatFan(user, request.params.chatId);
+        if (!fan) throw errors.notFound('Chat not found');
+        const page = paginate(messagesOf(user, fan), pageOf(request.query));
+        return { list: page.items.map((item) => message(user, item)), hasMore: page.hasMore, nextOffset: page.nextOffset };
+      },
+    );
+
+    authed.post('/chats/:chatId/messages', { schema: { params: ChatParams, body: SendBody } }, async (request) => {
+      const { user } = sessionOf(request);
       const fan = findChatFan(user, request.params.chatId);
       if (!fan) throw errors.notFound('Chat not found');
-      const page = paginate(messagesOf(user, fan), pageOf(request.query));
-      return { list: page.items.map((item) => message(user, item)), hasMore: page.hasMore, nextOffset: page.nextOffset };
-    },
-  );
+      return message(user, sendMessage(user, fan, request.body.text, state.now(), request.body.price));
+    });
 
-  app.post('/chats/:chatId/messages', { schema: { params: ChatParams, body: SendBody } }, async (request, reply) => {
-    const { user } = await authenticate(request, reply);
-    const fan = findChatFan(user, request.params.chatId);
-    if (!fan) throw errors.notFound('Chat not found');
-    return message(user, sendMessage(user, fan, request.body.text, state.now()));
-  });
+    authed.delete('/chats/:chatId/messages/:messageId', { schema: { params: MessageParams } }, async (request) => {
+      const { user } = sessionOf(request);
+      const fan = findChatFan(user, request.params.chatId);
+      if (!fan || !unsendMessage(user, fan, request.params.messageId)) throw errors.notFound('Message not found');
+      return { success: true };
+    });
 
-  app.get('/subscriptions/subscribers', { schema: { querystring: PageQuery } }, async (request, reply) => {
-    const { user } = await authenticate(request, reply);
-    const page = paginate(fansOf(user), pageOf(request.query));
-    return {
-      list: page.items.map((fan) => ({
-        id: fan.id,
-        username: fan.username,
-        name: fan.name,
-        subscribedAt: new Date(fan.subscribedAt).toISOString(),
-        renewsAt: new Date(fan.renewsAt).toISOString(),
-        price: fan.price,
-      })),
-      hasMore: page.hasMore,
-      nextOffset: page.nextOffset,
-    };
-  });
+    authed.get('/subscriptions/subscribers', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(fansOf(user), pageOf(request.query));
+      return {
+        list: page.items.map((fan) => ({
+          id: fan.id,
+          username: fan.username,
+          name: fan.name,
+          subscribedAt: new Date(fan.subscribedAt).toISOString(),
+          renewsAt: new Date(fan.renewsAt).toISOString(),
+          price: fan.price,
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      };
+    });
 
-  app.get('/payouts/transactions', { schema: { querystring: PageQuery } }, async (request, reply) => {
-    const { user } = await authenticate(request, reply);
-    const page = paginate(transactionsOf(user), pageOf(request.query));
-    return {
-      list: page.items.map((item) => ({
-        id: item.id,
-        type: item.type,
-        amount: item.amount,
-        fee: item.fee,
-        net: item.net,
-        currency: 'USD',
-        fromUser: { id: item.fanId },
-        createdAt: new Date(item.createdAt).toISOString(),
-      })),
-      hasMore: page.hasMore,
-      nextOffset: page.nextOffset,
-    };
-  });
+    authed.get('/payouts/transactions', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(transactionsOf(user), pageOf(request.query));
+      return {
+        list: page.items.map((item) => ({
+          id: item.id,
+          type: item.type,
+          amount: item.amount,
+          fee: item.fee,
+          net: item.net,
+          currency: 'USD',
+          fromUser: { id: item.fanId },
+          createdAt: new Date(item.createdAt).toISOString(),
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      };
+    });
+
+    authed.get('/posts', { schema: { querystring: PageQuery } }, async (request) => {
+      const { user } = sessionOf(request);
+      const page = paginate(postsOf(user), pageOf(request.query));
+      return {
+        list: page.items.map((post) => ({
+          id: post.id,
+          text: post.text,
+          price: post.price,
+          isFree: post.price === 0,
+          mediaCount: post.mediaCount,
+          likesCount: post.likesCount,
+          commentsCount: post.commentsCount,
+          author: { id: Number(user.id) },
+          postedAt: new Date(post.postedAt).toISOString(),
+        })),
+        hasMore: page.hasMore,
+        nextOffset: page.nextOffset,
+      };
+    });
+  };
+  await app.register(authenticated);
 };

@@ -24,6 +24,17 @@ export interface Message {
   createdAt: number;
 }
 
+export interface Post {
+  id: number;
+  text: string;
+  /** 0 for a free post; otherwise the unlock price in USD. */
+  price: number;
+  mediaCount: number;
+  likesCount: number;
+  commentsCount: number;
+  postedAt: number;
+}
+
 export interface Transaction {
   id: number;
   type: 'subscription' | 'tip' | 'message';
@@ -125,16 +136,25 @@ export function chatsOf(user: SandboxUser): Array<{ fan: Fan; messages: Message[
     .sort((a, b) => b.messages[0]!.createdAt - a.messages[0]!.createdAt);
 }
 
-export function sendMessage(user: SandboxUser, fan: Fan, text: string, at: number): Message {
+export function sendMessage(user: SandboxUser, fan: Fan, text: string, at: number, price = 0): Message {
   const message: SentMessage = {
     // Above every seeded id (fan ids stay below 1e9, seeded message ids below 1e11).
-    id: 100_000_000_000 + user.sentMessages.length + 1,
+    id: 100_000_000_000 + ++user.sentCount,
     chatId: String(fan.id),
     text,
+    price: cents(price),
     createdAt: at,
   };
   user.sentMessages.push(message);
   return fromSent(message);
+}
+
+/** Deletes a message the creator sent through the API (seeded history cannot be deleted); false when none. */
+export function unsendMessage(user: SandboxUser, fan: Fan, messageId: string): boolean {
+  const index = user.sentMessages.findIndex((message) => message.chatId === String(fan.id) && String(message.id) === messageId);
+  if (index < 0) return false;
+  user.sentMessages.splice(index, 1);
+  return true;
 }
 
 export function transactionsOf(user: SandboxUser): Transaction[] {
@@ -160,6 +180,37 @@ export function transactionsOf(user: SandboxUser): Transaction[] {
   });
 }
 
+const CAPTIONS = [
+  'New set is up!',
+  'Behind the scenes from today',
+  'Thank you for 1k fans',
+  'Weekend vibes',
+  'Q&A in the comments',
+  'A little something for my subscribers',
+  'Sunset shoot',
+  'Guess what is coming next week',
+];
+
+/** The creator's posts, newest first (20–59 per user). */
+export function postsOf(user: SandboxUser): Post[] {
+  const next = random(user, 'posts');
+  const count = 20 + Math.floor(next() * 40);
+  let at = SEED_EPOCH - Math.floor(next() * DAY);
+  return Array.from({ length: count }, (_, index) => {
+    const post: Post = {
+      id: 700_000_000 + count - index,
+      text: pick(next, CAPTIONS),
+      price: next() < 0.25 ? cents(4.99 + Math.floor(next() * 4) * 5) : 0,
+      mediaCount: 1 + Math.floor(next() * 6),
+      likesCount: Math.floor(next() * 500),
+      commentsCount: Math.floor(next() * 60),
+      postedAt: at,
+    };
+    at -= Math.floor(next() * 3 * DAY) + HOUR;
+    return post;
+  });
+}
+
 export interface Page<T> {
   items: T[];
   hasMore: boolean;
@@ -173,5 +224,5 @@ export function paginate<T>(items: readonly T[], { limit, offset }: { limit: num
 }
 
 function fromSent(message: SentMessage): Message {
-  return { ...message, fromCreator: true, price: 0 };
+  return { ...message, fromCreator: true };
 }

@@ -8,7 +8,7 @@ import { fanslyApi } from './fansly.js';
 import { onlyFansApi } from './onlyfans.js';
 import { SandboxState } from './state.js';
 import { recordRequest } from './users.js';
-import { remoteAddress } from './wire.js';
+import { header, remoteAddress } from './wire.js';
 
 export interface SandboxAppOptions {
   logger?: FastifyBaseLogger | false;
@@ -48,6 +48,8 @@ export async function buildSandboxApp(options: SandboxAppOptions): Promise<{ app
   app.addHook('onResponse', async (request, reply) => {
     const attributed = state.attribution(request);
     if (!attributed) return;
+    const length = header(request, 'content-length');
+    const bodyBytes = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : null;
     recordRequest(attributed.user, {
       platform: attributed.user.platform,
       method: request.method,
@@ -56,6 +58,10 @@ export async function buildSandboxApp(options: SandboxAppOptions): Promise<{ app
       user_agent: request.headers['user-agent'] ?? null,
       time: new Date(attributed.at).toISOString(),
       status: reply.statusCode,
+      has_body: (bodyBytes ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined,
+      body_bytes: bodyBytes,
+      content_type: header(request, 'content-type') ?? null,
+      rotated: attributed.rotated,
     });
   });
 

@@ -17,7 +17,14 @@ export interface Session {
   secretIssuedAt: number;
   expiresAt: number | null;
   ended: SessionEnd | null;
+  /** Set by `POST /__sandbox/sessions/rotate`: the next authenticated answer rotates the secret. */
+  rotateNext: boolean;
+  /** Superseded secrets, oldest first (bounded: a `+rotate` session rotates on every answer). */
+  retired: string[];
 }
+
+/** Superseded secrets remembered per session (to answer them precisely); older ones become unknown. */
+const RETIRED_KEPT = 100;
 
 export function randomToken(bytes = 24): string {
   return randomBytes(bytes).toString('base64url');
@@ -25,6 +32,11 @@ export function randomToken(bytes = 24): string {
 
 export function randomHex(bytes = 16): string {
   return randomBytes(bytes).toString('hex');
+}
+
+/** OnlyFans `sess`: 32 hex chars; Fansly token: 48 base64url chars. */
+function newSecret(user: SandboxUser): string {
+  return user.platform === 'onlyfans' ? randomHex() : randomToken(36);
 }
 
 /**
@@ -44,10 +56,12 @@ export class SessionStore {
       userAgent: init.userAgent,
       device: init.device,
       fp: init.fp,
-      secret: user.platform === 'onlyfans' ? randomHex() : randomToken(36),
+      secret: newSecret(user),
       secretIssuedAt: at,
       expiresAt: user.tags.has('expire') ? at + SANDBOX_LIMITS.expireSessionMs : null,
       ended: null,
+      rotateNext: false,
+      retired: [],
     };
     this.bySecret.set(session.secret, { session, validUntil: Infinity });
     return session;
@@ -60,12 +74,25 @@ export class SessionStore {
     return { session: entry.session, current: entry.validUntil > this.now() };
   }
 
+  /**
+   * Whether an authenticated answer of `session` rotates its secret now: every answer of a `+rotate`
+   * user, the next answer after `POST /__sandbox/sessions/rotate`, and (OnlyFans only) once the secret is
+   * `sessRotateAfterMs` old.
+   */
+  dueForRotation(session: Session): boolean {
+    if (session.user.tags.has('rotate') || session.rotateNext) return true;
+    return session.user.platform === 'onlyfans' && this.now() - session.secretIssuedAt >= SANDBOX_LIMITS.sessRotateAfterMs;
+  }
+
   /** Issues a new secret; the previous one keeps working for the grace period. */
   rotate(session: Session): string {
     const previous = this.bySecret.get(session.secret);
     if (previous) previous.validUntil = this.now() + SANDBOX_LIMITS.sessGraceMs;
-    session.secret = randomHex();
+    session.retired.push(session.secret);
+    if (session.retired.length > RETIRED_KEPT) this.bySecret.delete(session.retired.shift()!);
+    session.secret = newSecret(session.user);
     session.secretIssuedAt = this.now();
+    session.rotateNext = false;
     this.bySecret.set(session.secret, { session, validUntil: Infinity });
     return session.secret;
   }
@@ -74,16 +101,32 @@ export class SessionStore {
     session.ended ??= reason;
   }
 
+  /** Makes the next authenticated answer of every live session of a user rotate; returns how many. */
+  rotateUserNext(user: SandboxUser): number {
+    let count = 0;
+    for (const session of this.liveSessionsOf(user)) {
+      session.rotateNext = true;
+      count++;
+    }
+    return count;
+  }
+
   /** Ends every live session of a user ("log out everywhere"); returns how many. */
   revokeUser(user: SandboxUser): number {
     let count = 0;
-    for (const { session } of new Set(this.bySecret.values())) {
-      if (session.user === user && !session.ended) {
-        this.end(session, 'revoked');
-        count++;
-      }
+    for (const session of this.liveSessionsOf(user)) {
+      this.end(session, 'revoked');
+      count++;
     }
     return count;
+  }
+
+  private liveSessionsOf(user: SandboxUser): Session[] {
+    const sessions = new Set<Session>();
+    for (const { session } of this.bySecret.values()) {
+      if (session.user === user && !session.ended) sessions.add(session);
+    }
+    return [...sessions];
   }
 
   clear(): void {

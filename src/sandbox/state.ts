@@ -3,8 +3,15 @@ import type { FastifyRequest } from 'fastify';
 import { errors } from './errors.js';
 import { SANDBOX_LIMITS } from './identities.js';
 import { LoginService, type LoginFlow } from './login.js';
-import { SessionStore } from './sessions.js';
+import { SessionStore, type Session } from './sessions.js';
 import { UserDirectory, type Platform, type SandboxUser } from './users.js';
+
+/** The user an in-flight request belongs to, when it arrived, and whether its answer rotated the session. */
+export interface Attribution {
+  user: SandboxUser;
+  at: number;
+  rotated: boolean;
+}
 
 /** Everything the sandbox remembers, in memory; `reset()` forgets it all. */
 export class SandboxState {
@@ -15,7 +22,7 @@ export class SandboxState {
   readonly sessions: SessionStore;
   readonly logins: LoginService;
   /** Which user each in-flight request belongs to, for the request log. */
-  private readonly attributed = new WeakMap<FastifyRequest, { user: SandboxUser; at: number }>();
+  private readonly attributed = new WeakMap<FastifyRequest, Attribution>();
 
   constructor(
     readonly now: () => number,
@@ -31,7 +38,7 @@ export class SandboxState {
    * `+flaky` alternates deterministically: the 1st, 3rd, 5th… call succeed, the 2nd, 4th… answer 502.
    */
   async upstreamCall(request: FastifyRequest, user: SandboxUser): Promise<void> {
-    this.attributed.set(request, { user, at: this.now() });
+    this.attribute(request, user);
     user.calls++;
     if (user.tags.has('slow')) await sleep(SANDBOX_LIMITS.slowDelayMs);
     if (user.tags.has('flaky') && user.calls % 2 === 0) throw errors.badGateway();
@@ -48,8 +55,24 @@ export class SandboxState {
     return flow;
   }
 
-  attribution(request: FastifyRequest): { user: SandboxUser; at: number } | undefined {
+  /** Marks `request` as one of `user`'s for the request log, without playing any behaviour. */
+  attribute(request: FastifyRequest, user: SandboxUser): void {
+    this.attributed.set(request, { user, at: this.now(), rotated: false });
+  }
+
+  attribution(request: FastifyRequest): Attribution | undefined {
     return this.attributed.get(request);
+  }
+
+  /**
+   * Rotates the session's secret when it is due (see `SessionStore.dueForRotation`) and returns the new
+   * value for the caller's `Set-Cookie`, or undefined.
+   */
+  rotateIfDue(request: FastifyRequest, session: Session): string | undefined {
+    if (!this.sessions.dueForRotation(session)) return undefined;
+    const attribution = this.attributed.get(request);
+    if (attribution) attribution.rotated = true;
+    return this.sessions.rotate(session);
   }
 
   reset(): void {

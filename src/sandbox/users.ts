@@ -13,6 +13,13 @@ export interface RequestRecord {
   user_agent: string | null;
   time: string;
   status: number;
+  /** Whether the request carried a body (a `content-length` above 0, or a chunked body). */
+  has_body: boolean;
+  /** The `content-length` sent (null when none, e.g. chunked or bodyless). */
+  body_bytes: number | null;
+  content_type: string | null;
+  /** Whether the answer rotated the session secret (a `Set-Cookie` with a new `sess` / `fansly-token`). */
+  rotated: boolean;
 }
 
 /** A message the creator sent through the data API; seeded history is generated, these are stored. */
@@ -20,6 +27,8 @@ export interface SentMessage {
   id: number;
   chatId: string;
   text: string;
+  /** 0 = free; otherwise the unlock price in USD. */
+  price: number;
   createdAt: number;
 }
 
@@ -42,6 +51,8 @@ export interface SandboxUser {
   /** Upstream calls attributed to the user; `+flaky` fails every even-numbered one. */
   calls: number;
   sentMessages: SentMessage[];
+  /** Messages ever sent (deleted ones included), so a new message never reuses an id. */
+  sentCount: number;
   requests: RequestRecord[];
 }
 
@@ -91,6 +102,7 @@ export class UserDirectory {
       lockedUntil: 0,
       calls: 0,
       sentMessages: [],
+      sentCount: 0,
       requests: [],
     };
     this.byKey.set(key, user);

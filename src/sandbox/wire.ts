@@ -41,14 +41,15 @@ export function header(request: FastifyRequest, name: string): string | undefine
   return typeof value === 'string' ? value : undefined;
 }
 
+// Decimal digits only: the query coercion would otherwise read `1.5` or `1e1` as integers.
 export const PageQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0 })),
+  limit: Type.Optional(Type.String({ pattern: '^(100|[1-9][0-9]?)$', description: '1–100' })),
+  offset: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: '0–999999999' })),
 });
 
 /** `?limit=` (1–100, default 10) and `?offset=` (default 0) of the list endpoints. */
-export function pageOf(query: { limit?: number; offset?: number }): { limit: number; offset: number } {
-  return { limit: query.limit ?? 10, offset: query.offset ?? 0 };
+export function pageOf(query: { limit?: string; offset?: string }): { limit: number; offset: number } {
+  return { limit: query.limit === undefined ? 10 : Number(query.limit), offset: query.offset === undefined ? 0 : Number(query.offset) };
 }
 
 export const UserAgentHeader = Type.Object({ 'user-agent': Type.String({ minLength: 1 }) });

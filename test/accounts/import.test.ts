@@ -37,6 +37,7 @@ describeEachStore('accounts: import and import rotation', (kind) => {
         proxy: { type: 'none' },
         health_check_interval_sec: 900,
         last_checked_at: expect.any(String),
+        next_check_at: expect.any(String),
         expired_at: null,
         created_at: expect.any(String),
         updated_at: expect.any(String),

@@ -133,6 +133,7 @@ export function expectedAccount(app: TestApp, over: { email: string; username: s
     proxy: { type: 'none' },
     health_check_interval_sec: 900,
     last_checked_at: expect.any(String),
+    next_check_at: expect.any(String),
     expired_at: null,
     created_at: expect.any(String),
     updated_at: expect.any(String),

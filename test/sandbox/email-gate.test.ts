@@ -67,6 +67,10 @@ describe('email device check by remote address', () => {
       user_agent: UA,
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       status: 200,
+      has_body: true,
+      body_bytes: expect.any(Number),
+      content_type: 'application/json',
+      rotated: false,
     });
   });
 

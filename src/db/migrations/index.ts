@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as foundation from './0001_foundation.js';
 import * as connect from './0002_connect.js';
+import * as access from './0003_access.js';
 import * as webhooks from './0004_webhooks.js';
 import * as link from './0005_link.js';
 import * as attemptList from './0006_attempt_list.js';
@@ -9,6 +10,7 @@ import * as attemptList from './0006_attempt_list.js';
 export const migrations: Record<string, Migration> = {
   '0001_foundation': foundation,
   '0002_connect': connect,
+  '0003_access': access,
   '0004_webhooks': webhooks,
   '0005_link': link,
   '0006_attempt_list': attemptList,

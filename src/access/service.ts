@@ -1,0 +1,183 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AccountRow } from '../accounts/model.js';
+import type { AccountHealthPort } from '../accounts/port.js';
+import type { ProxyColumn } from '../db/schema.js';
+import { ApiError, notFound } from '../lib/errors.js';
+import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
+import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
+import { statusOutcome, upstreamDurationMetric } from '../platforms/metrics.js';
+import type { BucketDecision, AccessBucket } from './bucket.js';
+
+/**
+ * The Access API (DESIGN 10): one call to the platform's API with the account's session, user agent,
+ * device and proxy, answered back as the platform answered it. Rotated cookies are stored back at once;
+ * a refused session starts a health check of the account.
+ */
+
+export interface AccessServiceDeps {
+  accounts: Pick<AccountHealthPort, 'load' | 'session' | 'identity' | 'storeRotatedSession'>;
+  platforms: Pick<PlatformGateway, 'call'>;
+  /** Persists a pool-proxy failover (accounts' moveProxy). */
+  moveProxy: (accountId: string, from: ProxyColumn, to: ProxyColumn) => Promise<void>;
+  /** Runs a health check of the account now (the monitor); says whether it started a re-authentication. */
+  checkNow: (account: AccountRow) => Promise<{ sessionValid: boolean; attemptId: string | null }>;
+  bucket: AccessBucket;
+  metrics: Registry;
+  logger: Logger;
+  /** Upstream time limit, ms (DESIGN 10: 30 s). */
+  timeoutMs?: number;
+}
+
+export interface ProxyCall {
+  method: string;
+  /** The path after `/proxy/`, without query string (may start with the API root, which is stripped). */
+  path: string;
+  /** The raw query string, without `?` ('' for none). */
+  query: string;
+  contentType?: string;
+  body?: Buffer;
+}
+
+export interface ProxyAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+  rate: BucketDecision;
+}
+
+/** 429 with the bucket's numbers; the problem still carries RateLimit headers. */
+export class AccessRateLimitedError extends ApiError {
+  constructor(
+    readonly rate: BucketDecision,
+    ratePerMin: number,
+  ) {
+    super(429, 'rate_limited', `Access API limit of ${ratePerMin} requests per minute (burst ${rate.limit}) for this account exceeded.`, {
+      retryAfterSec: rate.retryAfterSec,
+    });
+  }
+}
+
+const RETRY_AFTER_REAUTHENTICATING_SEC = 5;
+const RETRY_AFTER_AWAITING_2FA_SEC = 30;
+
+/** Hop-by-hop and cookie headers never pass in either direction; the driver adds the session's own. */
+const RESPONSE_DROPPED = new Set(['content-length', 'content-encoding', 'date', 'server', 'keep-alive', 'connection', 'transfer-encoding']);
+
+export function createAccessService(deps: AccessServiceDeps & { ratePerMin: number }) {
+  const { accounts, platforms, logger } = deps;
+  const timeoutMs = deps.timeoutMs ?? 30_000;
+  const duration = upstreamDurationMetric(deps.metrics);
+
+  /** The account, if it can be used right now (503 while re-authenticating, 410 when expired). */
+  async function usable(orgId: string, accountId: string) {
+    const account = await accounts.load(orgId, accountId);
+    if (!account) throw notFound('Account');
+    if (account.status === 'reauthenticating' || account.status === 'awaiting_2fa') {
+      const waiting = account.status === 'awaiting_2fa';
+      throw new ApiError(
+        503,
+        'account_reauthenticating',
+        waiting
+          ? 'The account is re-authenticating and waits for the creator to answer a verification step.'
+          : 'The account is re-authenticating; try again shortly.',
+        { retryable: true, retryAfterSec: waiting ? RETRY_AFTER_AWAITING_2FA_SEC : RETRY_AFTER_REAUTHENTICATING_SEC },
+      );
+    }
+    const session = account.status === 'expired' ? null : accounts.session(account);
+    if (!session || !account.session_enc) {
+      throw new ApiError(410, 'account_expired', 'The session of this account has expired. Reconnect it (PUT /api/authenticate/{account_id}/credentials, or re-authenticate).', {
+        retryable: false,
+      });
+    }
+    return { account, session, sessionEnc: account.session_enc };
+  }
+
+  /** `users/me` and `api2/v2/users/me` are the same call: the path below the platform's API root. */
+  function upstreamPath(apiRoot: string, path: string, query: string): string {
+    const root = apiRoot.replace(/^\//, '');
+    let rest = path.replace(/^\/+/, '');
+    if (rest === root) rest = '';
+    else if (rest.startsWith(`${root}/`)) rest = rest.slice(root.length + 1);
+    return `${apiRoot}/${rest}${query ? `?${query}` : ''}`;
+  }
+
+  return {
+    async proxy(orgId: string, accountId: string, call: ProxyCall): Promise<ProxyAnswer> {
+      const { account, session, sessionEnc } = await usable(orgId, accountId);
+      const rate = await deps.bucket.take(account.id);
+      if (!rate.allowed) throw new AccessRateLimitedError(rate, deps.ratePerMin);
+
+      const path = upstreamPath(capabilitiesOf(account.platform).apiRoot, call.path, call.query);
+      const started = performance.now();
+      let outcome = 'unavailable';
+      try {
+        const answer = await platforms.call(
+          account.platform,
+          accounts.identity(account),
+          (driver, ctx) =>
+            driver.request(ctx, session, {
+              method: call.method,
+              path,
+              ...(call.contentType ? { headers: { 'content-type': call.contentType } } : {}),
+              ...(call.body && call.body.length > 0 ? { body: call.body } : {}),
+            }),
+          // Never retried: exactly one platform request per call (a failed pool proxy reached no platform).
+          { timeoutMs, onFailover: (to) => deps.moveProxy(account.id, account.proxy, to) },
+        );
+        outcome = statusOutcome(answer.status);
+        if (answer.session) {
+          const stored = await accounts.storeRotatedSession(account, sessionEnc, answer.session);
+          logger.debug({ accountId: account.id, stored }, 'platform rotated the session');
+        }
+        if (answer.status === 401 || (answer.status === 403 && loggedOut(answer.body))) {
+          const check = await deps.checkNow(account).catch((error: unknown) => {
+            logger.warn({ accountId: account.id, err: error }, 'health check after a refused session failed');
+            return { sessionValid: false, attemptId: null };
+          });
+          throw new ApiError(
+            401,
+            'session_expired',
+            check.attemptId
+              ? "The platform refused the account's session; a re-authentication started (attempt_id in this problem). Retry once the account is active again."
+              : check.sessionValid
+                ? 'The platform refused this request; the session itself is still valid.'
+                : "The platform refused the account's session and FanGate cannot renew it alone: reconnect the account.",
+            { retryable: check.attemptId !== null || check.sessionValid, extra: { attempt_id: check.attemptId, upstreamStatus: answer.status } },
+          );
+        }
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(answer.headers)) if (!RESPONSE_DROPPED.has(name)) headers[name] = value;
+        return { status: answer.status, headers, body: answer.body, rate };
+      } catch (error) {
+        if (error instanceof ApiError) throw error;
+        if (error instanceof NoPoolProxyError || error instanceof ProxyError) {
+          outcome = 'proxy_error';
+          throw new ApiError(502, 'upstream_error', `The account's proxy failed: ${error.message}.`, { retryable: true, extra: { upstreamStatus: null } });
+        }
+        if (error instanceof UpstreamTimeoutError) {
+          outcome = 'timeout';
+          throw new ApiError(504, 'upstream_timeout', `The platform did not answer within ${Math.round(timeoutMs / 1000)} s.`, { retryable: true });
+        }
+        if (error instanceof UpstreamUnavailableError) {
+          throw new ApiError(502, 'upstream_error', `The platform could not be reached: ${error.message}.`, {
+            retryable: true,
+            extra: { upstreamStatus: error.upstreamStatus ?? null },
+          });
+        }
+        throw error;
+      } finally {
+        duration.observe({ platform: account.platform, outcome }, (performance.now() - started) / 1000);
+      }
+    },
+  };
+}
+
+/** A 403 that means "logged out" (platforms answer some dead sessions 403 rather than 401). */
+function loggedOut(body: Buffer): boolean {
+  const text = body.subarray(0, 2048).toString('utf8').toLowerCase();
+  return /logged[ _-]?out|session_(invalid|expired)|not authenticated|login required/.test(text);
+}
+
+export type AccessService = ReturnType<typeof createAccessService>;
