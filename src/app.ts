@@ -18,6 +18,7 @@ import { type AttemptChangeHook, type ConnectService, createConnectDomain } from
 import { type Clock, systemClock } from './lib/clock.js';
 import { createMetricsRegistry, type Registry } from './lib/metrics.js';
 import { createDispatcherCache } from './net/dispatcher.js';
+import type { Resolver } from './net/address-guard.js';
 import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformGateway, type PlatformGateway } from './platforms/gateway.js';
 import { createDrivers } from './platforms/index.js';
@@ -36,6 +37,8 @@ export interface FanGateOptions {
   /** Tests: keep PGlite in memory instead of under the data directory. */
   inMemory?: boolean;
   jobs?: { pollingIntervalSeconds?: number; maintenanceIntervalSeconds?: number; schema?: string };
+  /** Tests: how host names resolve for the SSRF guard of custom proxies. */
+  resolver?: Resolver;
   /** Tests: a clock they can move (attempt expiry). */
   clock?: Clock;
   /** How often a worker sweeps (expired attempts, expired idempotency keys), in ms. */
@@ -115,6 +118,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     drivers: createDrivers({ onlyfansUrl: config.platforms.onlyfansUrl, fanslyUrl: config.platforms.fanslyUrl }),
     dispatchers,
     pool: createProxyPool(config.proxyPoolEntries),
+    proxyGuard: { allowPrivate: config.allowPrivateProxies, ...(options.resolver ? { resolver: options.resolver } : {}) },
   });
 
   // Domains, each with what it needs of the others as a narrow interface (DESIGN 1).

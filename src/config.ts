@@ -16,6 +16,8 @@ export interface Config {
   sandbox: { enabled: boolean; port: number };
   proxyPool: string | undefined;
   allowPrivateWebhooks: boolean;
+  /** `customProxy` hosts may resolve to private, loopback, link-local or metadata addresses. */
+  allowPrivateProxies: boolean;
   /** Webhook deliveries in flight per worker (FANGATE_WEBHOOK_CONCURRENCY). */
   webhookConcurrency: number;
   logLevel: string;
@@ -114,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sandbox: { enabled: sandboxEnabled, port: sandboxPort },
     proxyPool: text('FANGATE_PROXY_POOL'),
     allowPrivateWebhooks: bool('FANGATE_ALLOW_PRIVATE_WEBHOOKS', false),
+    allowPrivateProxies: bool('FANGATE_ALLOW_PRIVATE_PROXIES', false),
     webhookConcurrency: int('FANGATE_WEBHOOK_CONCURRENCY', 32, 1, 10_000),
     logLevel: oneOf('FANGATE_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     rateLimit: {

@@ -154,7 +154,8 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         if (error instanceof ApiError) throw error;
         if (error instanceof NoPoolProxyError || error instanceof ProxyError) {
           outcome = 'proxy_error';
-          throw new ApiError(502, 'upstream_error', `The account's proxy failed: ${error.message}.`, { retryable: true, extra: { upstreamStatus: null } });
+          const detail = error instanceof ProxyError ? error.publicMessage : `${error.message}.`;
+          throw new ApiError(502, 'upstream_error', `The account's proxy failed: ${detail}`, { retryable: true, extra: { upstreamStatus: null } });
         }
         if (error instanceof UpstreamTimeoutError) {
           outcome = 'timeout';

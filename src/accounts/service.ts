@@ -123,7 +123,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (error instanceof NoPoolProxyError) {
         throw upstreamError(`The account's proxy failed: no proxy of country "${error.country}" is available in the operator's pool.`, null);
       }
-      if (error instanceof ProxyError) throw upstreamError(`The account's proxy failed: ${error.message}.`, null);
+      if (error instanceof ProxyError) throw upstreamError(`The account's proxy failed: ${error.publicMessage}`, null);
       if (error instanceof UpstreamUnavailableError) {
         throw upstreamError(`The platform could not be reached or failed: ${error.message}.`, error.upstreamStatus ?? null);
       }
@@ -199,6 +199,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         proxy = { proxy: { type: 'none' }, password: null };
       } else if (body.proxyCountry !== undefined || body.customProxy !== undefined) {
         proxy = parseProxyChoice({ proxyCountry: body.proxyCountry ?? undefined, customProxy: body.customProxy ?? undefined }, platforms.pool, errors);
+        errors.push(...(await platforms.checkCustomProxy(proxy)));
       }
       const interval = body.health_check_interval_sec;
       if (interval !== undefined && (interval < MIN_HEALTH_CHECK_INTERVAL_SEC || interval > MAX_HEALTH_CHECK_INTERVAL_SEC)) {
@@ -294,6 +295,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const errors: FieldError[] = [];
       const session = importSession(body, errors);
       const proxy = parseProxyChoice(body, platforms.pool, errors);
+      errors.push(...(await platforms.checkCustomProxy(proxy)));
       if (!session || errors.length > 0) throw validationError(errors);
 
       // Known before any upstream call: the auth_id cookie is the platform user id.

@@ -140,6 +140,14 @@ export function createConnectService(deps: ConnectDeps) {
     return account;
   }
 
+  /** A start or credentials body, checked whole: the schema's rules, then the custom proxy's address. */
+  async function parseInput(platform: PlatformName, body: StartBody): Promise<StartInput> {
+    const input = parseStartInput(platform, body, platforms.pool);
+    const proxyErrors = await platforms.checkCustomProxy(input.proxy);
+    if (proxyErrors.length > 0) throw validationError(proxyErrors);
+    return input;
+  }
+
   /** The account's row lock: re-authentications of one account start one at a time, on every node. */
   async function lockAccount(trx: Transaction<DB>, orgId: string, platform: PlatformName, accountId: string): Promise<AccountRow> {
     const locked = await trx.selectFrom('accounts').selectAll().where('org_id', '=', orgId).where('id', '=', accountId).forUpdate().executeTakeFirst();
@@ -240,7 +248,7 @@ export function createConnectService(deps: ConnectDeps) {
 
   const service = {
     async start(orgId: string, platform: PlatformName, body: StartBody) {
-      const input = parseStartInput(platform, body, platforms.pool);
+      const input = await parseInput(platform, body);
       if (input.session && !input.forceConnect) {
         const existing = await deps.accounts.findByPlatformUser(db, orgId, platform, input.session.authId);
         if (existing) {
@@ -317,7 +325,7 @@ export function createConnectService(deps: ConnectDeps) {
      */
     async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody) {
       await findAccountOn(orgId, platform, accountId);
-      const input = parseStartInput(platform, body, platforms.pool);
+      const input = await parseInput(platform, body);
       const { created, cancelled } = await db.transaction().execute(async (trx) => {
         const locked = await lockAccount(trx, orgId, platform, accountId);
         await limitLogins(trx, locked.id);

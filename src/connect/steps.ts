@@ -61,7 +61,8 @@ export function createStepRunner(deps: StepDeps) {
         },
       });
     } catch (error) {
-      if (error instanceof ProxyError || error instanceof NoPoolProxyError) return { type: 'network', code: 'proxy_error', message: error.message };
+      if (error instanceof ProxyError) return { type: 'network', code: 'proxy_error', message: error.publicMessage };
+      if (error instanceof NoPoolProxyError) return { type: 'network', code: 'proxy_error', message: error.message };
       if (error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError) {
         return { type: 'network', code: 'upstream_unavailable', message: 'The platform could not be reached.' };
       }

@@ -1,4 +1,4 @@
-import { describeProxy, proxyId, type ProxySpec } from './proxy-config.js';
+import { describeProxy, formatHostPort, proxyId, type ProxySpec } from './proxy-config.js';
 
 /** Why a proxy could not be used. */
 export type ProxyFailure =
@@ -15,6 +15,11 @@ export type ProxyFailure =
 export class ProxyError extends Error {
   readonly code = 'proxy_error';
   readonly proxyId: string;
+  /**
+   * For the API user: which proxy (protocol, host and port), never what the probe found (refused,
+   * closed, timed out…: that would turn `customProxy` into a port scanner) nor the proxy's username.
+   */
+  readonly publicMessage: string;
 
   constructor(
     readonly failure: ProxyFailure,
@@ -25,6 +30,7 @@ export class ProxyError extends Error {
     super(`proxy ${describeProxy(proxy)}: ${detail}`, options);
     this.name = 'ProxyError';
     this.proxyId = proxyId(proxy);
+    this.publicMessage = `The proxy ${proxy.protocol}://${formatHostPort(proxy.originalHost ?? proxy.host, proxy.port)} could not be used.`;
   }
 }
 

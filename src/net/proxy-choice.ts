@@ -1,4 +1,5 @@
 import type { ProxyColumn } from '../db/schema.js';
+import { AddressRefusedError, type GuardOptions, resolveAllowedAddress } from './address-guard.js';
 import type { ProxyPool } from './proxy-pool.js';
 
 /** `customProxy` as a request gives it. */
@@ -48,3 +49,27 @@ export function parseProxyChoice(body: { proxyCountry?: string; customProxy?: Cu
   return null;
 }
 
+
+/**
+ * `customProxy.host` may not lead to a private, loopback, link-local or metadata address (DESIGN 8): the
+ * API user would otherwise reach FanGate's own network through it. Checked when the proxy is given, and
+ * again at each connect (the platform gateway), unless FANGATE_ALLOW_PRIVATE_PROXIES=true.
+ */
+export async function customProxyErrors(proxy: ProxyInput | null | undefined, guard: GuardOptions): Promise<FieldError[]> {
+  if (proxy?.proxy.type !== 'custom' || guard.allowPrivate) return [];
+  try {
+    await resolveAllowedAddress(proxy.proxy.host!, guard);
+    return [];
+  } catch (error) {
+    if (!(error instanceof AddressRefusedError)) throw error;
+    return [
+      {
+        field: 'customProxy.host',
+        message:
+          error.addressClass === 'unresolvable'
+            ? 'customProxy.host could not be resolved'
+            : 'customProxy.host must be a public address: it resolves to a private, loopback, link-local or metadata address (FANGATE_ALLOW_PRIVATE_PROXIES allows them)',
+      },
+    ];
+  }
+}

@@ -7,6 +7,8 @@ export interface ProxySpec {
   port: number;
   username?: string;
   password?: string;
+  /** The host as the user gave it, when `host` is the address the SSRF guard checked and pinned. */
+  originalHost?: string;
 }
 
 export const PROXY_PROTOCOLS: readonly ProxySpec['protocol'][] = ['http', 'socks5'];

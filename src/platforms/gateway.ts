@@ -2,6 +2,8 @@ import type { ProxyColumn } from '../db/schema.js';
 import type { DispatcherCache } from '../net/dispatcher.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import type { ProxySpec } from '../net/proxy-config.js';
+import { AddressRefusedError, type GuardOptions, resolveAllowedAddress } from '../net/address-guard.js';
+import { customProxyErrors, type ProxyInput } from '../net/proxy-choice.js';
 import type { ProxyPool } from '../net/proxy-pool.js';
 import type { DriverContext, PlatformDriver, PlatformName } from './types.js';
 
@@ -54,7 +56,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * What a failure means is the caller's business: it throws `ProxyError` / `NoPoolProxyError`,
  * `UpstreamUnavailableError` or `UpstreamTimeoutError` once it gives up.
  */
-export function createPlatformGateway(deps: { drivers: Record<PlatformName, PlatformDriver>; dispatchers: DispatcherCache; pool: ProxyPool }) {
+export function createPlatformGateway(deps: {
+  drivers: Record<PlatformName, PlatformDriver>;
+  dispatchers: DispatcherCache;
+  pool: ProxyPool;
+  /** SSRF guard of custom proxies (the operator's pool is trusted). */
+  proxyGuard: GuardOptions;
+}) {
   function resolveProxy(identity: PlatformIdentity): ProxySpec | null {
     const { proxy } = identity;
     if (proxy.type === 'custom') {
@@ -81,8 +89,8 @@ export function createPlatformGateway(deps: { drivers: Record<PlatformName, Plat
     return found;
   }
 
-  function context(identity: PlatformIdentity, signal?: AbortSignal): DriverContext {
-    const proxy = resolveProxy(identity);
+  function context(identity: PlatformIdentity, signal?: AbortSignal, resolved?: ProxySpec | null): DriverContext {
+    const proxy = resolved === undefined ? resolveProxy(identity) : resolved;
     return {
       dispatcher: deps.dispatchers.get(proxy),
       proxy,
@@ -92,6 +100,25 @@ export function createPlatformGateway(deps: { drivers: Record<PlatformName, Plat
     };
   }
 
+  /**
+   * The proxy to use, a custom one checked against the SSRF guard at every connect and pinned to the
+   * address checked (a DNS answer that changed since the request cannot lead inside).
+   */
+  async function guarded(identity: PlatformIdentity): Promise<ProxySpec | null> {
+    const spec = resolveProxy(identity);
+    if (!spec || identity.proxy.type !== 'custom' || deps.proxyGuard.allowPrivate) return spec;
+    try {
+      const pinned = await resolveAllowedAddress(spec.host, deps.proxyGuard);
+      return { ...spec, host: pinned.address, originalHost: spec.host };
+    } catch (error) {
+      if (error instanceof AddressRefusedError) throw new ProxyError('rejected', spec, error.message);
+      throw error;
+    }
+  }
+
+  /** `customProxy` errors of a request (422 `customProxy.host`), before anything is stored. */
+  const checkCustomProxy = (proxy: ProxyInput | null | undefined) => customProxyErrors(proxy, deps.proxyGuard);
+
   async function call<T>(platform: PlatformName, identity: PlatformIdentity, fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const chosen = driver(platform);
     const retries = options.retries ?? 0;
@@ -99,7 +126,7 @@ export function createPlatformGateway(deps: { drivers: Record<PlatformName, Plat
     for (let attempt = 0; ; attempt++) {
       const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
       try {
-        return await fn(chosen, context(identity, signal));
+        return await fn(chosen, context(identity, signal, await guarded(identity)));
       } catch (error) {
         if (error instanceof ProxyError) {
           const proxy = identity.proxy;
@@ -118,7 +145,7 @@ export function createPlatformGateway(deps: { drivers: Record<PlatformName, Plat
     }
   }
 
-  return { pool: deps.pool, driver, resolveProxy, context, call };
+  return { pool: deps.pool, driver, resolveProxy, context, call, checkCustomProxy };
 }
 
 export type PlatformGateway = ReturnType<typeof createPlatformGateway>;

@@ -45,6 +45,8 @@ export interface StartOptions {
   sandbox?: Sandbox;
   /** Webhook delivery tuning (short retries and timeouts, a resolver stub). */
   webhooks?: FanGateOptions['webhooks'];
+  /** How host names resolve for the custom-proxy SSRF guard. */
+  resolver?: FanGateOptions['resolver'];
 }
 
 export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOptions = {}): Promise<TestApp> {
@@ -73,6 +75,8 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     FANGATE_FANSLY_URL: sandbox.url,
     FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: '100000',
     FANGATE_ACCOUNT_LOGINS_PER_HOUR: '100000',
+    // The tests' proxies listen on loopback; test/net/custom-proxy-guard.test.ts turns the guard back on.
+    FANGATE_ALLOW_PRIVATE_PROXIES: 'true',
     ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : {}),
     ...options.env,
   });
@@ -84,6 +88,7 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     clock,
     sweepIntervalMs: 500,
     webhooks: options.webhooks,
+    ...(options.resolver ? { resolver: options.resolver } : {}),
   });
   await fangate.start();
   const url = `http://127.0.0.1:${port}`;
