@@ -74,7 +74,8 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
           ...(body ? { body } : {}),
         });
         rateHeaders(reply, answer.rate);
-        (reply as FastifyReply).code(answer.status).headers(answer.headers);
+        // Marks the platform's own answer (any status, any body) apart from FanGate's problem documents.
+        (reply as FastifyReply).code(answer.status).headers(answer.headers).header('x-fangate-relayed', 'true');
         // The platform's bytes as they came: no serialisation by the 200 schema.
         return reply.serializer((payload: unknown) => payload as string).send(answer.body);
       },
