@@ -1,5 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../../db/schema.js';
@@ -91,8 +91,10 @@ const retryAfter = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000));
  * 429 problem; the detail names the real window and retryAfterSec is what is left of it.
  */
 export function connectLimiter(counter: WindowCounter, perHour: number) {
-  return async (orgId: string): Promise<void> => {
+  return async (orgId: string, reply?: FastifyReply): Promise<void> => {
     const { count, ttlMs } = await counter.hit(`connect:${orgId}`, 3_600_000);
+    // On a connect, the tighter budget is the one worth showing: it replaces the API key's headers.
+    reply?.header('ratelimit-limit', String(perHour)).header('ratelimit-remaining', String(Math.max(0, perHour - count))).header('ratelimit-reset', String(retryAfter(ttlMs)));
     if (count > perHour) {
       throw new ApiError(429, 'rate_limited', `Rate limit of ${perHour} connect attempts per hour (all platforms together) exceeded; try again in ${retryAfter(ttlMs)} s.`, {
         retryAfterSec: retryAfter(ttlMs),

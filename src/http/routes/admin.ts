@@ -56,7 +56,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
         summary: 'Find an organisation by name',
         security,
         querystring: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }),
-        response: { 200: Type.Object({ data: Type.Array(OrgSchema) }), ...problemResponses(401, 422) },
+        response: { 200: Type.Object({ data: Type.Array(OrgSchema) }, { examples: [{ data: [{ id: 'org_3kT9xQ2mB7vN1cR5wL8pZd', name: 'acme' }] }] }), ...problemResponses(401, 422) },
       },
     },
     async (request) => {

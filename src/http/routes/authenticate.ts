@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AttemptView } from '../../connect/attempts.js';
 import { Type } from 'typebox';
 import type { ConnectService } from '../../connect/service.js';
@@ -14,7 +14,7 @@ export interface AuthenticateRouteOptions {
   connect: ConnectService;
   platform: Platform;
   /** Counts a connect attempt of the organisation; throws the 429 past the hourly limit. */
-  limitConnects: (orgId: string) => Promise<void>;
+  limitConnects: (orgId: string, reply?: FastifyReply) => Promise<void>;
   /** Fires when the server starts shutting down: long-polls and event streams answer at once. */
   closing: AbortSignal;
 }
@@ -52,7 +52,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         idempotent: true,
       },
       // After validation and the idempotency replay: only attempts that would start count.
-      preHandler: async (request) => limitConnects(request.principal.organization.id),
+      preHandler: async (request, reply) => limitConnects(request.principal.organization.id, reply),
       schema: {
         tags,
         summary: `Start connecting a ${name} account`,
