@@ -186,7 +186,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     firstRunKey,
     async start({ listen = true } = {}) {
       await jobs.start();
-      if (config.role !== 'api') await webhooks.start(jobs);
+      if (config.role !== 'api') await webhooks.start();
       if (listen) {
         await http.listen({ port: config.port, host: config.host });
         if (localAdminToken) await writeLocalAdmin(config.dataDir, { url: `http://127.0.0.1:${(http.server.address() as AddressInfo).port}`, token: localAdminToken, pid: process.pid });

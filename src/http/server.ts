@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { Registry } from '../lib/metrics.js';
+import { ApiError } from '../lib/errors.js';
 import { randomBase62 } from '../lib/ids.js';
 import type { OrgService } from '../orgs/service.js';
 import { rotateSecrets } from '../vault/rotate.js';
@@ -55,8 +56,14 @@ export interface HttpDependencies {
 class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
-    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    // Expected outcomes (a 4xx, an upstream 502/503/504 the API answers on purpose) are no errors of
+    // FanGate's: one info line with their code, no stack. Only what nobody meant to happen is an error.
+    const expected = !error || error instanceof ApiError || reply.statusCode < 500;
+    if (expected) {
+      const problemCode = (reply as FastifyReply & { problemCode?: string }).problemCode;
+      const code = problemCode ? { code: problemCode } : {};
+      reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime, ...code }, 'request completed');
+    } else reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
   }
 }
 

@@ -40,8 +40,7 @@ export interface WebhookServiceDeps {
 
 /** What the service needs of the job queue for its periodic prune. */
 export interface WebhookJobs {
-  define<T>(def: { name: string; handler: (data: T) => Promise<void>; expireInSeconds?: number; retryLimit?: number; concurrency?: number }): Promise<void>;
-  send<T extends object>(name: string, data: T, opts?: { startAfter?: number; singletonKey?: string }): Promise<string | null>;
+  every(def: { name: string; intervalMs: number; handler: () => Promise<void>; expireInSeconds?: number }): Promise<void>;
 }
 
 export interface EndpointInput {
@@ -402,26 +401,13 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     /** Fans out undispatched events now (tests, benchmarks); the worker does it on its own. */
     dispatchNow: () => worker.dispatch(),
 
-    /** The prune job (hourly, self-rescheduling); call on worker nodes. */
+    /** The hourly prune, one run at a time across all nodes; call on worker nodes. */
     async registerWorkers(jobs: WebhookJobs): Promise<void> {
-      await jobs.define<Record<string, never>>({
-        name: PRUNE_QUEUE,
-        expireInSeconds: 600,
-        retryLimit: 2,
-        concurrency: 1,
-        handler: async () => {
-          try {
-            await prune();
-          } finally {
-            await jobs.send(PRUNE_QUEUE, {}, { startAfter: PRUNE_EVERY_SEC, singletonKey: PRUNE_QUEUE });
-          }
-        },
-      });
+      await jobs.every({ name: PRUNE_QUEUE, intervalMs: PRUNE_EVERY_SEC * 1000, expireInSeconds: 600, handler: async () => void (await prune()) });
     },
 
-    /** After the job queue started: the first prune, and the delivery worker. */
-    async start(jobs: WebhookJobs | undefined): Promise<void> {
-      if (jobs) await jobs.send(PRUNE_QUEUE, {}, { startAfter: 60, singletonKey: PRUNE_QUEUE });
+    /** After the job queue started: the delivery worker. */
+    async start(): Promise<void> {
       await worker.start();
       workerStarted = true;
     },

@@ -66,4 +66,25 @@ describeEachStore('logs and metrics', (kind) => {
       .map((l) => `${l.from}->${l.status}`);
     expect(changes).toEqual(['active->reauthenticating', 'reauthenticating->active']);
   });
+
+  it('logs expected outcomes (a 404, a 422, a relayed upstream 502) at info with their code, never as errors', async () => {
+    const id = await startAttempt(app, { email: 'metrics3@sandbox.test', password: SANDBOX_PASSWORD });
+    const accountId = (await expectSettled(app, id, 'completed_success')).account_id;
+    const revoked = await fetch(`${app.sandbox.url}/__sandbox/sessions/revoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ platform: 'onlyfans', email: 'metrics3@sandbox.test' }) });
+    expect(revoked.status).toBe(200);
+    const answers = [
+      await app.api('/api/accounts/acct_doesnotexist0000000000'),
+      await app.api('/api/authenticate', { method: 'POST', body: { email: 'x@sandbox.test', password: 5 } }),
+      await app.api(`/api/${accountId}/me`),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([404, 422, 502]);
+    const ids = answers.map((a) => a.headers.get('x-request-id'));
+    const lines = app.logs.map((l) => JSON.parse(l)).filter((l) => ids.includes(l.reqId) && (l.msg === 'request completed' || l.msg === 'request errored'));
+    expect(lines).toHaveLength(3);
+    for (const line of lines) {
+      expect(line.level).toBe(30);
+      expect(line.err).toBeUndefined();
+      expect(typeof line.code).toBe('string');
+    }
+  });
 });

@@ -187,6 +187,8 @@ function fromFastifyError(error: FastifyError, request: FastifyRequest): ApiErro
 }
 
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: ApiError): FastifyReply {
+  // For the request log line: which problem was answered.
+  (reply as FastifyReply & { problemCode?: string }).problemCode = error.code;
   if (error.retryAfterSec !== undefined) reply.header('retry-after', String(error.retryAfterSec));
   reply.header('x-request-id', request.id);
   return reply
@@ -229,7 +231,8 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
 async function errorsPlugin(app: FastifyInstance) {
   app.setErrorHandler((raw: FastifyError, request, reply) => {
     const error = raw instanceof ApiError ? raw : fromFastifyError(raw, request);
-    if (error.status >= 500) request.log.error({ err: raw }, 'request failed');
+    // An ApiError is an answer given on purpose (a 502 about the platform included): no error, no stack.
+    if (error.status >= 500 && !(raw instanceof ApiError)) request.log.error({ err: raw }, 'request failed');
     return sendProblem(reply, request, error);
   });
 
