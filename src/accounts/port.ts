@@ -220,6 +220,20 @@ export function createAccountHealthPort(deps: { db: Kysely<DB>; vault: Vault; cl
       });
     },
 
+    /**
+     * The re-authentication could not start yet (the account's hourly login budget is spent): it stays
+     * `reauthenticating` and the monitor tries again once the budget allows.
+     */
+    async deferReauth(accountId: string, delaySec: number): Promise<AccountRow | undefined> {
+      return db
+        .updateTable('accounts')
+        .set({ next_check_at: new Date(clock.now().getTime() + delaySec * 1000) })
+        .where('id', '=', accountId)
+        .where('status', '=', 'reauthenticating')
+        .returningAll()
+        .executeTakeFirst();
+    },
+
     /** The session is gone and cannot be renewed alone: `expired` + `accounts.session_expired`, once. */
     async expire(accountId: string, on?: Transaction<DB>): Promise<AccountRow | undefined> {
       const run = async (trx: Transaction<DB>) => {

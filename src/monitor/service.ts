@@ -5,7 +5,7 @@ import type { AccountRow, AccountView } from '../accounts/model.js';
 import type { AccountHealthPort } from '../accounts/port.js';
 import type { AccountStatus, DB, PlatformName, ProxyColumn } from '../db/schema.js';
 import type { JobQueue } from '../jobs/queue.js';
-import { notFound } from '../lib/errors.js';
+import { ApiError, notFound } from '../lib/errors.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { upstreamDurationMetric } from '../platforms/metrics.js';
@@ -16,7 +16,7 @@ import { upstreamDurationMetric } from '../platforms/metrics.js';
  * FanGate can log in alone, otherwise expires the account. Passing failures back off.
  */
 
-export type CheckResult = 'valid' | 'reauth_started' | 'expired' | 'upstream_error' | 'skipped';
+export type CheckResult = 'valid' | 'reauth_started' | 'reauth_deferred' | 'expired' | 'upstream_error' | 'skipped';
 
 export interface CheckOutcome {
   result: CheckResult;
@@ -37,7 +37,7 @@ export interface AttemptChangeLike {
 export interface MonitorDeps {
   accounts: Pick<
     AccountHealthPort,
-    'claimDue' | 'byId' | 'load' | 'canReauth' | 'view' | 'session' | 'identity' | 'recordValidCheck' | 'recordValidChecks' | 'recordFailedCheck' | 'storeRotatedSession' | 'beginReauth' | 'expire' | 'afterFailedReauth'
+    'claimDue' | 'byId' | 'load' | 'canReauth' | 'view' | 'session' | 'identity' | 'recordValidCheck' | 'recordValidChecks' | 'recordFailedCheck' | 'storeRotatedSession' | 'beginReauth' | 'deferReauth' | 'expire' | 'afterFailedReauth'
   >;
   platforms: Pick<PlatformGateway, 'call'>;
   moveProxy: (accountId: string, from: ProxyColumn, to: ProxyColumn) => Promise<void>;
@@ -69,7 +69,7 @@ export function createMonitor(deps: MonitorDeps) {
   const timeoutMs = deps.timeoutMs ?? 30_000;
   const checks = new Counter({
     name: 'fangate_health_checks_total',
-    help: 'Health checks of account sessions by result (valid, reauth_started, expired, upstream_error, skipped).',
+    help: 'Health checks of account sessions by result (valid, reauth_started, reauth_deferred, expired, upstream_error, skipped).',
     labelNames: ['result'],
     registers: [deps.metrics],
   });
@@ -96,6 +96,11 @@ export function createMonitor(deps: MonitorDeps) {
       const { attempt_id } = await deps.reauthenticate(account.org_id, account.platform, account.id);
       return done(account, { result: 'reauth_started', sessionValid: false, attemptId: attempt_id, account: await accounts.byId(account.id) }, { reason });
     } catch (error) {
+      // Too many logins this hour (FANGATE_ACCOUNT_LOGINS_PER_HOUR): wait for the budget, never lock the creator out.
+      if (error instanceof ApiError && error.code === 'rate_limited') {
+        const deferred = await accounts.deferReauth(account.id, error.retryAfterSec ?? 60);
+        return done(account, { result: 'reauth_deferred', sessionValid: false, attemptId: null, account: deferred ?? (await accounts.byId(account.id)) }, { reason, retryAfterSec: error.retryAfterSec });
+      }
       // E.g. the credentials were erased meanwhile: nothing can renew the session.
       logger.warn({ accountId: account.id, err: error }, 'could not start a re-authentication; expiring the account');
       const expired = await accounts.expire(account.id);
