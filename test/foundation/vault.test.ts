@@ -129,7 +129,8 @@ describeEachStore('vault at rest', (kind) => {
       const res = await third.api('/api/api-keys', { method: 'POST', body: { name: `k${i}` }, headers: { 'idempotency-key': idem } });
       expect(res.body.key).toBe(key);
     }
-  });
+    // Three starts of a persistent embedded database: slow on a busy 2-core machine.
+  }, 120_000);
 });
 
 describe('embedded master key', () => {
