@@ -165,6 +165,9 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    * the other domains' hooks change, and the outbox events. undefined when the row changed meanwhile.
    */
   async function write(trx: Transaction<DB>, current: AttemptRow, result: Extract<TransitionResult, { ok: true }>, extras: EventExtras): Promise<AttemptRow | undefined> {
+    // Locks in one order everywhere, the account before its attempts (credential updates and re-authentications
+    // take the account's row lock first, hooks write the account after the attempt): no deadlock between them.
+    if (current.account_id) await trx.selectFrom('accounts').select('id').where('id', '=', current.account_id).forUpdate().execute();
     const now = clock.now();
     const queuesStep = result.effects.some((e) => e.type === 'run_step' || e.type === 'request_email');
     let next: Updateable<AuthAttemptsTable> = {
