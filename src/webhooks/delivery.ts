@@ -197,12 +197,39 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   const capOf = (endpointId: string) =>
     failing.has(endpointId) ? Math.min(tuning.failingEndpointConcurrency, tuning.perEndpointConcurrency) : tuning.perEndpointConcurrency;
   const running = new Set<Promise<void>>();
-  let pumping = false;
-  let pumpAgain = false;
-  let dispatching = false;
-  let dispatchRun: Promise<void> | undefined;
-  let pumpRun: Promise<void> | undefined;
-  let dispatchAgain = false;
+  /**
+   * Runs `body` one run at a time; a trigger while it runs asks for one more run after it, so no wake-up
+   * is lost and none piles up. Stops re-running once the worker stops.
+   */
+  function coalesced(body: () => Promise<void>, onError: (error: unknown) => void) {
+    let active: Promise<void> | undefined;
+    let again = false;
+    return {
+      trigger(): void {
+        if (stopped) return;
+        if (active) {
+          again = true;
+          return;
+        }
+        active = (async () => {
+          try {
+            do {
+              again = false;
+              await body();
+            } while (again && !stopped);
+          } catch (error) {
+            onError(error);
+          } finally {
+            active = undefined;
+          }
+        })();
+      },
+      /** The run in progress, if any (for a graceful stop). */
+      get running(): Promise<void> | undefined {
+        return active;
+      },
+    };
+  }
   let timer: NodeJS.Timeout | undefined;
   const unlisteners: Array<() => Promise<void>> = [];
   let pendingOutcomes: Array<{ outcome: Outcome; done: () => void }> = [];
@@ -280,26 +307,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   }
 
   /** Drains the outbox; one run at a time per worker, re-run when woken meanwhile. */
-  function dispatch(): void {
-    if (stopped) return;
-    if (dispatching) {
-      dispatchAgain = true;
-      return;
-    }
-    dispatching = true;
-    dispatchRun = (async () => {
-      try {
-        do {
-          dispatchAgain = false;
-          while (!stopped && (await dispatchBatch()) > 0);
-        } while (dispatchAgain && !stopped);
-      } catch (error) {
-        logger.error({ err: error }, 'webhook fan-out failed; the catch-up retries it');
-      } finally {
-        dispatching = false;
-      }
-    })();
-  }
+  const dispatcher = coalesced(
+    async () => {
+      while (!stopped && (await dispatchBatch()) > 0);
+    },
+    (error) => logger.error({ err: error }, 'webhook fan-out failed; the catch-up retries it'),
+  );
+  const dispatch = dispatcher.trigger;
 
   // ---- delivery -----------------------------------------------------------------------------
 
@@ -506,30 +520,17 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   }
 
   /** Fills free slots with due deliveries; one run at a time, re-run when woken meanwhile. */
-  function pump(): void {
-    if (stopped) return;
-    if (pumping) {
-      pumpAgain = true;
-      return;
-    }
-    pumping = true;
-    pumpRun = (async () => {
-      try {
-        do {
-          pumpAgain = false;
-          while (!stopped && inflight < tuning.concurrency) {
-            const rows = await claim(tuning.concurrency - inflight);
-            for (const row of rows) start(row);
-            if (rows.length === 0) break;
-          }
-        } while (pumpAgain && !stopped);
-      } catch (error) {
-        logger.error({ err: error }, 'claiming webhook deliveries failed; the next poll retries');
-      } finally {
-        pumping = false;
+  const pumper = coalesced(
+    async () => {
+      while (!stopped && inflight < tuning.concurrency) {
+        const rows = await claim(tuning.concurrency - inflight);
+        for (const row of rows) start(row);
+        if (rows.length === 0) break;
       }
-    })();
-  }
+    },
+    (error) => logger.error({ err: error }, 'claiming webhook deliveries failed; the next poll retries'),
+  );
+  const pump = pumper.trigger;
 
   let lastRepair = 0;
   function tick(): void {
@@ -585,7 +586,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       stopped = true;
       clearTimeout(timer);
       for (const unlisten of unlisteners.splice(0)) await unlisten().catch(() => undefined);
-      await Promise.allSettled([dispatchRun, pumpRun, ...running]);
+      await Promise.allSettled([dispatcher.running, pumper.running, ...running]);
       await flushing;
     },
   };
