@@ -1,6 +1,62 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import envSchema from 'env-schema';
+import { type Static, type TSchema, Type } from 'typebox';
 import { parseProxyPool, type ProxySpec } from './net/proxy-config.js';
+
+const FLAG_VALUES = ['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'];
+const TRUE_VALUES = new Set(['1', 'true', 'on', 'yes']);
+
+const int = (minimum: number, maximum: number, fallback: number, description: string) =>
+  Type.Integer({ minimum, maximum, default: fallback, description });
+const flag = (fallback: boolean, description: string) =>
+  Type.String({ enum: FLAG_VALUES, default: String(fallback), description });
+const text = (description: string, options: { pattern?: string; minLength?: number } = {}) =>
+  Type.Optional(Type.String({ ...options, description }));
+const choice = <T extends string>(values: readonly T[], fallback: T, description: string) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values], default: fallback, description });
+const HTTP_URL = '^https?://[^\\s]+$';
+
+/**
+ * Every environment variable FanGate reads, in one schema: env-schema applies the defaults, converts the
+ * numbers and reports every bad value at once; `loadConfig` only shapes the result.
+ */
+export const EnvSchema = Type.Object({
+  FANGATE_PORT: int(0, 65535, 8080, 'Port of the API.'),
+  FANGATE_HOST: Type.String({ default: '0.0.0.0', description: 'Address the API listens on.' }),
+  FANGATE_PUBLIC_URL: text('Base URL clients reach FanGate at (polling_url, Link URLs); default http://localhost:<port>.', { pattern: HTTP_URL }),
+  FANGATE_DATA_DIR: Type.String({ default: './data', description: 'Embedded database, key file and local admin token.' }),
+  DATABASE_URL: text('PostgreSQL URL; unset runs the embedded database.', { pattern: '^postgres(ql)?://' }),
+  FANGATE_MASTER_KEY: text('Vault keyring kid:base64key[,kid:base64key…]; the first one encrypts.'),
+  FANGATE_BOOTSTRAP_API_KEY: text('Make sure organisation default has this API key.', { pattern: '^fg_[A-Za-z0-9_]{16,}$' }),
+  FANGATE_ADMIN_TOKEN: text('Enables the admin API.', { minLength: 16 }),
+  FANGATE_ROLE: choice(['all', 'api', 'worker'] as const, 'all', 'What this process runs.'),
+  FANGATE_SANDBOX: choice(['on', 'off'] as const, 'on', 'Run the embedded sandbox platform.'),
+  FANGATE_SANDBOX_PORT: int(0, 65535, 8081, 'Port of the embedded sandbox.'),
+  FANGATE_PROXY_POOL: text('Outbound proxy pool, country=url[,country=url…].'),
+  FANGATE_ALLOW_PRIVATE_WEBHOOKS: flag(false, 'Allow webhook endpoints on private or loopback addresses.'),
+  FANGATE_ALLOW_PRIVATE_PROXIES: flag(false, 'Allow customProxy hosts on private or loopback addresses.'),
+  FANGATE_WEBHOOK_CONCURRENCY: int(1, 10_000, 32, 'Webhook deliveries in flight per worker.'),
+  FANGATE_LOG_LEVEL: choice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info', 'Log level.'),
+  FANGATE_RATE_LIMIT_PER_MIN: int(1, 1_000_000, 1000, 'Requests per API key per minute.'),
+  FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: int(1, 1_000_000, 60, 'Connects per organisation per hour.'),
+  FANGATE_ACCOUNT_LOGINS_PER_HOUR: int(1, 1_000_000, 5, 'Upstream logins per account per hour.'),
+  FANGATE_AUTH_FAILURE_LIMIT_PER_MIN: int(1, 1_000_000, 30, 'Failed API-key attempts per client address per minute.'),
+  FANGATE_TRUST_PROXY: text('Proxies whose X-Forwarded-For is believed: a hop count or IPs/CIDRs.'),
+  FANGATE_ACCESS_RATE_PER_MIN: int(1, 1_000_000, 60, 'Access API requests per account per minute.'),
+  FANGATE_ACCESS_BURST: int(1, 1_000_000, 90, 'Access API burst per account.'),
+  FANGATE_ONLYFANS_URL: text('Base URL of the OnlyFans-style platform (the sandbox unless set).', { pattern: HTTP_URL }),
+  FANGATE_FANSLY_URL: text('Base URL of the Fansly-style platform (the sandbox unless set).', { pattern: HTTP_URL }),
+  FANGATE_DB_POOL_SIZE: int(1, 1000, 10, 'PostgreSQL connections per process.'),
+});
+type Env = Static<typeof EnvSchema>;
+
+/** How a variable's rule reads in an error, where the schema alone would say it in the validator's words. */
+const RULES: Record<string, string> = {
+  DATABASE_URL: 'must be a postgres:// or postgresql:// URL',
+  FANGATE_BOOTSTRAP_API_KEY: 'must look like fg_<at least 16 letters, digits or _>',
+  FANGATE_ADMIN_TOKEN: 'must be at least 16 characters',
+};
 
 /** Everything FanGate reads from its environment, parsed and checked once at start. */
 export interface Config {
@@ -43,96 +99,84 @@ export class ConfigError extends Error {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = parseEnv(env);
   const problems: string[] = [];
-
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
-      return fallback;
-    }
-    return value;
-  };
-  const bool = (name: string, fallback: boolean): boolean => {
-    const raw = env[name]?.toLowerCase();
-    if (raw === undefined || raw === '') return fallback;
-    if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
-    if (['0', 'false', 'off', 'no'].includes(raw)) return false;
-    problems.push(`${name} must be true or false (got "${env[name]}")`);
-    return fallback;
-  };
-  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    if ((allowed as readonly string[]).includes(raw)) return raw as T;
-    problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
-    return fallback;
-  };
-  const text = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
-
-  const port = int('FANGATE_PORT', 8080, 0, 65535);
-  const databaseUrl = text('DATABASE_URL');
-  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
-  }
-  const bootstrapApiKey = text('FANGATE_BOOTSTRAP_API_KEY');
-  if (bootstrapApiKey && !/^fg_[A-Za-z0-9_]{16,}$/.test(bootstrapApiKey)) {
-    problems.push('FANGATE_BOOTSTRAP_API_KEY must look like fg_<at least 16 letters, digits or _>');
-  }
-  const adminToken = text('FANGATE_ADMIN_TOKEN');
-  if (adminToken && adminToken.length < 16) problems.push('FANGATE_ADMIN_TOKEN must be at least 16 characters');
-  const publicUrl = (text('FANGATE_PUBLIC_URL') ?? `http://localhost:${port}`).replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(publicUrl)) problems.push('FANGATE_PUBLIC_URL must be an http(s) URL');
-  const sandboxEnabled = oneOf('FANGATE_SANDBOX', 'on', ['on', 'off']) === 'on';
-  const sandboxPort = int('FANGATE_SANDBOX_PORT', 8081, 0, 65535);
-  const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
-  const url = (name: string, fallback: string): string => {
-    const raw = text(name);
-    if (raw === undefined) return fallback;
-    if (!/^https?:\/\/[^\s]+$/.test(raw)) problems.push(`${name} must be an http(s) URL`);
-    return raw.replace(/\/+$/, '');
-  };
+  const port = parsed.FANGATE_PORT;
+  const sandboxUrl = `http://127.0.0.1:${parsed.FANGATE_SANDBOX_PORT}`;
+  const trimUrl = (url: string) => url.replace(/\/+$/, '');
   let proxyPoolEntries = new Map<string, ProxySpec[]>();
   try {
-    proxyPoolEntries = parseProxyPool(text('FANGATE_PROXY_POOL') ?? '');
+    proxyPoolEntries = parseProxyPool(parsed.FANGATE_PROXY_POOL ?? '');
   } catch (error) {
     problems.push(`FANGATE_PROXY_POOL: ${(error as Error).message}`);
   }
+  const trustProxy = parseTrustProxy(parsed.FANGATE_TRUST_PROXY, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
 
-  const trustProxy = parseTrustProxy(text('FANGATE_TRUST_PROXY'), problems);
-
-  const config: Config = {
+  return {
     port,
-    host: text('FANGATE_HOST') ?? '0.0.0.0',
-    publicUrl,
-    dataDir: resolve(text('FANGATE_DATA_DIR') ?? './data'),
-    databaseUrl,
-    masterKey: text('FANGATE_MASTER_KEY'),
-    bootstrapApiKey,
-    adminToken,
-    role: oneOf('FANGATE_ROLE', 'all', ['all', 'api', 'worker'] as const),
-    sandbox: { enabled: sandboxEnabled, port: sandboxPort },
-    proxyPool: text('FANGATE_PROXY_POOL'),
-    allowPrivateWebhooks: bool('FANGATE_ALLOW_PRIVATE_WEBHOOKS', false),
-    allowPrivateProxies: bool('FANGATE_ALLOW_PRIVATE_PROXIES', false),
-    webhookConcurrency: int('FANGATE_WEBHOOK_CONCURRENCY', 32, 1, 10_000),
-    logLevel: oneOf('FANGATE_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    host: parsed.FANGATE_HOST,
+    publicUrl: trimUrl(parsed.FANGATE_PUBLIC_URL ?? `http://localhost:${port}`),
+    dataDir: resolve(parsed.FANGATE_DATA_DIR),
+    databaseUrl: parsed.DATABASE_URL,
+    masterKey: parsed.FANGATE_MASTER_KEY,
+    bootstrapApiKey: parsed.FANGATE_BOOTSTRAP_API_KEY,
+    adminToken: parsed.FANGATE_ADMIN_TOKEN,
+    role: parsed.FANGATE_ROLE,
+    sandbox: { enabled: parsed.FANGATE_SANDBOX === 'on', port: parsed.FANGATE_SANDBOX_PORT },
+    proxyPool: parsed.FANGATE_PROXY_POOL,
+    allowPrivateWebhooks: TRUE_VALUES.has(parsed.FANGATE_ALLOW_PRIVATE_WEBHOOKS),
+    allowPrivateProxies: TRUE_VALUES.has(parsed.FANGATE_ALLOW_PRIVATE_PROXIES),
+    webhookConcurrency: parsed.FANGATE_WEBHOOK_CONCURRENCY,
+    logLevel: parsed.FANGATE_LOG_LEVEL,
     rateLimit: {
-      perKeyPerMinute: int('FANGATE_RATE_LIMIT_PER_MIN', 1000, 1, 1_000_000),
-      connectPerHour: int('FANGATE_CONNECT_RATE_LIMIT_PER_HOUR', 60, 1, 1_000_000),
-      accountLoginsPerHour: int('FANGATE_ACCOUNT_LOGINS_PER_HOUR', 5, 1, 1_000_000),
-      authFailuresPerMinute: int('FANGATE_AUTH_FAILURE_LIMIT_PER_MIN', 30, 1, 1_000_000),
+      perKeyPerMinute: parsed.FANGATE_RATE_LIMIT_PER_MIN,
+      connectPerHour: parsed.FANGATE_CONNECT_RATE_LIMIT_PER_HOUR,
+      accountLoginsPerHour: parsed.FANGATE_ACCOUNT_LOGINS_PER_HOUR,
+      authFailuresPerMinute: parsed.FANGATE_AUTH_FAILURE_LIMIT_PER_MIN,
     },
     trustProxy,
-    access: { ratePerMin: int('FANGATE_ACCESS_RATE_PER_MIN', 60, 1, 1_000_000), burst: int('FANGATE_ACCESS_BURST', 90, 1, 1_000_000) },
-    platforms: { onlyfansUrl: url('FANGATE_ONLYFANS_URL', sandboxUrl), fanslyUrl: url('FANGATE_FANSLY_URL', sandboxUrl) },
+    access: { ratePerMin: parsed.FANGATE_ACCESS_RATE_PER_MIN, burst: parsed.FANGATE_ACCESS_BURST },
+    platforms: {
+      onlyfansUrl: trimUrl(parsed.FANGATE_ONLYFANS_URL ?? sandboxUrl),
+      fanslyUrl: trimUrl(parsed.FANGATE_FANSLY_URL ?? sandboxUrl),
+    },
     proxyPoolEntries,
-    dbPoolSize: int('FANGATE_DB_POOL_SIZE', 10, 1, 1000),
+    dbPoolSize: parsed.FANGATE_DB_POOL_SIZE,
   };
-  if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+}
+
+/** Validates the environment against `EnvSchema`; every bad variable is one line of the error. */
+function parseEnv(env: NodeJS.ProcessEnv): Env {
+  // Only FanGate's own variables, and an empty value means "not set", as in a shell's `VAR= cmd`.
+  const data: Record<string, string> = {};
+  for (const name of Object.keys(EnvSchema.properties)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') data[name] = name.startsWith('FANGATE_ALLOW_') ? value.toLowerCase() : value;
+  }
+  try {
+    return envSchema<Env>({ schema: structuredClone(EnvSchema), data, env: false });
+  } catch (error) {
+    const errors = (error as { errors?: Array<{ instancePath: string; message?: string }> }).errors;
+    if (!errors) throw error;
+    const problems = new Map<string, string>();
+    for (const e of errors) {
+      const name = e.instancePath.slice(1);
+      if (!problems.has(name)) problems.set(name, `${name} ${describeRule(name, e.message)} (got "${env[name]}")`);
+    }
+    throw new ConfigError([...problems.values()]);
+  }
+}
+
+function describeRule(name: string, fallback = 'is invalid'): string {
+  const schema = (EnvSchema.properties as Record<string, TSchema & { type?: string; enum?: string[]; minimum?: number; maximum?: number; pattern?: string }>)[name];
+  if (!schema) return fallback;
+  if (RULES[name]) return RULES[name];
+  if (schema.enum === FLAG_VALUES) return 'must be true or false';
+  if (schema.enum) return `must be one of ${schema.enum.join(', ')}`;
+  if (schema.type === 'integer') return `must be an integer from ${schema.minimum} to ${schema.maximum}`;
+  if (schema.pattern === HTTP_URL) return 'must be an http(s) URL';
+  return fallback;
 }
 
 const PROXY_ADDR_KEYWORDS = ['loopback', 'linklocal', 'uniquelocal'];
