@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Agent, Socks5ProxyAgent, buildConnector, type Dispatcher } from 'undici';
+import { SocksClient, SocksClientError } from 'socks';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { ProxyError, UpstreamUnavailableError } from './errors.js';
 import { formatHostPort, type ProxySpec } from './proxy-config.js';
 
@@ -35,17 +36,12 @@ export function createDispatcher(proxy: ProxySpec | null, opts: DispatcherOption
     // timeout covers TCP + CONNECT + TLS, and plain-http targets are tunnelled too (a sticky exit IP).
     dispatcher = new Agent({ connect: httpTunnelConnector(proxy, options.connectTimeoutMs, upstreamTls) });
   } else {
-    // undici's SOCKS5 agent (experimental in undici 7: it emits one ExperimentalWarning per process).
-    // It resolves names on the proxy side (like socks5h), so DNS leaks nothing from this host.
-    const agentOptions: Socks5ProxyAgent.Options & { requestTls?: tls.ConnectionOptions } = {
-      connect: buildConnector({ timeout: options.connectTimeoutMs }),
-      requestTls: upstreamTls,
-    };
-    if (proxy.username !== undefined) agentOptions.username = proxy.username;
-    if (proxy.password !== undefined) agentOptions.password = proxy.password;
-    dispatcher = new Socks5ProxyAgent(`socks5://${formatHostPort(proxy.host, proxy.port)}`, agentOptions);
+    // The `socks` client over our own TCP connection, as a connector: one timeout covers TCP + SOCKS + TLS,
+    // every handshake failure becomes a typed error where it happens, and names are resolved on the proxy
+    // side (like socks5h), so DNS leaks nothing from this host.
+    dispatcher = new Agent({ connect: socksConnector(proxy, options.connectTimeoutMs, upstreamTls) });
   }
-  // Applied per request because the SOCKS5 agent does not pass pool options on to its per-origin pools.
+  // Applied per request, so they hold whichever agent carries it.
   return dispatcher.compose((dispatch) => (request, handler) =>
     dispatch({ headersTimeout: options.headersTimeoutMs, bodyTimeout: options.bodyTimeoutMs, ...request }, handler),
   );
@@ -190,6 +186,102 @@ function httpTunnelConnector(
     socket.on('error', onError).on('close', onClose).on('data', onData);
     socket.once('connect', () => {
       socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${authorization}\r\n`);
+    });
+  };
+}
+
+// SOCKS5 CONNECT replies that mean the proxy works but cannot reach the upstream (RFC 1928 replies 3–6).
+const SOCKS5_UPSTREAM_REPLIES = new Set(['NetworkUnreachable', 'HostUnreachable', 'ConnectionRefused', 'TTLExpired']);
+
+/** Sorts a failed SOCKS5 handshake (the `socks` client reports it as a message) into our errors. */
+function socksFailure(err: Error, proxy: ProxySpec, target: string): Error {
+  const message = err.message;
+  if (/Authentication failed|no accepted authentication type/.test(message)) {
+    return new ProxyError('auth_failed', proxy, 'SOCKS5 authentication failed', { cause: err });
+  }
+  const reply = /^Socks5 proxy rejected connection - (\w+)/.exec(message)?.[1];
+  if (reply && SOCKS5_UPSTREAM_REPLIES.has(reply)) {
+    return new UpstreamUnavailableError(`proxy could not reach ${target} (${reply})`, { cause: err });
+  }
+  if (reply === 'NotAllowed') return new ProxyError('rejected', proxy, 'connection not allowed by the proxy', { cause: err });
+  if (message === 'Socket closed') return new ProxyError('rejected', proxy, 'closed the connection during the SOCKS5 handshake', { cause: err });
+  return new ProxyError('protocol', proxy, message, { cause: err });
+}
+
+/**
+ * An undici connector that opens a SOCKS5 tunnel through `proxy` (username/password auth when given) to the
+ * request's origin, then TLS inside it for https origins.
+ */
+function socksConnector(proxy: ProxySpec, timeoutMs: number, upstreamTls: tls.ConnectionOptions): buildConnector.connector {
+  return (options, callback) => {
+    const https = options.protocol === 'https:';
+    const hostname = options.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(options.port) || (https ? 443 : 80);
+    const target = formatHostPort(hostname, port);
+    const socket = net.connect({ host: proxy.host, port: proxy.port });
+    let settled = false;
+    let tunnelUp = false;
+
+    const finish = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onError);
+      return true;
+    };
+    const fail = (err: Error) => {
+      if (!finish()) return;
+      socket.destroy();
+      callback(err, null);
+    };
+    const timer = setTimeout(() => {
+      fail(
+        tunnelUp
+          ? new UpstreamUnavailableError(`TLS handshake with ${target} timed out`)
+          : new ProxyError('timeout', proxy, `no tunnel to ${target} after ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (tunnelUp) return fail(err);
+      fail(new ProxyError('unreachable', proxy, `cannot connect (${err.code ?? err.message})`, { cause: err }));
+    };
+
+    socket.setNoDelay(true);
+    socket.on('error', onError);
+    socket.once('connect', () => {
+      SocksClient.createConnection({
+        command: 'connect',
+        existing_socket: socket,
+        timeout: timeoutMs,
+        destination: { host: hostname, port },
+        proxy: {
+          host: proxy.host,
+          port: proxy.port,
+          type: 5,
+          ...(proxy.username === undefined ? {} : { userId: proxy.username, password: proxy.password ?? '' }),
+        },
+      }).then(
+        () => {
+          if (settled) return;
+          tunnelUp = true;
+          if (!https) {
+            if (finish()) callback(null, socket);
+            return;
+          }
+          const secure = tls.connect({
+            ...upstreamTls,
+            socket,
+            servername: options.servername || (net.isIP(hostname) ? undefined : hostname),
+            ALPNProtocols: ['http/1.1'],
+          });
+          secure.once('secureConnect', () => {
+            secure.off('error', fail); // undici owns the socket's errors from here on
+            if (finish()) callback(null, secure);
+          });
+          secure.once('error', fail);
+        },
+        (err: unknown) => fail(err instanceof SocksClientError ? socksFailure(err, proxy, target) : (err as Error)),
+      );
     });
   };
 }

@@ -61,9 +61,6 @@ const EXCHANGE_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
-// SOCKS5 CONNECT replies 3–6 (network/host unreachable, connection refused, TTL expired): the proxy works,
-// the upstream does not.
-const SOCKS5_UPSTREAM_REPLIES = new Set(['UND_ERR_SOCKS5_REPLY_3', 'UND_ERR_SOCKS5_REPLY_4', 'UND_ERR_SOCKS5_REPLY_5', 'UND_ERR_SOCKS5_REPLY_6']);
 
 /**
  * Sorts an error thrown by an undici request made with `createDispatcher(proxy)` into a proxy failure or an
@@ -82,20 +79,7 @@ function classifyOne(err: Error, proxy: ProxySpec | null): NetworkError | undefi
   if (err instanceof ProxyError || err instanceof UpstreamUnavailableError) return err;
   // Happy-eyeballs connects fail with an AggregateError of the per-address errors.
   const code = errorCode(err instanceof AggregateError ? err.errors[0] : err) ?? errorCode(err);
-  if (code === undefined) {
-    // undici's SOCKS5 agent reports its handshake timeouts as plain Errors.
-    if (proxy && /^SOCKS5 (authentication|connection) timeout$/.test(err.message)) {
-      return new ProxyError('timeout', proxy, 'SOCKS5 handshake timed out', { cause: err });
-    }
-    return undefined;
-  }
-
-  if (code.startsWith('UND_ERR_SOCKS5') && proxy) {
-    if (SOCKS5_UPSTREAM_REPLIES.has(code)) return upstream(err);
-    if (code.startsWith('UND_ERR_SOCKS5_AUTH')) return new ProxyError('auth_failed', proxy, 'SOCKS5 authentication failed', { cause: err });
-    if (code === 'UND_ERR_SOCKS5_REPLY_2') return new ProxyError('rejected', proxy, 'connection not allowed by the proxy', { cause: err });
-    return new ProxyError('protocol', proxy, err.message, { cause: err });
-  }
+  if (code === undefined) return undefined;
   if (UNREACHABLE_CODES.has(code)) {
     return proxy ? new ProxyError('unreachable', proxy, `cannot connect (${code})`, { cause: err }) : upstream(err);
   }

@@ -185,10 +185,16 @@ describe('createDispatcher', () => {
       closers.push(() => open.close(), () => authed.close());
     });
 
-    it('carries http and https requests', async () => {
+    it('carries http and https requests, with no experimental-feature warning', async () => {
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on('warning', onWarning);
       const dispatcher = make(spec('socks5', open));
       expect(await get(`${httpOrigin}/socks`, dispatcher)).toMatchObject({ remoteAddress: PROXY_EXIT, url: '/socks' });
       expect((await get(`${httpsOrigin}/socks`, dispatcher)).remoteAddress).toBe(PROXY_EXIT);
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('warning', onWarning);
+      expect(warnings.map((w) => w.name)).not.toContain('ExperimentalWarning');
     });
 
     it('authenticates with username and password', async () => {
