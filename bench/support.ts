@@ -455,3 +455,26 @@ export function printSummary(rows: SummaryRow[]): void {
     ]),
   );
 }
+
+/** A client process (bench/connect-child.ts) the parent hands jobs to, one at a time. */
+export function startClientChild() {
+  const child = fork(join(ROOT, 'bench/connect-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return {
+    run<T>(job: object): Promise<T> {
+      return new Promise((resolve, reject) => {
+        const onExit = (code: number | null) => reject(new Error(`client child exited (${code})`));
+        child.once('exit', onExit);
+        child.once('message', (message: { ok?: T; error?: string }) => {
+          child.off('exit', onExit);
+          if (message.error) reject(new Error(`client child: ${message.error}`));
+          else resolve(message.ok as T);
+        });
+        child.send(job);
+      });
+    },
+    close: async () => {
+      if (child.connected) child.disconnect();
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
