@@ -41,12 +41,14 @@ async function seqScans(db: Database): Promise<number> {
 
 /** Copies of the template account and attempt up to `target` of each (jsonb_populate_record: every column kept). */
 async function seed(db: Database, template: { accountId: string; attemptId: string }, target: number): Promise<number> {
-  const { rows } = await sql<{ n: string }>`select count(*)::text as n from accounts`.execute(db.db);
+  // One connection throughout: the session setting below must hold for every statement.
+  return db.db.connection().execute(async (c) => {
+  const { rows } = await sql<{ n: string }>`select count(*)::text as n from accounts`.execute(c);
   const have = Number(rows[0]!.n);
   if (have >= target) return 0;
   const t0 = performance.now();
   // Seeded rows are history, not changes: no change triggers (NOTIFY per row) while copying.
-  await sql`set session_replication_role = replica`.execute(db.db);
+  await sql`set session_replication_role = replica`.execute(c);
   for (let from = have; from < target; from += 20_000) {
     const to = Math.min(target, from + 20_000);
     await sql`
@@ -54,18 +56,19 @@ async function seed(db: Database, template: { accountId: string; attemptId: stri
       select (jsonb_populate_record(null::accounts, to_jsonb(a) || jsonb_build_object(
         'id', 'acc_seed' || lpad(g::text, 8, '0'), 'platform_user_id', 'seed' || g, 'platform_username', 'seed' || g,
         'next_check_at', now() + interval '10 years', 'created_at', now() - (g || ' seconds')::interval))).*
-      from accounts a, generate_series(${from + 1}::int, ${to}::int) g where a.id = ${template.accountId}`.execute(db.db);
+      from accounts a, generate_series(${from + 1}::int, ${to}::int) g where a.id = ${template.accountId}`.execute(c);
     await sql`
       insert into auth_attempts
       select (jsonb_populate_record(null::auth_attempts, to_jsonb(t) || jsonb_build_object(
         'id', 'att_seed' || lpad(g::text, 8, '0'), 'account_id', 'acc_seed' || lpad(g::text, 8, '0'), 'state', 'completed_success',
         'mobile_code_hash', null, 'completed_at', now(), 'created_at', now() - (g || ' seconds')::interval))).*
-      from auth_attempts t, generate_series(${from + 1}::int, ${to}::int) g where t.id = ${template.attemptId}`.execute(db.db);
+      from auth_attempts t, generate_series(${from + 1}::int, ${to}::int) g where t.id = ${template.attemptId}`.execute(c);
   }
-  await sql`set session_replication_role = default`.execute(db.db);
-  await sql`analyze accounts`.execute(db.db);
-  await sql`analyze auth_attempts`.execute(db.db);
+  await sql`set session_replication_role = default`.execute(c);
+  await sql`analyze accounts`.execute(c);
+  await sql`analyze auth_attempts`.execute(c);
   return performance.now() - t0;
+  });
 }
 
 const cleanup: Array<() => Promise<void>> = [];
