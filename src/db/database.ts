@@ -51,8 +51,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 /**
  * PostgreSQL's default shared_buffers (128 MB) is sized for a server on a machine of its own; PGlite clears all of
  * it at start, inside this process, so it is resident from the first second (idle RSS ≈ +120 MB). FanGate's hot rows
- * fit in far less, and the data files stay in the OS page cache: 16 MB costs nothing measurable in bench/scale.ts
- * and bench/poll.ts (docs/performance.md).
+ * fit in far less, and the data files stay in the OS page cache (docs/performance.md; bench/poll.ts and
+ * bench/scale.ts show the effect on reads).
  */
 const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
 
