@@ -14,7 +14,7 @@
 import { fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchJson, runBench, settings, startBenchAppWithSandbox, startSandboxChild, type Throughput, throughputTable } from './support.js';
+import { fetchJson, report, runBench, settings, startBenchAppWithSandbox, startSandboxChild, type Throughput, throughputTable } from './support.js';
 
 const { connections, duration, warmupSeconds } = settings;
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) FanGateBench/1.0';
@@ -61,5 +61,8 @@ await runBench(async () => {
   throughputTable([direct, proxied]);
   console.log(`proxied / direct throughput: ${(proxied.reqPerSec / direct.reqPerSec).toFixed(2)} (goal ≥ 0.75)`);
   console.log(`added p50 latency: ${(proxied.p50 - direct.p50).toFixed(1)} ms (goal ≤ 1 ms; autocannon reports whole ms)`);
+  report([
+    { bench: `access (${app.fangate.database.kind})`, figure: 'proxied GET posts req/s', value: proxied.reqPerSec, unit: 'req/s', baseline: { label: 'sandbox direct', value: direct.reqPerSec }, goal: { ratioMin: 0.75 } },
+  ]);
   if (direct.non2xx + proxied.non2xx + direct.errors + proxied.errors > 0) console.log('WARNING: some responses were not 2xx or failed; the figures are not clean.');
 }, [() => app.close(), () => sandbox.close()]);

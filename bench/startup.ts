@@ -1,65 +1,78 @@
 /**
- * Time from `fangate serve` (what `npm start` runs) to a ready /readyz and a first authenticated
- * request: on a fresh data directory (database created) and again on the same one (restart), next
- * to the bare cost of starting Node with tsx in the same run. Prints; asserts nothing.
+ * Start and footprint of `fangate serve` as `npm start` runs it (compiled dist/, no TypeScript loader): time to a
+ * ready /readyz on a fresh embedded data dir (the install-time template is copied) and again on the same one, the
+ * CPU the process used until then, and its idle RSS with the embedded sandbox. Baseline of the same run: a bare
+ * Fastify process (bench/bare-child.mjs) started the same way, to its first 200. Printed, not asserted.
+ * Goals (issue #14): ≤ 2.5 s to /readyz fresh, ≤ 1.5 s existing; idle RSS ≤ 200 MB with the embedded sandbox.
+ *
+ *   npm run bench:startup
+ *   BENCH_STARTUP_RUNS=5 npm run bench:startup
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePortNumber, ms, printTable } from './support.js';
+import { ensureBuilt, freePortNumber, ms, printTable, processCpuMs, processRss, report } from './support.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const KEY = 'fg_bench_startup_key_0000000000';
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 3);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-async function timeCommand(args: string[]): Promise<number> {
-  const started = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore' });
-    child.once('exit', () => resolve());
-    child.once('error', reject);
-  });
-  return performance.now() - started;
-}
-
-/** Starts serve on `dataDir`, returns ms to /readyz 200 and to a 200 whoami, then stops it. */
-async function timeServe(dataDir: string): Promise<{ ready: number; whoami: number }> {
+/** Starts `args` with a port, returns ms to the first 200 of `path`, CPU ms until then and RSS after `idleMs`. */
+async function timeStart(args: string[], env: Record<string, string>, path: string, idleMs = 0): Promise<{ ready: number; cpu: number; rss: number }> {
   const port = await freePortNumber();
   const started = performance.now();
-  const child = spawn(process.execPath, ['bin/fangate.js', 'serve'], {
-    cwd: ROOT,
-    stdio: 'ignore',
-    env: { ...process.env, FANGATE_DATA_DIR: dataDir, FANGATE_PORT: String(port), FANGATE_HOST: '127.0.0.1', FANGATE_SANDBOX: 'off', FANGATE_BOOTSTRAP_API_KEY: KEY, DATABASE_URL: '' },
-  });
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore', env: { ...process.env, ...env, FANGATE_PORT: String(port), BENCH_BARE_PORT: String(port) } });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const base = `http://127.0.0.1:${port}`;
-  let ready = NaN;
-  while (Number.isNaN(ready) && performance.now() - started < 120_000) {
-    if ((await fetch(`${base}/readyz`).then((r) => r.status, () => 0)) === 200) ready = performance.now() - started;
-    else await new Promise((r) => setTimeout(r, 25));
+  let ready = Number.NaN;
+  while (Number.isNaN(ready) && performance.now() - started < 120_000 && child.exitCode === null) {
+    if ((await fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.status, () => 0)) === 200) ready = performance.now() - started;
+    else await new Promise((r) => setTimeout(r, 10));
   }
-  const whoami = (await fetch(`${base}/api/whoami`, { headers: { authorization: `Bearer ${KEY}` } })).status === 200 ? performance.now() - started : NaN;
+  const cpu = processCpuMs(child.pid!);
+  if (idleMs) await new Promise((r) => setTimeout(r, idleMs));
+  const rss = await processRss(child.pid!);
   child.kill('SIGTERM');
   await exited;
-  return { ready, whoami };
+  return { ready, cpu, rss };
 }
 
-const rows: string[][] = [];
-const node = [];
-for (let i = 0; i < RUNS; i++) node.push(await timeCommand(['--import', 'tsx', '-e', '0']));
-rows.push(['node + tsx, empty script (baseline)', ms(Math.min(...node)), '-']);
+ensureBuilt();
+const serveEnv = async (dataDir: string) => ({
+  FANGATE_DATA_DIR: dataDir,
+  FANGATE_HOST: '127.0.0.1',
+  FANGATE_SANDBOX_PORT: String(await freePortNumber()),
+  FANGATE_BOOTSTRAP_API_KEY: KEY,
+  DATABASE_URL: '',
+});
+const bare: number[] = [];
+const fresh: Array<{ ready: number; cpu: number; rss: number }> = [];
+const again: Array<{ ready: number; cpu: number; rss: number }> = [];
 for (let i = 0; i < RUNS; i++) {
+  bare.push((await timeStart(['bench/bare-child.mjs'], {}, '/healthz')).ready);
   const dataDir = await mkdtemp(join(tmpdir(), 'fangate-startup-'));
   try {
-    const fresh = await timeServe(dataDir);
-    const again = await timeServe(dataDir);
-    rows.push([`serve, fresh data dir (run ${i + 1})`, ms(fresh.ready), ms(fresh.whoami)]);
-    rows.push([`serve, existing data dir (run ${i + 1})`, ms(again.ready), ms(again.whoami)]);
+    fresh.push(await timeStart(['bin/fangate.js', 'serve'], await serveEnv(dataDir), '/readyz'));
+    again.push(await timeStart(['bin/fangate.js', 'serve'], await serveEnv(dataDir), '/readyz', 3000));
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }
 }
-console.log(`FanGate start-up on embedded PGlite, ${RUNS} runs; node ${process.version}\n`);
-printTable(['start', 'ms to /readyz 200', 'ms to first whoami 200'], rows);
+console.log(`FanGate start-up (npm start: compiled dist/, embedded PGlite and sandbox), ${RUNS} runs, medians; node ${process.version}`);
+const MB = (b: number) => (b / 1048576).toFixed(0);
+printTable(
+  ['start', 'ms to 200', 'CPU ms until then', 'RSS MB'],
+  [
+    ['baseline: bare Fastify process', ms(median(bare)), '-', '-'],
+    ['serve, fresh data dir', ms(median(fresh.map((r) => r.ready))), ms(median(fresh.map((r) => r.cpu))), MB(median(fresh.map((r) => r.rss)))],
+    ['serve, existing data dir (RSS after 3 s idle)', ms(median(again.map((r) => r.ready))), ms(median(again.map((r) => r.cpu))), MB(median(again.map((r) => r.rss)))],
+  ],
+);
+const base = { label: 'bare Fastify start', value: median(bare) };
+report([
+  { bench: 'startup', figure: 'to /readyz, fresh data dir', value: median(fresh.map((r) => r.ready)), unit: 'ms', baseline: base, goal: { max: 2500 } },
+  { bench: 'startup', figure: 'to /readyz, existing data dir', value: median(again.map((r) => r.ready)), unit: 'ms', baseline: base, goal: { max: 1500 } },
+  { bench: 'startup', figure: 'idle RSS with the embedded sandbox', value: median(again.map((r) => r.rss)) / 1048576, unit: 'MB', goal: { max: 200 } },
+]);

@@ -2,7 +2,8 @@
  * Shared by the benchmarks: start FanGate in-process (with or without a sandbox), measure a route
  * with autocannon, small statistics, a plain-text table. Nothing here asserts: benchmarks print.
  */
-import { fork } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -238,4 +239,242 @@ export async function freePortNumber(): Promise<number> {
   const address = server.address();
   await new Promise((resolve) => server.close(resolve));
   return typeof address === 'object' && address ? address.port : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Honest measurement (DESIGN 13): FanGate as `npm start` runs it (compiled, in its own process), the load in
+// another process, and a baseline measured in the same run.
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** dist/ as `npm start` runs it: rebuilt (incrementally) when a source file is newer than the last build. */
+export function ensureBuilt(): void {
+  const built = join(ROOT, 'dist', '.tsbuildinfo');
+  const builtAt = existsSync(built) ? statSync(built).mtimeMs : 0;
+  const newest = readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .reduce((max, e) => Math.max(max, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs), 0);
+  if (newest <= builtAt) return;
+  console.error('bench: src/ changed since the last build; running npm run build:server');
+  const result = spawnSync('npm', ['run', '--silent', 'build:server'], { cwd: ROOT, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error('npm run build:server failed');
+}
+
+export interface ServerProcess {
+  base: string;
+  pid: number;
+  apiKey: string;
+  kind: 'pglite' | 'postgres';
+  dataDir: string;
+  api(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  /** Resident memory of the server process, in bytes. */
+  rss(): Promise<number>;
+  /** CPU time (user + system) the server process used so far, in ms (Linux; NaN elsewhere). */
+  cpuMs(): number;
+  close(): Promise<void>;
+}
+
+export interface ServerProcessOptions {
+  env?: Record<string, string>;
+  /** Point both platforms at this sandbox and turn the embedded one off (its work then counts elsewhere). */
+  sandbox?: BenchSandbox;
+  /** Reuse a data dir (restart); a fresh temporary one otherwise (removed on close). */
+  dataDir?: string;
+}
+
+/**
+ * `node bin/fangate.js serve` (what `npm start` runs: compiled dist/) in a child process on a free port: embedded
+ * PGlite on disk unless DATABASE_URL is set; rate limits raised out of the way (the FANGATE_* variables override);
+ * logs at info (FANGATE_LOG_LEVEL) to /dev/null, so their cost is included.
+ */
+export async function startServerProcess(options: ServerProcessOptions = {}): Promise<ServerProcess> {
+  ensureBuilt();
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fangate-bench-')));
+  const port = await freePortNumber();
+  const sandboxPort = await freePortNumber();
+  const childEnv: Record<string, string> = {
+    ...(env as Record<string, string>),
+    FANGATE_PORT: String(port),
+    FANGATE_HOST: '127.0.0.1',
+    FANGATE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    FANGATE_DATA_DIR: dataDir,
+    FANGATE_SANDBOX_PORT: String(sandboxPort),
+    FANGATE_BOOTSTRAP_API_KEY: settings.apiKey,
+    FANGATE_MASTER_KEY: env.FANGATE_MASTER_KEY || (env.DATABASE_URL ? generateKeySpec('bench') : ''),
+    FANGATE_RATE_LIMIT_PER_MIN: env.FANGATE_RATE_LIMIT_PER_MIN || '1000000',
+    FANGATE_CONNECT_RATE_LIMIT_PER_HOUR: env.FANGATE_CONNECT_RATE_LIMIT_PER_HOUR || '1000000',
+    FANGATE_LOG_LEVEL: env.FANGATE_LOG_LEVEL || 'info',
+    ...(options.sandbox ? { FANGATE_SANDBOX: 'off', FANGATE_ONLYFANS_URL: options.sandbox.url, FANGATE_FANSLY_URL: options.sandbox.url } : {}),
+    ...options.env,
+  };
+  if (!childEnv.FANGATE_MASTER_KEY) delete childEnv.FANGATE_MASTER_KEY;
+  const child = spawn(process.execPath, [join(ROOT, 'bin/fangate.js'), 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const base = `http://127.0.0.1:${port}`;
+  const startedAt = performance.now();
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`fangate serve exited (${child.exitCode}):\n${stderr}`);
+    if ((await fetch(`${base}/readyz`).then((r) => r.status, () => 0)) === 200) break;
+    if (performance.now() - startedAt > 120_000) throw new Error(`fangate serve not ready in 120 s:\n${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const apiKey = settings.apiKey;
+  return {
+    base,
+    pid: child.pid!,
+    apiKey,
+    kind: childEnv.DATABASE_URL ? 'postgres' : 'pglite',
+    dataDir,
+    async api(path, init = {}) {
+      const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+      if (init.body !== undefined) headers['content-type'] = 'application/json';
+      return fetchJson(`${base}${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+    },
+    rss: () => processRss(child.pid!),
+    cpuMs: () => processCpuMs(child.pid!),
+    async close() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resident memory of a process in bytes (Linux /proc; ps elsewhere). */
+export async function processRss(pid: number): Promise<number> {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+    if (kb) return Number(kb) * 1024;
+  } catch {
+    /* not Linux */
+  }
+  const out = spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+  return Number(out) * 1024;
+}
+
+/** CPU time (user + system) of a process in ms, from /proc (NaN where there is none). */
+export function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The bare Fastify route of the baseline (bench/bare-child.mjs) in its own process. */
+export async function startBareFastify(): Promise<BenchSandbox> {
+  const child = fork(join(ROOT, 'bench/bare-child.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('message', (message) => resolve((message as { url: string }).url));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`bare Fastify child exited early (code ${code})`)));
+  });
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** autocannon in a child process (bench/load-child.ts) against `url`: the measured process only serves. */
+export function loadFromChild(url: string, headers: Record<string, string>, label: string): Promise<Throughput> {
+  const { connections, duration, warmupSeconds } = settings;
+  const child = fork(join(ROOT, 'bench/load-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (result) => resolve({ route: label, ...(result as Omit<Throughput, 'route'>) }));
+    child.once('error', reject);
+    child.once('exit', (code) => code !== 0 && reject(new Error(`load child exited with ${code}`)));
+    child.send({ url, headers, connections, duration, warmupSeconds });
+  });
+}
+
+/** Sanity first: a benchmark of error responses measures nothing. */
+export async function expectOk(url: string, headers: Record<string, string> = {}): Promise<void> {
+  const probe = await fetch(url, { headers });
+  if (probe.status !== 200) throw new Error(`${url} answered ${probe.status}: ${await probe.text()}`);
+}
+
+/** One line of the `npm run bench` summary: a figure beside the baseline of the same run, and the goal. */
+export interface SummaryRow {
+  bench: string;
+  figure: string;
+  value: number;
+  unit: string;
+  baseline?: { label: string; value: number };
+  /** A ratio goal (value / baseline ≥ min) or an absolute one (value ≤ max, value ≥ min). */
+  goal?: { ratioMin?: number; max?: number; min?: number };
+}
+
+/** Prints the rows and, under `npm run bench` (BENCH_SUMMARY_FILE), appends them to its summary. */
+export function report(rows: SummaryRow[]): void {
+  const file = env.BENCH_SUMMARY_FILE;
+  if (file) appendFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  printSummary(rows);
+}
+
+export function goalText(row: SummaryRow): string {
+  const g = row.goal;
+  if (!g) return '-';
+  if (g.ratioMin !== undefined) return `ratio ≥ ${g.ratioMin}`;
+  if (g.max !== undefined) return `≤ ${g.max} ${row.unit}`;
+  if (g.min !== undefined) return `≥ ${g.min} ${row.unit}`;
+  return '-';
+}
+
+export function goalMet(row: SummaryRow): string {
+  const g = row.goal;
+  if (!g || !Number.isFinite(row.value)) return '';
+  const ratio = row.baseline ? row.value / row.baseline.value : Number.NaN;
+  if (g.ratioMin !== undefined) return ratio >= g.ratioMin ? 'met' : 'MISSED';
+  if (g.max !== undefined) return row.value <= g.max ? 'met' : 'MISSED';
+  if (g.min !== undefined) return row.value >= g.min ? 'met' : 'MISSED';
+  return '';
+}
+
+const num = (v: number) => (!Number.isFinite(v) ? '-' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+export function printSummary(rows: SummaryRow[]): void {
+  printTable(
+    ['bench', 'figure', 'value', 'baseline (same run)', 'ratio', 'goal', ''],
+    rows.map((r) => [
+      r.bench,
+      r.figure,
+      `${num(r.value)} ${r.unit}`,
+      r.baseline ? `${num(r.baseline.value)} ${r.unit} (${r.baseline.label})` : '-',
+      r.baseline ? (r.value / r.baseline.value).toFixed(2) : '-',
+      goalText(r),
+      goalMet(r),
+    ]),
+  );
+}
+
+/** A client process (bench/connect-child.ts) the parent hands jobs to, one at a time. */
+export function startClientChild() {
+  const child = fork(join(ROOT, 'bench/connect-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return {
+    run<T>(job: object): Promise<T> {
+      return new Promise((resolve, reject) => {
+        const onExit = (code: number | null) => reject(new Error(`client child exited (${code})`));
+        child.once('exit', onExit);
+        child.once('message', (message: { ok?: T; error?: string }) => {
+          child.off('exit', onExit);
+          if (message.error) reject(new Error(`client child: ${message.error}`));
+          else resolve(message.ok as T);
+        });
+        child.send(job);
+      });
+    },
+    close: async () => {
+      if (child.connected) child.disconnect();
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
 }

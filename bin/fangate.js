@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so `npm start` needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs the compiled server in dist/ (built by `npm run build:server`, which `npm install` and `npm ci` run):
+// no TypeScript loader at run time. From a checkout, `npm run dev -- <command>` runs the sources through tsx.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli.ts');
-await main(process.argv.slice(2));
+const entry = new URL('../dist/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  console.error('fangate: the compiled server (dist/main.js) is missing: run `npm run build:server` (npm install runs it).');
+  process.exit(1);
+}
+await import(entry.href);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -47,7 +48,29 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPGlite(options);
 }
 
+/**
+ * PostgreSQL's default shared_buffers (128 MB) is sized for a server on a machine of its own; PGlite clears all of
+ * it at start, inside this process, so it is resident from the first second (idle RSS ≈ +120 MB). FanGate's hot rows
+ * fit in far less, and the data files stay in the OS page cache (docs/performance.md; bench/poll.ts and
+ * bench/scale.ts show the effect on reads).
+ */
+const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
+
+/**
+ * PGlite is PostgreSQL compiled to WebAssembly. V8 compiles it with its baseline compiler (Liftoff) and then again
+ * with TurboFan for hot functions: that second compile of PostgreSQL's executor holds ≈ 60 MB more resident and
+ * burns start-up CPU, for no measurable gain in FanGate's queries, whose time goes to the wire protocol and JS
+ * (docs/performance.md). Set once, before the first PGlite compiles; it applies to WebAssembly only.
+ */
+let wasmTuned = false;
+function baselineWasmOnly(): void {
+  if (wasmTuned) return;
+  wasmTuned = true;
+  v8.setFlagsFromString('--liftoff-only');
+}
+
 async function openPGlite(options: DatabaseOptions): Promise<Database> {
+  baselineWasmOnly();
   const dir = options.pgliteDir;
   if (dir && !existsSync(join(dir, 'PG_VERSION'))) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -56,10 +79,10 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     } else {
       // initdb is twice as fast without waiting on every flush; close() flushes it all, and
       // the database is then reopened with full durability for real work.
-      await (await PGlite.create(dir, { relaxedDurability: true })).close();
+      await (await PGlite.create(dir, { relaxedDurability: true, startParams: PGLITE_START_PARAMS })).close();
     }
   }
-  const pglite = await PGlite.create(dir);
+  const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS });
   const pool = createPGlitePool(pglite);
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }) });
   return {

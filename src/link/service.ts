@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import QRCode from 'qrcode';
 import type { DB, LinkStatus } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import { ApiError, type FieldError, notFound, validationError } from '../lib/errors.js';
@@ -477,6 +476,8 @@ export function createLinkService(deps: LinkDeps) {
       assertOpen(row);
       const attempt = row.attempt_id ? await connect.get(row.org_id, null, row.attempt_id) : null;
       if (!attempt?.mobile_auth_session_deeplink) throw notFound('Phone hand-off');
+      // Loaded on first use: few starts ever draw a QR code, and the encoder costs ≈ 10 MB resident.
+      const { default: QRCode } = await import('qrcode');
       return QRCode.toString(attempt.mobile_auth_session_deeplink, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     },
   };

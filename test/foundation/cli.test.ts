@@ -1,5 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { openDatabase } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
 import { freePort, startTestApp, TEST_MASTER_KEY } from '../support/app.js';
 import { createTestStore, describeEachStore } from '../support/stores.js';
+import { FANGATE_CLI } from '../support/cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BOOTSTRAP = 'fg_test_cli_serve_key_5f1c9a0e7b2d';
@@ -37,7 +38,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function start(args: string[], env: Record<string, string>): ChildProcessWithoutNullStreams & { output: { stdout: string; stderr: string }; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, ['bin/fangate.js', ...args], { cwd: ROOT, env: cleanEnv(env) });
+  const child = spawn(process.execPath, [...FANGATE_CLI, ...args], { cwd: ROOT, env: cleanEnv(env) });
   const output = { stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
@@ -240,4 +241,95 @@ describe('fangate sandbox', () => {
     server.kill('SIGTERM');
     expect(await Promise.race([server.exited, sleep(10_000).then(() => 'timeout' as const)])).toEqual({ code: 0, signal: null });
   }, 120_000);
+});
+
+/**
+ * A copy of this checkout as a person gets it (no dist/, no data/), sharing the installed packages except the
+ * TypeScript loader: each entry of node_modules is linked, but not `tsx` and not `.cache` (where the install
+ * builds the embedded database template, so the copy builds its own and leaves the shared one alone).
+ */
+async function cleanCheckout(): Promise<string> {
+  const dir = await tempDataDir();
+  const skip = new Set(['node_modules', 'dist', 'data', '.git', 'coverage', '.scratch']);
+  for (const entry of readdirSync(ROOT)) {
+    if (!skip.has(entry)) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  }
+  mkdirSync(join(dir, 'node_modules'));
+  for (const entry of readdirSync(join(ROOT, 'node_modules'))) {
+    if (entry !== 'tsx' && entry !== '.cache') symlinkSync(join(ROOT, 'node_modules', entry), join(dir, 'node_modules', entry));
+  }
+  return dir;
+}
+
+/** `npm <args>` in `cwd` as its own process group (npm starts node below it: a signal goes to both). */
+function npm(cwd: string, args: string[], env: Record<string, string>) {
+  const child = spawn('npm', args, { cwd, env: cleanEnv(env), detached: true });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, name);
+    } catch {
+      /* already gone */
+    }
+  };
+  cleanups.push(() => signal('SIGKILL'));
+  return { child, output, exited, signal };
+}
+
+describe('npm start (compiled)', () => {
+  it('from a clean checkout, the install build makes `npm start` serve from dist/ with no TypeScript loader and no sources', async () => {
+    const checkout = await cleanCheckout();
+    const embedCss = readFileSync(join(ROOT, 'src/link/assets/page.css'), 'utf8');
+
+    // What `npm ci` runs once node_modules is in place: the postinstall script (build:server, then prepare).
+    const install = npm(checkout, ['run', 'postinstall'], {});
+    const installed = await Promise.race([install.exited, sleep(240_000).then(() => 'timeout' as const)]);
+    expect(installed, install.output.stdout + install.output.stderr).toEqual({ code: 0, signal: null });
+    expect(existsSync(join(checkout, 'dist/main.js'))).toBe(true);
+    expect(existsSync(join(checkout, 'node_modules/.cache/fangate/pgdata-template'))).toBe(true);
+
+    // Nothing TypeScript is left to load: no sources, no tsx.
+    await rm(join(checkout, 'src'), { recursive: true, force: true });
+    expect(existsSync(join(checkout, 'node_modules/tsx'))).toBe(false);
+
+    const [port, sandboxPort] = [await freePort(), await freePort()];
+    const dataDir = await tempDataDir();
+    const server = npm(checkout, ['start'], {
+      FANGATE_DATA_DIR: dataDir,
+      FANGATE_PORT: String(port),
+      FANGATE_HOST: '127.0.0.1',
+      FANGATE_SANDBOX_PORT: String(sandboxPort),
+      FANGATE_BOOTSTRAP_API_KEY: BOOTSTRAP,
+    });
+    const base = `http://127.0.0.1:${port}`;
+    let ready = false;
+    for (const startedAt = Date.now(); !ready && Date.now() - startedAt < 60_000 && server.child.exitCode === null; ) {
+      ready = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+      if (!ready) await sleep(100);
+    }
+    expect(ready, server.output.stdout + server.output.stderr).toBe(true);
+
+    const whoami = await fetch(`${base}/api/whoami`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } });
+    expect(whoami.status).toBe(200);
+    expect(await whoami.json()).toMatchObject({ organization: { name: 'default' } });
+    // Files read from disk at run time come from dist/ too.
+    const css = await fetch(`${base}/link/assets/page.css`);
+    expect(css.status).toBe(200);
+    expect(await css.text()).toBe(embedCss);
+    expect((await fetch(`${base}/openapi.json`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${sandboxPort}/__sandbox/reset`, { method: 'POST' })).status).toBe(200);
+
+    // npm and the server below it both get the signal; the server shuts down and stops listening.
+    server.signal('SIGTERM');
+    let listening = true;
+    for (const stopAt = Date.now(); listening && Date.now() - stopAt < 15_000; ) {
+      listening = await fetch(`${base}/healthz`).then(() => true, () => false);
+      if (listening) await sleep(100);
+    }
+    expect(listening, 'still listening 15 s after SIGTERM').toBe(false);
+    expect(server.output.stdout + server.output.stderr).toContain('shutting down');
+  }, 360_000);
 });

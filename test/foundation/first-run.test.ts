@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/app.js';
+import { FANGATE_CLI } from '../support/cli.js';
 
 /** The operator's first hour (DESIGN 11): a first start hands out a working key once; keys can be made while it runs. */
 
@@ -29,7 +30,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 type Child = ChildProcessWithoutNullStreams & { output: { stdout: string; stderr: string }; exited: Promise<{ code: number | null }> };
 
 function fangate(args: string[], env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['bin/fangate.js', ...args], { cwd: ROOT, env: cleanEnv(env) });
+  const child = spawn(process.execPath, [...FANGATE_CLI, ...args], { cwd: ROOT, env: cleanEnv(env) });
   const output = { stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8').on('data', (c: string) => (output.stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (output.stderr += c));

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestApp, TEST_MASTER_KEY, type TestApp } from '../support/app.js';
 import { createTestStore, describeEachStore } from '../support/stores.js';
+import { FANGATE_CLI } from '../support/cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -73,7 +74,7 @@ it('a second process cannot open a PGlite data dir that a running FanGate holds,
 
   const env: NodeJS.ProcessEnv = { ...process.env, FANGATE_DATA_DIR: dataDir, FANGATE_MASTER_KEY: TEST_MASTER_KEY, FANGATE_SANDBOX: 'off', FANGATE_PORT: '0' };
   delete env.DATABASE_URL;
-  const second = spawn(process.execPath, ['bin/fangate.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const second = spawn(process.execPath, [...FANGATE_CLI, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   second.stdout.on('data', (chunk) => (output += chunk));
   second.stderr.on('data', (chunk) => (output += chunk));

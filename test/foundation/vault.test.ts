@@ -8,6 +8,7 @@ import { parseKeyring } from '../../src/vault/keyring.js';
 import { createVault } from '../../src/vault/vault.js';
 import { ADMIN_TOKEN, newTestKey, startTestApp, TEST_MASTER_KEY, type TestApp } from '../support/app.js';
 import { createTestStore, describeEachStore } from '../support/stores.js';
+import { FANGATE_CLI } from '../support/cli.js';
 
 const place = { orgId: 'org_a', table: 'accounts', field: 'password_enc', recordId: 'acct_1' };
 
@@ -148,7 +149,7 @@ describe('embedded master key', () => {
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/fangate.js', ...args], { env: { ...process.env, ...env }, cwd: process.cwd() });
+    const child = spawn(process.execPath, [...FANGATE_CLI, ...args], { env: { ...process.env, ...env }, cwd: process.cwd() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
