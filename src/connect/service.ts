@@ -4,11 +4,12 @@ import type { Logger } from 'pino';
 import type { AccountRow } from '../accounts/model.js';
 import type { AccountsPort } from '../accounts/port.js';
 import type { AttemptState, DB, PlatformName } from '../db/schema.js';
-import { ApiError, notFound, validationError } from '../lib/errors.js';
+import { ApiError, type FieldError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
+import { parseProxyChoice } from '../net/proxy-choice.js';
 import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.js';
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { newBrowserIdentity } from '../platforms/identity.js';
@@ -140,11 +141,21 @@ export function createConnectService(deps: ConnectDeps) {
     return account;
   }
 
-  /** A start or credentials body, checked whole: the schema's rules, then the custom proxy's address. */
+  /**
+   * A start or credentials body, checked whole: the combinations the schema cannot express and the
+   * custom proxy's address, every bad field in one 422.
+   */
   async function parseInput(platform: PlatformName, body: StartBody): Promise<StartInput> {
-    const input = parseStartInput(platform, body, platforms.pool);
-    const proxyErrors = await platforms.checkCustomProxy(input.proxy);
-    if (proxyErrors.length > 0) throw validationError(proxyErrors);
+    const errors: FieldError[] = [];
+    let input: StartInput | null = null;
+    try {
+      input = parseStartInput(platform, body, platforms.pool);
+    } catch (error) {
+      if (!(error instanceof ApiError) || !error.errors) throw error;
+      errors.push(...error.errors);
+    }
+    errors.push(...(await platforms.checkCustomProxy(input ? input.proxy : parseProxyChoice(body, platforms.pool, []))));
+    if (errors.length > 0 || !input) throw validationError(errors);
     return input;
   }
 
@@ -247,6 +258,19 @@ export function createConnectService(deps: ConnectDeps) {
   }
 
   const service = {
+    /**
+     * The field errors of a start or credentials body beyond its schema, for a 422 that names every
+     * bad field at once. `body` holds only the members that passed the schema.
+     */
+    async startBodyErrors(platform: PlatformName, body: StartBody): Promise<FieldError[]> {
+      try {
+        await parseInput(platform, body);
+        return [];
+      } catch (error) {
+        if (error instanceof ApiError && error.errors) return error.errors;
+        return [];
+      }
+    },
     async start(orgId: string, platform: PlatformName, body: StartBody) {
       const input = await parseInput(platform, body);
       if (input.session && !input.forceConnect) {

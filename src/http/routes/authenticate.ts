@@ -50,12 +50,13 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       config: {
         ...write,
         idempotent: true,
+        fieldCheck: (body) => connect.startBodyErrors(platform, body),
       },
       // After validation and the idempotency replay: only attempts that would start count.
       preHandler: async (request, reply) => limitConnects(request.principal.organization.id, reply),
       schema: {
         tags,
-        summary: `Start connecting a ${name} account`,
+        summary: `Start connecting ${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} account`,
         description:
           'Starts a login attempt and answers at once; follow it at `polling_url` (long-poll with `?wait=`, or Server-Sent Events at `/events`). ' +
           (capabilities.authTypes.length === 1
@@ -220,7 +221,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
   app.put(
     '/:account_id/credentials',
     {
-      config: write,
+      config: { ...write, fieldCheck: (body) => connect.startBodyErrors(platform, body) },
       schema: {
         tags,
         summary: 'Replace the credentials of an account and re-authenticate at once',
