@@ -126,6 +126,7 @@ const AttemptProperties = {
   face_verification_url: Nullable(Type.String()),
   mobile_auth_session_deeplink: Nullable(Type.String()),
   attempts_remaining: Nullable(Type.Integer()),
+  email_sent_at: Type.Union([Timestamp, Type.Null()], { description: 'When the device-check email was last asked for (send-email-to-creator); null before. Asking again is possible 60 s later.' }),
   error: Nullable(
     Type.Object({
       code: Type.Enum([
@@ -172,6 +173,7 @@ const attemptExample = {
   face_verification_url: null,
   mobile_auth_session_deeplink: null,
   attempts_remaining: 5,
+  email_sent_at: null,
   error: null,
   client_reference_id: 'creator-42',
   polling_url: 'http://localhost:8080/api/authenticate/auth_3Hn8QzL1vR6kW2pY9cT5mB',

@@ -124,15 +124,18 @@ const PROBLEMS: Record<number, { code: string; detail: string; extra?: Json }> =
   504: { code: 'upstream_timeout', detail: 'The platform did not answer within 30 s.' },
 };
 
-const ATTEMPT_CONFLICT = { code: 'attempt_not_awaiting_input', detail: 'The attempt is in state pending, which takes no code now.', extra: { state: 'pending' } };
+const ATTEMPT_CONFLICT = { code: 'attempt_not_awaiting_input', detail: 'The attempt (state pending) is not waiting for this input; check its state and next_actions.', extra: { state: 'pending' } };
 const PROBLEM_OVERRIDES: Record<string, Record<number, { code: string; detail: string; extra?: Json }>> = {
   startAuthentication: { 409: { code: 'account_already_connected', detail: 'This platform user is already connected as acct_7QmV2c9XkT4rB1nH8sL3dW.', extra: { existing_account_id: 'acct_7QmV2c9XkT4rB1nH8sL3dW' } } },
   startFanslyAuthentication: { 409: { code: 'account_already_connected', detail: 'This platform user is already connected as acct_7QmV2c9XkT4rB1nH8sL3dW.', extra: { existing_account_id: 'acct_7QmV2c9XkT4rB1nH8sL3dW' } } },
   submitAttemptCode: { 409: ATTEMPT_CONFLICT },
   submitFanslyAttemptCode: { 409: ATTEMPT_CONFLICT },
-  cancelAttempt: { 409: { code: 'attempt_completed', detail: 'The attempt already ended in state completed_success.', extra: { state: 'completed_success' } } },
-  cancelFanslyAttempt: { 409: { code: 'attempt_completed', detail: 'The attempt already ended in state completed_success.', extra: { state: 'completed_success' } } },
-  sendEmailToCreator: { 409: { code: 'attempt_not_awaiting_input', detail: 'The attempt is in state needs_otp: only an attempt in needs_email can send the email.', extra: { state: 'needs_otp' } } },
+  cancelAttempt: { 409: { code: 'attempt_already_completed', detail: 'The attempt has already completed (state completed_success).', extra: { state: 'completed_success' } } },
+  cancelFanslyAttempt: { 409: { code: 'attempt_already_completed', detail: 'The attempt has already completed (state completed_success).', extra: { state: 'completed_success' } } },
+  sendEmailToCreator: {
+    409: { code: 'attempt_not_awaiting_email', detail: 'The attempt (state needs_otp) is not waiting for the email device check: only an attempt in needs_email sends the email.', extra: { state: 'needs_otp' } },
+    429: { code: 'email_recently_sent', detail: 'The email was sent less than 60 s ago; ask again after the cool-down.', extra: { retryAfterSec: 42 } },
+  },
   reauthenticateAccount: { 400: { code: 'already_authenticated', detail: "Can't re-authenticate account at this time.", extra: { reason: 'Account is already successfully authenticated' } } },
   reauthenticateFanslyAccount: { 400: { code: 'already_authenticated', detail: "Can't re-authenticate account at this time.", extra: { reason: 'Account is already successfully authenticated' } } },
   importAccount: {

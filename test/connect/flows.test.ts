@@ -5,6 +5,7 @@ import { describeEachStore } from '../support/stores.js';
 import {
   completeFace,
   confirmSelfie,
+  confirmSelfieTooEarly,
   expectConnected,
   expectSettled,
   getAttempt,
@@ -110,8 +111,8 @@ describeEachStore('connect flows by sandbox identity', (kind) => {
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('Confirm selfie');
 
-      // "I did it" while the platform still waits for the selfie: the same check stands.
-      const early = await confirmSelfie(app, id);
+      // "I did it" while the platform still waits for the selfie: a clear 409, the same check stands.
+      const early = await confirmSelfieTooEarly(app, id);
       expect(early).toMatchObject({ ...face(app), face_verification_url: parked.face_verification_url });
 
       await completeFace(app, parked.face_verification_url);
