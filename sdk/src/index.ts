@@ -58,7 +58,6 @@ export interface ConnectOptions {
   waitSec?: number;
 }
 
-const TERMINAL: readonly AttemptState[] = ['completed_success', 'completed_failed'];
 const CHECKPOINTS: readonly AttemptState[] = ['awaiting_mobile_session', 'needs_otp', 'needs_app_otp', 'needs_email', 'needs_face_otp', 'wrong_2fa_code_retry'];
 
 /** A FanGate client: `api` is the typed client of every operation; the helpers follow attempts and verify webhooks. */
@@ -138,9 +137,13 @@ export function createFanGate(options: FanGateOptions) {
         if (attempt.state === 'completed_failed') {
           throw new FanGateAttemptFailedError(attempt.error?.code ?? 'unknown', attempt.error?.message ?? 'The attempt failed.', attempt.attempt_id);
         }
-        if (CHECKPOINTS.includes(attempt.state) && opts.onCheckpoint) await opts.onCheckpoint(checkpointOf(attempt, platform));
+        if (CHECKPOINTS.includes(attempt.state) && opts.onCheckpoint) {
+          await opts.onCheckpoint(checkpointOf(attempt, platform));
+          // What the callback did (a code, the email) shows at once; an unchanged attempt is not called back twice.
+          attempt = await getAttempt(attemptId, platform, undefined, opts.signal);
+          continue;
+        }
       }
-      if (TERMINAL.includes(attempt.state)) continue;
       attempt = await waitForChange(attemptId, attempt.state, { platform, ...(opts.waitSec ? { waitSec: opts.waitSec } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
     }
   }
