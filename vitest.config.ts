@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds the SDK (sdk/dist) when it is missing: test/sdk imports it as a user would.
+    globalSetup: ['test/support/build-sdk.ts'],
     pool: 'forks',
     // PGlite instances and the sandbox are real servers: give them room on a 2-core machine.
     maxWorkers: 2,

@@ -18,6 +18,7 @@ export function toSnapshot(row: AttemptRow): AttemptSnapshot {
     phone_last4: row.phone_last4,
     email_mask: row.email_mask,
     face_verification_url: row.face_verification_url,
+    email_sent_at: row.email_sent_at ?? null,
     attempts_remaining: row.attempts_remaining,
     wrong_codes: row.wrong_codes,
     error: row.error_code
@@ -40,6 +41,7 @@ export function snapshotColumns(s: AttemptSnapshot) {
     phone_last4: s.phone_last4,
     email_mask: s.email_mask,
     face_verification_url: s.face_verification_url,
+    email_sent_at: s.email_sent_at,
     attempts_remaining: s.attempts_remaining,
     wrong_codes: s.wrong_codes,
     error_code: s.error?.code ?? null,
@@ -69,6 +71,7 @@ export interface AttemptView {
   face_verification_url: string | null;
   mobile_auth_session_deeplink: string | null;
   attempts_remaining: number | null;
+  email_sent_at: string | null;
   error: { code: ErrorCode; message: string; existing_account_id?: string } | null;
   client_reference_id: string | null;
   polling_url: string;
@@ -100,13 +103,14 @@ export function serializeAttempt(
     progress: snapshot.progress,
     account_id: row.account_id,
     account: extras.account,
-    next_actions: nextActions(snapshot.state, snapshot.platform),
+    next_actions: nextActions(snapshot.state, snapshot.platform, snapshot.email_sent_at !== null),
     otp_channel: snapshot.otp_channel,
     phone_last4: snapshot.phone_last4,
     email_mask: snapshot.email_mask,
     face_verification_url: snapshot.face_verification_url,
     mobile_auth_session_deeplink: extras.mobileCode ? mobileDeeplink(extras.mobileCode) : null,
     attempts_remaining: snapshot.attempts_remaining,
+    email_sent_at: snapshot.email_sent_at?.toISOString() ?? null,
     error: snapshot.error,
     client_reference_id: row.client_reference_id,
     polling_url: pollingUrl(extras.publicUrl, row.platform, row.id),

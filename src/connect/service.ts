@@ -4,11 +4,12 @@ import type { Logger } from 'pino';
 import type { AccountRow } from '../accounts/model.js';
 import type { AccountsPort } from '../accounts/port.js';
 import type { AttemptState, DB, PlatformName } from '../db/schema.js';
-import { ApiError, notFound, validationError } from '../lib/errors.js';
+import { ApiError, type FieldError, notFound, validationError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
+import { parseProxyChoice } from '../net/proxy-choice.js';
 import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.js';
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { newBrowserIdentity } from '../platforms/identity.js';
@@ -16,7 +17,7 @@ import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type AttemptKind, type AttemptRow, type AttemptView, mobileDeeplink, pollingUrl, snapshotColumns } from './attempts.js';
 import { parseStartInput, type StartBody, type StartInput } from './input.js';
-import { type AttemptEvent, isTerminal, type RefusalReason, startAttempt } from './state-machine.js';
+import { type AttemptEvent, EMAIL_COOLDOWN_MS, isTerminal, type RefusalReason, startAttempt } from './state-machine.js';
 import { type AttemptSecrets, type AttemptStore, attemptPlace } from './store.js';
 import type { AttemptWatcher } from './watch.js';
 
@@ -45,21 +46,29 @@ export interface ConnectDeps {
   loginsPerHour: number;
 }
 
+/** How long confirming a selfie waits for the platform's answer before answering 202 (the check goes on). */
+const SELFIE_CHECK_WAIT_MS = 10_000;
+
 const hashCode = (code: string) => createHash('sha256').update(code, 'utf8').digest('hex');
 
 /** The 409 of DESIGN 3.3 and friends, from a refusal of the state machine. */
-function refusalError(reason: RefusalReason | 'conflict' | 'not_found'): ApiError {
+function refusalError(reason: RefusalReason | 'conflict' | 'not_found', row?: Pick<AttemptRow, 'state' | 'email_sent_at'>, now = new Date()): ApiError {
+  const state = row ? ` (state ${row.state})` : '';
   switch (reason) {
     case 'not_found':
       return notFound('Attempt');
     case 'attempt_not_awaiting_email':
-      return new ApiError(409, 'attempt_not_awaiting_email', 'The attempt is not waiting for the email device check (state needs_email).');
+      return new ApiError(409, 'attempt_not_awaiting_email', `The attempt${state} is not waiting for the email device check: only an attempt in needs_email sends the email.`, { extra: row ? { state: row.state } : {} });
+    case 'email_cooldown':
+      return new ApiError(429, 'email_recently_sent', `The email was sent less than ${EMAIL_COOLDOWN_MS / 1000} s ago; ask again after the cool-down.`, {
+        retryAfterSec: row?.email_sent_at ? Math.max(1, Math.ceil((row.email_sent_at.getTime() + EMAIL_COOLDOWN_MS - now.getTime()) / 1000)) : EMAIL_COOLDOWN_MS / 1000,
+      });
     case 'attempt_already_completed':
-      return new ApiError(409, 'attempt_already_completed', 'The attempt has already completed.');
+      return new ApiError(409, 'attempt_already_completed', `The attempt has already completed${state}.`, { extra: row ? { state: row.state } : {} });
     case 'conflict':
       return new ApiError(409, 'attempt_busy', 'The attempt changed concurrently; try again.', { retryable: true, retryAfterSec: 1 });
     default:
-      return new ApiError(409, 'attempt_not_awaiting_input', 'The attempt is not waiting for this input; check its state and next_actions.');
+      return new ApiError(409, 'attempt_not_awaiting_input', `The attempt${state} is not waiting for this input; check its state and next_actions.`, { extra: row ? { state: row.state } : {} });
   }
 }
 
@@ -140,11 +149,21 @@ export function createConnectService(deps: ConnectDeps) {
     return account;
   }
 
-  /** A start or credentials body, checked whole: the schema's rules, then the custom proxy's address. */
+  /**
+   * A start or credentials body, checked whole: the combinations the schema cannot express and the
+   * custom proxy's address, every bad field in one 422.
+   */
   async function parseInput(platform: PlatformName, body: StartBody): Promise<StartInput> {
-    const input = parseStartInput(platform, body, platforms.pool);
-    const proxyErrors = await platforms.checkCustomProxy(input.proxy);
-    if (proxyErrors.length > 0) throw validationError(proxyErrors);
+    const errors: FieldError[] = [];
+    let input: StartInput | null = null;
+    try {
+      input = parseStartInput(platform, body, platforms.pool);
+    } catch (error) {
+      if (!(error instanceof ApiError) || !error.errors) throw error;
+      errors.push(...error.errors);
+    }
+    errors.push(...(await platforms.checkCustomProxy(input ? input.proxy : parseProxyChoice(body, platforms.pool, []))));
+    if (errors.length > 0 || !input) throw validationError(errors);
     return input;
   }
 
@@ -242,11 +261,24 @@ export function createConnectService(deps: ConnectDeps) {
   async function act(orgId: string, platform: PlatformName, id: string, event: AttemptEvent, columns?: (row: AttemptRow) => Record<string, string | null>): Promise<AttemptView> {
     const row = await current(orgId, platform, id);
     const result = await store.apply(row.id, event, columns ? { columns: columns(row) } : {});
-    if (!result.ok) throw refusalError(result.reason);
+    if (!result.ok) throw refusalError(result.reason, (await store.load(row.id)) ?? row, clock.now());
     return store.view(result.row);
   }
 
   const service = {
+    /**
+     * The field errors of a start or credentials body beyond its schema, for a 422 that names every
+     * bad field at once. `body` holds only the members that passed the schema.
+     */
+    async startBodyErrors(platform: PlatformName, body: StartBody): Promise<FieldError[]> {
+      try {
+        await parseInput(platform, body);
+        return [];
+      } catch (error) {
+        if (error instanceof ApiError && error.errors) return error.errors;
+        return [];
+      }
+    },
     async start(orgId: string, platform: PlatformName, body: StartBody) {
       const input = await parseInput(platform, body);
       if (input.session && !input.forceConnect) {
@@ -307,8 +339,20 @@ export function createConnectService(deps: ConnectDeps) {
       return act(orgId, platform, id, { type: 'code_submitted' }, (row) => ({ pending_code_enc: vault.encrypt(code, attemptPlace(row, 'pending_code_enc')) }));
     },
 
-    confirmSelfie(orgId: string, platform: PlatformName, id: string) {
-      return act(orgId, platform, id, { type: 'selfie_confirmed' });
+    /**
+     * The creator says the selfie check is done: FanGate asks the platform and waits (a few seconds) for
+     * its answer, so that a selfie the platform has not seen is a clear 409 `selfie_not_completed`
+     * (the attempt stays on `needs_face_otp`), not a 202 followed by a silent return to the face check.
+     */
+    async confirmSelfie(orgId: string, platform: PlatformName, id: string) {
+      const confirmed = await act(orgId, platform, id, { type: 'selfie_confirmed' });
+      const row = await lastOf(follow(orgId, platform, id, Date.now() + SELFIE_CHECK_WAIT_MS), (r) => r.state !== 'pending');
+      if (row.state === 'needs_face_otp') {
+        throw new ApiError(409, 'selfie_not_completed', 'The platform has not seen a completed selfie check yet (state needs_face_otp): the creator finishes it at face_verification_url, then confirm again.', {
+          extra: { state: row.state },
+        });
+      }
+      return row.state === 'pending' ? confirmed : store.view(row);
     },
 
     requestEmail(orgId: string, platform: PlatformName, id: string) {

@@ -50,6 +50,8 @@ export interface AttemptSnapshot {
   phone_last4: string | null;
   email_mask: string | null;
   face_verification_url: string | null;
+  /** When the device-check email was last asked for; null before. */
+  email_sent_at: Date | null;
   /** Codes left before `2fa_failed` while a code can be sent or is being checked (0 once exhausted), else null. */
   attempts_remaining: number | null;
   /** Wrong codes over the whole attempt, whatever the channel: the cap is per attempt, not per challenge. */
@@ -95,7 +97,10 @@ export type AttemptEffect =
  * result, timer or duplicate that no longer applies (after a cancel, an expiry, a renewed deadline): the
  * caller drops it.
  */
-export type RefusalReason = 'attempt_not_awaiting_input' | 'attempt_not_awaiting_email' | 'attempt_already_completed' | 'stale_event';
+export type RefusalReason = 'attempt_not_awaiting_input' | 'attempt_not_awaiting_email' | 'attempt_already_completed' | 'email_cooldown' | 'stale_event';
+
+/** The device-check email can be asked for again this long after the last time (DESIGN 3.3: a cool-down). */
+export const EMAIL_COOLDOWN_MS = 60_000;
 
 export type TransitionResult =
   | { ok: true; snapshot: AttemptSnapshot; effects: AttemptEffect[] }
@@ -155,6 +160,7 @@ const STEP_PROGRESS: Record<AttemptStep, string> = {
   confirm_selfie: 'Checking the selfie verification',
 };
 const QUEUED_PROGRESS = 'Waiting for a worker';
+const EMAIL_SENT_PROGRESS = 'The email with the code was sent to the creator; waiting for the code';
 
 export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   invalid_credentials: 'The email or password is wrong.',
@@ -186,7 +192,9 @@ interface Row<T extends AttemptEventType> {
   requires?: (c: PlatformCapabilities) => boolean;
   /** When false the event is refused as stale (a late timer, a driver result for another step). */
   when?: (s: AttemptSnapshot, e: EventOf<T>, now: Date) => boolean;
-  set?: (s: AttemptSnapshot, e: EventOf<T>) => Partial<AttemptSnapshot>;
+  set?: (s: AttemptSnapshot, e: EventOf<T>, now: Date) => Partial<AttemptSnapshot>;
+  /** A refusal of its own (e.g. a cool-down) instead of applying. */
+  refuse?: (s: AttemptSnapshot, now: Date) => RefusalReason | null;
   effects?: (s: AttemptSnapshot, e: EventOf<T>) => AttemptEffect[];
 }
 
@@ -200,6 +208,8 @@ const authenticationFailed = () => [webhook('accounts.authentication_failed')];
 /** Only where the creator must ask for the device-check email (the platform does not send it at login). */
 const askForEmail = (c: PlatformCapabilities) => !c.emailCodeSentAtLogin;
 const exhausted = (s: AttemptSnapshot) => s.wrong_codes + 1 >= MAX_WRONG_CODES;
+const emailCooldown = (s: AttemptSnapshot, now: Date): RefusalReason | null =>
+  s.email_sent_at && now.getTime() - s.email_sent_at.getTime() < EMAIL_COOLDOWN_MS ? 'email_cooldown' : null;
 
 export const TRANSITIONS: readonly AnyRow[] = [
   // A worker has picked up the queued step.
@@ -220,11 +230,13 @@ export const TRANSITIONS: readonly AnyRow[] = [
     effects: () => [runStep('validate_session')] }),
   // OnlyFans only: Fansly sends its device-check email by itself at login (DESIGN 4). Not a webhook: the
   // developer asked for it. Re-entering needs_email gives the creator a fresh 10 minutes to read the mail.
+  // Asking again is allowed once the cool-down since the last request has passed.
   row({ from: ['needs_email'], on: 'email_requested', to: 'needs_email', requires: askForEmail,
-    effects: () => [{ type: 'request_email' }] }),
+    refuse: emailCooldown, set: (_s, _e, now) => ({ email_sent_at: now }), effects: () => [{ type: 'request_email' }] }),
   // A code typed before the email was sent is wrong by definition: the creator can still ask for the email.
   row({ from: ['wrong_2fa_code_retry'], on: 'email_requested', to: 'needs_email', requires: askForEmail,
-    when: (s) => s.otp_channel === 'email', effects: () => [{ type: 'request_email' }] }),
+    when: (s) => s.otp_channel === 'email', refuse: emailCooldown, set: (_s, _e, now) => ({ email_sent_at: now }),
+    effects: () => [{ type: 'request_email' }] }),
 
   // The platform refused the code: retry on the same channel, until the fifth wrong code. No webhook on a
   // retry: the challenge the developer was told about is still the one to answer.
@@ -257,7 +269,7 @@ export function startAttempt(input: { platform: PlatformName; authType: AuthType
   const overall_deadline = new Date(now.getTime() + OVERALL_TIMEOUT_MS);
   const blank: AttemptSnapshot = {
     platform: input.platform, state: 'pending', step: null, progress: QUEUED_PROGRESS, otp_channel: null,
-    phone_last4: null, email_mask: null, face_verification_url: null, attempts_remaining: null, wrong_codes: 0,
+    phone_last4: null, email_mask: null, face_verification_url: null, email_sent_at: null, attempts_remaining: null, wrong_codes: 0,
     error: null, input_deadline: null, overall_deadline, expires_at: overall_deadline, completed_at: null,
   };
   const overallTimer: AttemptEffect = { type: 'schedule_timeout', timeout: 'overall', at: overall_deadline };
@@ -277,14 +289,18 @@ export function transition(snapshot: AttemptSnapshot, event: AttemptEvent, now: 
   if (!match) return { ok: false, reason: refusal(event) };
   const e = event as EventOf<AttemptEventType>;
   if (match.when && !match.when(snapshot, e, now)) return { ok: false, reason: 'stale_event' };
+  const refused = match.refuse?.(snapshot, now);
+  if (refused) return { ok: false, reason: refused };
 
   const to = typeof match.to === 'function' ? match.to(snapshot, e) : match.to;
-  return { ok: true, ...enter(snapshot, to, match.set?.(snapshot, e) ?? {}, match.effects?.(snapshot, e) ?? [], now) };
+  return { ok: true, ...enter(snapshot, to, match.set?.(snapshot, e, now) ?? {}, match.effects?.(snapshot, e) ?? [], now) };
 }
 
-export function nextActions(state: AttemptState, platform: PlatformName): NextAction[] {
+export function nextActions(state: AttemptState, platform: PlatformName, emailSent = false): NextAction[] {
   // The platform already sent the code: there is no email to ask for.
   if (state === 'needs_email' && capabilitiesOf(platform).emailCodeSentAtLogin) return ['submit_code'];
+  // The email went out: the code comes first now; asking again stays possible (after the cool-down).
+  if (state === 'needs_email' && emailSent) return ['submit_code', 'send_email_to_creator'];
   return [...NEXT_ACTIONS[state]];
 }
 
@@ -336,7 +352,7 @@ function enter(
     next.progress = QUEUED_PROGRESS;
   } else if (to !== 'pending') {
     next.step = null;
-    next.progress = STATE_PROGRESS[to];
+    next.progress = to === 'needs_email' && next.email_sent_at ? EMAIL_SENT_PROGRESS : STATE_PROGRESS[to];
   }
 
   const all = [...effects];

@@ -139,6 +139,8 @@ export interface AuthAttemptsTable {
   device_id: string;
   mobile_code_hash: string | null;
   input_deadline: Timestamp | null;
+  /** When the device-check email was last asked for (0010). */
+  email_sent_at: Timestamp | null;
   overall_deadline: Timestamp;
   expires_at: Timestamp;
   prior_account_status: AccountStatus | null;

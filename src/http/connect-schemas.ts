@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { named } from './components.js';
 import { Body, HeaderText, Timestamp } from './schemas.js';
 
 /** Schemas of the connect and accounts API (DESIGN 3-5): one source for validation, serialisation and OpenAPI. */
@@ -18,7 +19,7 @@ export const CustomProxySchema = Body(
 
 const proxyCountry = Type.String({ pattern: '^[A-Za-z]{2}$', description: "A country of the operator's pool (FANGATE_PROXY_POOL), e.g. `us` or `uk`.", examples: ['us'] });
 
-export const StartBodySchema = Body(
+export const StartBodySchema = named('AuthenticationRequest', Body(
   {
     auth_type: Type.Optional(Type.Enum(['email_password', 'raw_data', 'mobile_app'], { description: 'Default `email_password`.' })),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; defaults to the email or auth_id.' })),
@@ -45,9 +46,9 @@ export const StartBodySchema = Body(
       { auth_type: 'mobile_app' },
     ],
   },
-);
+));
 
-export const AccountSchema = Type.Object(
+export const AccountSchema = named('Account', Type.Object(
   {
     id: Type.String(),
     platform: Type.Enum(['onlyfans', 'fansly']),
@@ -97,7 +98,7 @@ export const AccountSchema = Type.Object(
       },
     ],
   },
-);
+));
 
 const AttemptProperties = {
   attempt_id: Type.String(),
@@ -125,6 +126,7 @@ const AttemptProperties = {
   face_verification_url: Nullable(Type.String()),
   mobile_auth_session_deeplink: Nullable(Type.String()),
   attempts_remaining: Nullable(Type.Integer()),
+  email_sent_at: Type.Union([Timestamp, Type.Null()], { description: 'When the device-check email was last asked for (send-email-to-creator); null before. Asking again is possible 60 s later.' }),
   error: Nullable(
     Type.Object({
       code: Type.Enum([
@@ -171,6 +173,7 @@ const attemptExample = {
   face_verification_url: null,
   mobile_auth_session_deeplink: null,
   attempts_remaining: 5,
+  email_sent_at: null,
   error: null,
   client_reference_id: 'creator-42',
   polling_url: 'http://localhost:8080/api/authenticate/auth_3Hn8QzL1vR6kW2pY9cT5mB',
@@ -180,14 +183,17 @@ const attemptExample = {
   completed_at: null,
 };
 
-export const AttemptSchema = Type.Object(AttemptProperties, { examples: [attemptExample] });
+export const AttemptSchema = named('Attempt', Type.Object(AttemptProperties, { description: 'A login attempt (connect, re-authentication or credentials update) and what it waits for.', examples: [attemptExample] }));
 
-export const SubmittedSchema = Type.Object(
-  { message: Type.String(), ...AttemptProperties },
-  { examples: [{ message: 'OTP submitted successfully', ...attemptExample, state: 'pending', progress: 'Waiting for a worker', next_actions: [] }] },
+export const SubmittedSchema = named(
+  'SubmittedAttempt',
+  Type.Object(
+    { message: Type.String(), ...AttemptProperties },
+    { description: 'The attempt after your input, with a `message`.', examples: [{ message: 'OTP submitted successfully', ...attemptExample, state: 'pending', progress: 'Waiting for a worker', next_actions: [] }] },
+  ),
 );
 
-export const StartedSchema = Type.Object(
+export const StartedSchema = named('AttemptStarted', Type.Object(
   {
     attempt_id: Type.String(),
     message: Type.String(),
@@ -205,7 +211,7 @@ export const StartedSchema = Type.Object(
       },
     ],
   },
-);
+));
 
 export const SubmitBodySchema = Body(
   {
@@ -215,11 +221,11 @@ export const SubmitBodySchema = Body(
   { examples: [{ code: '123456' }, { selfie_verification_completed: true }] },
 );
 
-export const ReauthenticatedSchema = Type.Object(
+export const ReauthenticatedSchema = named('ReauthenticationStarted', Type.Object(
   { success: Type.Boolean(), message: Type.String(), attempt_id: Type.String(), polling_url: Type.String() },
   {
     examples: [
       { success: true, message: 'Re-authentication started.', attempt_id: 'auth_9Xv2Lq7Tn4Bc1Rk8Wm3Hs6', polling_url: 'http://localhost:8080/api/authenticate/auth_9Xv2Lq7Tn4Bc1Rk8Wm3Hs6' },
     ],
   },
-);
+));

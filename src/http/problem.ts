@@ -1,8 +1,9 @@
 import { Type, type Static } from 'typebox';
 import type { ApiError } from '../lib/errors.js';
+import { named } from './components.js';
 
 /** RFC 9457 problem document, as every FanGate error is answered. */
-export const ProblemSchema = Type.Object(
+const ProblemObject = Type.Object(
   {
     type: Type.String({ description: 'URI naming the problem type: `urn:fangate:problem:<code>`.' }),
     title: Type.String(),
@@ -38,7 +39,8 @@ export const ProblemSchema = Type.Object(
     ],
   },
 );
-export type Problem = Static<typeof ProblemSchema>;
+export type Problem = Static<typeof ProblemObject>;
+export const ProblemSchema = named('Problem', ProblemObject);
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',

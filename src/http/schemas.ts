@@ -1,4 +1,5 @@
 import { type TSchema, Type } from 'typebox';
+import { resolveNamed } from './components.js';
 
 /** Request bodies reject unknown members, so a misspelt field is a 422, not silently ignored. */
 export const Body = <T extends Record<string, TSchema>>(properties: T, options: Record<string, unknown> = {}) =>
@@ -22,7 +23,7 @@ export const PageQuery = Type.Object({
 
 /** A page of items; its example is built from the item's own example. */
 export const PageOf = <T extends TSchema>(item: T) => {
-  const itemExample = (item as { examples?: unknown[] }).examples?.[0];
+  const itemExample = ((resolveNamed(item) ?? item) as { examples?: unknown[] }).examples?.[0];
   return Type.Object(
     {
       data: Type.Array(item),

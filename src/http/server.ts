@@ -14,7 +14,8 @@ import { rotateSecrets } from '../vault/rotate.js';
 import type { Vault } from '../vault/vault.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js';
-import { statusTitle } from './problem.js';
+import { registerComponents } from './components.js';
+import { transformDocument, transformRoute } from './openapi.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import metricsPlugin from './plugins/metrics.js';
 import rateLimitPlugin, { authFailureLimiter, connectLimiter, createWindowCounter } from './plugins/rate-limit.js';
@@ -108,6 +109,8 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   app.addHook('onSend', async (_request, reply) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });
+  // The contract's named schemas (Attempt, Account, Problem, …), once, before any route refers to them.
+  registerComponents(app);
   await app.register(errorsPlugin);
   // Server-Sent Events with ids, retry and keep-alive comments (attempt streams, the Link page).
   await app.register(sse, { heartbeatInterval: 15_000 });
@@ -118,10 +121,12 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       info: {
         title: 'FanGate API',
         version: '0.1.0',
+        license: { name: 'MIT', identifier: 'MIT' },
+        contact: { name: 'FanGate maintainers' },
         description:
           'Self-hosted account connection gateway for creator platforms. Every error is an RFC 9457 problem document (`application/problem+json`).',
       },
-      servers: [{ url: config.publicUrl }],
+      servers: [{ url: config.publicUrl, description: 'This FanGate server (FANGATE_PUBLIC_URL).' }],
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'An API key `fg_…`.' },
@@ -130,20 +135,19 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       },
       security: [{ apiKey: [] }],
     },
-    // Success responses without a description of their own get the status text instead of "Default Response".
-    transformObject: (document) => {
-      const openapiObject = 'openapiObject' in document ? document.openapiObject : {};
-      for (const path of Object.values(openapiObject.paths ?? {})) {
-        for (const operation of Object.values(path as Record<string, { responses?: Record<string, { description?: string }> }>)) {
-          for (const [status, response] of Object.entries(operation.responses ?? {})) {
-            if (response.description === 'Default Response') response.description = SUCCESS_TEXT[status] ?? statusTitle(Number(status));
-          }
-        }
-      }
-      return openapiObject;
-    },
+    // Named schemas are components under their own name (`$id`), not `def-N`.
+    refResolver: { buildLocalReference: (json: { $id?: unknown }, _base: unknown, _fragment: unknown, i: number) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    transform: transformRoute as never,
+    transformObject: (document) => transformDocument('openapiObject' in document ? document.openapiObject : {}, SUCCESS_TEXT) as never,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // Swagger UI sets inline styles (no inline scripts): allow styles only, so the page logs no CSP error.
+    transformStaticCSP: (header: string) => header.replace("style-src 'self' https:", "style-src 'self' https: 'unsafe-inline'"),
+    theme: { title: 'FanGate API reference' },
+    uiConfig: { deepLinking: true, defaultModelsExpandDepth: 0 },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes, { database });

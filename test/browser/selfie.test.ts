@@ -30,8 +30,10 @@ describe.skipIf(!hasChromium)('selfie check in a browser', () => {
     expect(parked.body.state).toBe('needs_face_otp');
     expect(parked.body.next_actions).toEqual(['open_face_verification', 'confirm_selfie']);
 
-    // Confirming before the selfie is done keeps the attempt on the face check.
-    await app.api(`/api/authenticate/${start.body.attempt_id}`, { method: 'PUT', body: { selfie_verification_completed: true } });
+    // Confirming before the selfie is done is a clear 409 and keeps the attempt on the face check.
+    const tooEarly = await app.api(`/api/authenticate/${start.body.attempt_id}`, { method: 'PUT', body: { selfie_verification_completed: true } });
+    expect(tooEarly.status).toBe(409);
+    expect(tooEarly.body).toMatchObject({ code: 'selfie_not_completed', state: 'needs_face_otp' });
     const early = await app.api(`/api/authenticate/${start.body.attempt_id}?wait=10&state=pending`);
     expect(early.body.state).toBe('needs_face_otp');
 

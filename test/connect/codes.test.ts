@@ -80,8 +80,13 @@ describeEachStore('connect codes', (kind) => {
     const id = await startAttempt(app, { email: login, password: PASSWORD });
     await expectSettled(app, id, 'needs_email');
     await sendEmail(app, id, login);
-    // Asking again is harmless.
-    await sendEmail(app, id, login);
+    // Asking again at once is refused with the cool-down's wait; the attempt is untouched.
+    const again = await app.api(`/api/authenticate/${id}/send-email-to-creator`, { method: 'POST' });
+    expectProblem(again, 429, 'email_recently_sent');
+    expect(again.body.retryAfterSec).toBeGreaterThan(0);
+    expect(again.body.retryAfterSec).toBeLessThanOrEqual(60);
+    expect(again.headers.get('retry-after')).toBe(String(again.body.retryAfterSec));
+    expect(await getAttempt(app, id)).toMatchObject({ state: 'needs_email', next_actions: ['submit_code', 'send_email_to_creator'] });
     expect(await submitCode(app, id, SANDBOX_EMAIL_CODE)).toMatchObject({ state: 'needs_otp' });
     const refused = await app.api(`/api/authenticate/${id}/send-email-to-creator`, { method: 'POST' });
     expect(refused.status).toBe(409);

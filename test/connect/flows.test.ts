@@ -5,6 +5,7 @@ import { describeEachStore } from '../support/stores.js';
 import {
   completeFace,
   confirmSelfie,
+  confirmSelfieTooEarly,
   expectConnected,
   expectSettled,
   getAttempt,
@@ -95,7 +96,8 @@ describeEachStore('connect flows by sandbox identity', (kind) => {
       const id = await startAttempt(app, { email: login, password: PASSWORD });
       expect(await expectSettled(app, id, 'needs_email')).toMatchObject(email('f***@sandbox.test'));
       await sendEmail(app, id, login);
-      expect(await getAttempt(app, id)).toMatchObject(email('f***@sandbox.test'));
+      // The attempt says the email went out: the code comes first now.
+      expect(await getAttempt(app, id)).toMatchObject({ ...email('f***@sandbox.test'), next_actions: ['submit_code', 'send_email_to_creator'], email_sent_at: expect.any(String) });
       const done = await submitCode(app, id, SANDBOX_EMAIL_CODE);
       expectConnected(app, done, { email: login, username: 'flow4', name: 'Flow4', can_reauth: false });
     });
@@ -110,8 +112,8 @@ describeEachStore('connect flows by sandbox identity', (kind) => {
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('Confirm selfie');
 
-      // "I did it" while the platform still waits for the selfie: the same check stands.
-      const early = await confirmSelfie(app, id);
+      // "I did it" while the platform still waits for the selfie: a clear 409, the same check stands.
+      const early = await confirmSelfieTooEarly(app, id);
       expect(early).toMatchObject({ ...face(app), face_verification_url: parked.face_verification_url });
 
       await completeFace(app, parked.face_verification_url);

@@ -63,12 +63,21 @@ export async function submitCode(app: TestApp, id: string, code: string, platfor
   return settle(app, id, { platform });
 }
 
-/** Confirms the selfie (202) and waits for the verdict. */
+/** Confirms a selfie the creator completed (202, the platform's answer awaited) and waits for the verdict. */
 export async function confirmSelfie(app: TestApp, id: string) {
   const res = await submit(app, id, { selfie_verification_completed: true });
   expect(res.status, res.text).toBe(202);
-  expect(res.body).toMatchObject({ message: 'OTP submitted successfully', attempt_id: id, state: 'pending' });
+  expect(res.body).toMatchObject({ message: 'OTP submitted successfully', attempt_id: id });
+  expect(res.body.state).not.toBe('needs_face_otp');
   return settle(app, id);
+}
+
+/** Confirms a selfie the platform has not seen: 409 `selfie_not_completed`, the attempt stays on the face check. */
+export async function confirmSelfieTooEarly(app: TestApp, id: string) {
+  const res = await submit(app, id, { selfie_verification_completed: true });
+  expect(res.status, res.text).toBe(409);
+  expect(res.body).toMatchObject({ code: 'selfie_not_completed', state: 'needs_face_otp', message: res.body.detail });
+  return getAttempt(app, id);
 }
 
 /** What the sandbox platform saw for a user, oldest first. */
@@ -82,7 +91,9 @@ export async function platformRequests(app: TestApp, email: string, platform: Pl
 export async function sendEmail(app: TestApp, id: string, email: string) {
   const res = await app.api(`/api/authenticate/${id}/send-email-to-creator`, { method: 'POST' });
   expect(res.status, res.text).toBe(202);
-  expect(res.body).toMatchObject({ attempt_id: id, state: 'needs_email' });
+  expect(res.body).toMatchObject({ attempt_id: id, state: 'needs_email', next_actions: ['submit_code', 'send_email_to_creator'] });
+  expect(res.body.email_sent_at).toEqual(expect.any(String));
+  expect(res.body.progress).toMatch(/email .*sent/i);
   const deadline = Date.now() + 15_000;
   for (;;) {
     const sent = (await platformRequests(app, email)).some((r) => r.path === '/api2/v2/users/login/email/send' && r.status === 200);

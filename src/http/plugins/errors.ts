@@ -7,6 +7,16 @@ import { HEADER_VALUE_PATTERN } from '../schemas.js';
 import { ApiError, type FieldError, validationError } from '../../lib/errors.js';
 import type { ValidationIssue } from '../validation.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route's own field checks (combinations, domain rules) beyond its schema. When the schema
+     * fails, they run on the body's members that passed it, so one 422 names every bad field.
+     */
+    fieldCheck?: (body: Record<string, unknown>) => Promise<FieldError[]>;
+  }
+}
+
 /** `/customProxy/port` → `customProxy.port`; required/unknown members name the member itself. */
 function fieldOf(issue: ValidationIssue, part: string | undefined): string {
   const path = issue.instancePath
@@ -228,9 +238,26 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
   socket.destroy(error);
 }
 
+/** A schema 422 joined by the route's own field checks on the members the schema let through. */
+async function withFieldChecks(error: ApiError, request: FastifyRequest): Promise<ApiError> {
+  const check = request.routeOptions.config?.fieldCheck;
+  const body = request.body;
+  if (!check || !body || typeof body !== 'object' || Array.isArray(body) || !error.errors) return error;
+  const failed = new Set(error.errors.map((e) => e.field.split('.')[0]!));
+  const passed = Object.fromEntries(Object.entries(body as Record<string, unknown>).filter(([key]) => !failed.has(key)));
+  let more: FieldError[] = [];
+  try {
+    more = (await check(passed)).filter((e) => !failed.has(e.field.split('.')[0]!));
+  } catch {
+    return error;
+  }
+  return more.length === 0 ? error : validationError([...error.errors, ...more]);
+}
+
 async function errorsPlugin(app: FastifyInstance) {
-  app.setErrorHandler((raw: FastifyError, request, reply) => {
-    const error = raw instanceof ApiError ? raw : fromFastifyError(raw, request);
+  app.setErrorHandler(async (raw: FastifyError, request, reply) => {
+    let error = raw instanceof ApiError ? raw : fromFastifyError(raw, request);
+    if (raw.validation && error.code === 'validation_failed') error = await withFieldChecks(error, request);
     // An ApiError is an answer given on purpose (a 502 about the platform included): no error, no stack.
     if (error.status >= 500 && !(raw instanceof ApiError)) request.log.error({ err: raw }, 'request failed');
     return sendProblem(reply, request, error);

@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import type { BucketDecision } from '../../access/bucket.js';
 import { AccessRateLimitedError, type AccessService } from '../../access/service.js';
 import type { Monitor } from '../../monitor/service.js';
+import { componentExamples } from '../components.js';
 import { AccountSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 
@@ -31,7 +32,7 @@ const CheckResponse = Type.Object(
     account: AccountSchema,
     attempt_id: Type.Union([Type.String(), Type.Null()], { description: 'The re-authentication this check started (or joined), if any.' }),
   },
-  { examples: [{ session_valid: false, account: (AccountSchema as { examples?: unknown[] }).examples?.[0], attempt_id: 'auth_5b2Kx9Vq7mT1cR8nL4dW3z' }] },
+  { examples: [{ session_valid: false, account: componentExamples('Account')?.[0], attempt_id: 'auth_5b2Kx9Vq7mT1cR8nL4dW3z' }] },
 );
 
 function rateHeaders(reply: FastifyReply, rate: BucketDecision) {

@@ -50,12 +50,13 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       config: {
         ...write,
         idempotent: true,
+        fieldCheck: (body) => connect.startBodyErrors(platform, body),
       },
       // After validation and the idempotency replay: only attempts that would start count.
       preHandler: async (request, reply) => limitConnects(request.principal.organization.id, reply),
       schema: {
         tags,
-        summary: `Start connecting a ${name} account`,
+        summary: `Start connecting ${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} account`,
         description:
           'Starts a login attempt and answers at once; follow it at `polling_url` (long-poll with `?wait=`, or Server-Sent Events at `/events`). ' +
           (capabilities.authTypes.length === 1
@@ -163,7 +164,9 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       schema: {
         tags,
         summary: 'Submit a code, or confirm the selfie check',
-        description: 'Send exactly one of `code` (4-16 characters) and `selfie_verification_completed: true`. 409 `attempt_not_awaiting_input` when the state takes neither.',
+        description:
+          'Send exactly one of `code` (4-16 characters) and `selfie_verification_completed: true`. 409 `attempt_not_awaiting_input` (with the attempt\'s `state`) when the state takes neither. ' +
+          'Confirming the selfie asks the platform at once (waiting up to 10 s for its answer): 409 `selfie_not_completed` when the platform has not seen a completed selfie check — the attempt stays on `needs_face_otp` and the creator can finish it and confirm again.',
         params: AttemptParams,
         body: SubmitBodySchema,
         response: { 202: SubmittedSchema, ...problemResponses(401, 403, 404, 409, 422, 429) },
@@ -205,7 +208,9 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         schema: {
           tags,
           summary: 'Ask the platform to send the device-check email',
-          description: 'Only in state `needs_email`; the creator then reads the code and you submit it.',
+          description:
+            'Only in state `needs_email` (409 `attempt_not_awaiting_email` naming the state otherwise). The attempt then shows `email_sent_at`, its `progress` says the email went out and `next_actions` become `["submit_code","send_email_to_creator"]`: ' +
+            'submit the code the creator received. Asking again is allowed 60 s after the last request; earlier is a 429 `email_recently_sent` with `Retry-After` / `retryAfterSec`.',
           params: AttemptParams,
           response: { 202: SubmittedSchema, ...problemResponses(401, 403, 404, 409, 429) },
         },
@@ -220,7 +225,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
   app.put(
     '/:account_id/credentials',
     {
-      config: write,
+      config: { ...write, fieldCheck: (body) => connect.startBodyErrors(platform, body) },
       schema: {
         tags,
         summary: 'Replace the credentials of an account and re-authenticate at once',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { LinkInitBody, LinkService } from '../../link/service.js';
+import { named } from '../components.js';
 import { problemResponses } from '../problem.js';
 import { Body, IdempotencyHeaders, Timestamp } from '../schemas.js';
 
@@ -35,7 +36,7 @@ const InitResponse = Type.Object(
   { examples: [{ id: 'link_5tQ1xV8mK2cN7bR4wZ9pLd', url: 'https://fangate.example.com/link/Xc1…', expiresAt: '2026-11-22T20:00:00.000Z' }] },
 );
 
-export const LinkSchema = Type.Object(
+export const LinkSchema = named('LinkSession', Type.Object(
   {
     id: Type.String(),
     status: Type.Enum(['initialized', 'pending', 'awaiting_2fa', 'completed', 'failed', 'expired', 'cancelled'], {
@@ -72,7 +73,7 @@ export const LinkSchema = Type.Object(
       },
     ],
   },
-);
+));
 
 export const linkRoutes: FastifyPluginAsyncTypebox<{ link: LinkService }> = async (app, { link }) => {
   app.post(

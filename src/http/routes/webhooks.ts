@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { notFound } from '../../lib/errors.js';
 import { EVENT_NAMES, examplePayload, isEventName } from '../../webhooks/catalog.js';
 import type { WebhookService } from '../../webhooks/service.js';
+import { named } from '../components.js';
 import { problemResponses } from '../problem.js';
 import { Body, IdempotencyHeaders, PageOf, PageQuery, Timestamp } from '../schemas.js';
 
@@ -61,7 +62,7 @@ const endpointProperties = {
   created_at: Timestamp,
   updated_at: Timestamp,
 };
-const EndpointSchema = Type.Object(endpointProperties, { description: 'A webhook endpoint; never carries its secret.', examples: [endpointExample] });
+const EndpointSchema = named('WebhookEndpoint', Type.Object(endpointProperties, { description: 'A webhook endpoint; never carries its secret.', examples: [endpointExample] }));
 const signingSecret = Type.String({ description: 'The signing secret (`whsec_…`). Shown only in this response: store it now.', examples: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw3Y0Vc3Y1KDs='] });
 const CreatedEndpointSchema = Type.Object({ ...endpointProperties, signing_secret: signingSecret }, { examples: [{ ...endpointExample, signing_secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw3Y0Vc3Y1KDs=' }] });
 const RotatedEndpointSchema = Type.Object(
@@ -120,7 +121,7 @@ const deliveryProperties = {
   created_at: Timestamp,
   delivered_at: Nullable(Timestamp),
 };
-const DeliverySchema = Type.Object(deliveryProperties, { examples: [deliveryExample] });
+const DeliverySchema = named('Delivery', Type.Object(deliveryProperties, { description: 'One event sent (or to be sent) to one endpoint.', examples: [deliveryExample] }));
 const TrySchema = Type.Object({
   attempted_at: Timestamp,
   response_status: Nullable(Type.Integer({ description: 'null when no answer came (refused address, connection error, timeout).' })),
@@ -133,7 +134,7 @@ const DeliveryDetailSchema = Type.Object(
   { examples: [{ ...deliveryExample, tries: [{ attempted_at: '2026-11-22T19:00:00.010Z', response_status: 200, duration_ms: 30, error: null, response_body: 'ok' }] }] },
 );
 
-const BodySchema = Type.Object(
+const BodySchema = named('WebhookEvent', Type.Object(
   {
     id: Type.String(),
     event: Type.String(),
@@ -144,7 +145,7 @@ const BodySchema = Type.Object(
     payload: Type.Object({ account: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]), attempt: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]) }),
   },
   { description: 'The JSON body POSTed to endpoints.', examples: [examplePayload('accounts.connected')] },
-);
+));
 const CatalogSchema = Type.Object(
   { data: Type.Array(Type.Object({ name: Type.String(), description: Type.String(), example: BodySchema })) },
   { examples: [{ data: [{ name: 'accounts.connected', description: 'A new account was connected …', example: examplePayload('accounts.connected') }] }] },

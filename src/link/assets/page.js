@@ -196,11 +196,18 @@
     return json;
   }
 
+  // Problems a creator meets on purpose, said for them rather than for the developer.
+  const CREATOR_TEXT = {
+    selfie_not_completed: 'The selfie check is not finished yet. Complete it in the other tab, then press \u201cI\u2019ve done it\u201d again.',
+    email_recently_sent: 'The email is on its way. You can ask for another one in a minute.',
+  };
+
   function problem(p) {
     clearFieldErrors();
     let named = false;
     for (const e of (p && p.errors) || []) named = fieldError(e.field, e.message) || named;
-    showError(named ? 'Please correct the marked fields.' : (p && p.detail) || 'Something went wrong. Try again.');
+    const own = p && CREATOR_TEXT[p.code];
+    showError(named ? 'Please correct the marked fields.' : own || (p && p.detail) || 'Something went wrong. Try again.');
     if (p && (p.code === 'link_closed' || p.code === 'link_expired')) refresh();
   }
 
