@@ -45,6 +45,9 @@ export interface ConnectDeps {
   loginsPerHour: number;
 }
 
+/** A pending attempt without a job for this long gets its step queued again by the sweep. */
+const STUCK_AFTER_MS = 30_000;
+
 const hashCode = (code: string) => createHash('sha256').update(code, 'utf8').digest('hex');
 
 /** The 409 of DESIGN 3.3 and friends, from a refusal of the state machine. */
@@ -131,6 +134,7 @@ export function createConnectService(deps: ConnectDeps) {
       .returningAll()
       .executeTakeFirstOrThrow();
     await store.runHooks(trx, row, null);
+    await store.enqueue(trx, row, effects);
     return { row, effects, mobileCode };
   }
 
@@ -366,7 +370,7 @@ export function createConnectService(deps: ConnectDeps) {
       const created = await db.transaction().execute(async (trx) => {
         const locked = await lockAccount(trx, orgId, platform, account.id);
         const again = await runningReauth(trx, account.id);
-        if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'] };
+        if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'], mobileCode: null };
         await limitLogins(trx, locked.id);
         const input: StartInput = {
           authType: 'email_password', name: null, login: credentials.login, password: credentials.password, session: null, proxy: null,
@@ -405,8 +409,9 @@ export function createConnectService(deps: ConnectDeps) {
     },
 
     /**
-     * The worker's sweep: expires attempts whose time is up, and re-queues a step whose job was
-     * lost (e.g. the enqueue failed after the insert). Safe on every node at once.
+     * The worker's sweep: expires attempts whose time is up, and queues again the step of an attempt pending
+     * for STUCK_AFTER_MS without any job (a last resort: steps are queued in the attempt's transaction, and a
+     * step whose worker died runs again when its job expires). Safe on every node at once.
      */
     async sweep(): Promise<void> {
       const now = clock.now();
@@ -422,10 +427,12 @@ export function createConnectService(deps: ConnectDeps) {
         .selectFrom('auth_attempts')
         .selectAll()
         .where('state', '=', 'pending')
-        .where('updated_at', '<', new Date(now.getTime() - 120_000))
+        .where('updated_at', '<', new Date(now.getTime() - STUCK_AFTER_MS))
         .limit(100)
         .execute();
-      for (const row of stuck) if (row.step) await store.afterCommit(row, [{ type: 'run_step', step: row.step }]);
+      for (const row of stuck) {
+        if (row.step && (await store.requeueStep(row))) deps.logger.warn({ attemptId: row.id, seq: row.step_seq }, 'pending attempt had no step job; queued it again');
+      }
     },
   };
 
