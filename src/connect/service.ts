@@ -66,6 +66,15 @@ function refusalError(reason: RefusalReason | 'conflict' | 'not_found'): ApiErro
   }
 }
 
+/** The answer to a started connect. */
+export interface StartAnswer {
+  attempt_id: string;
+  message: string;
+  polling_url: string;
+  state: AttemptState;
+  mobile_auth_session_deeplink?: string;
+}
+
 interface NewAttempt {
   orgId: string;
   platform: PlatformName;
@@ -251,7 +260,11 @@ export function createConnectService(deps: ConnectDeps) {
   }
 
   const service = {
-    async start(orgId: string, platform: PlatformName, body: StartBody) {
+    /**
+     * Starts a connect. `claim`, when given, runs inside the attempt's transaction with the answer (the API's
+     * Idempotency-Key): the key, the attempt and its first job commit together or not at all.
+     */
+    async start(orgId: string, platform: PlatformName, body: StartBody, claim?: (trx: Transaction<DB>, answer: StartAnswer) => Promise<void>): Promise<StartAnswer> {
       const input = await parseInput(platform, body);
       if (input.session && !input.forceConnect) {
         const existing = await deps.accounts.findByPlatformUser(db, orgId, platform, input.session.authId);
@@ -261,15 +274,20 @@ export function createConnectService(deps: ConnectDeps) {
           });
         }
       }
-      const { row, effects, mobileCode } = await db.transaction().execute((trx) => insertAttempt(trx, { orgId, platform, kind: 'connect', input }));
+      const { row, effects, answer } = await db.transaction().execute(async (trx) => {
+        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input });
+        const answer: StartAnswer = {
+          attempt_id: row.id,
+          message: START_MESSAGE,
+          polling_url: pollingUrl(deps.publicUrl, platform, row.id),
+          state: row.state,
+          ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
+        };
+        await claim?.(trx, answer);
+        return { row, effects, answer };
+      });
       await store.afterCommit(row, effects, null);
-      return {
-        attempt_id: row.id,
-        message: START_MESSAGE,
-        polling_url: pollingUrl(deps.publicUrl, platform, row.id),
-        state: row.state,
-        ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
-      };
+      return answer;
     },
 
     /** The organisation's attempts, newest first (`platform` null: every platform). */
