@@ -13,6 +13,7 @@ import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.j
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { newBrowserIdentity } from '../platforms/identity.js';
 import type { PlatformSession } from '../platforms/types.js';
+import type { ProxyInput } from '../net/proxy-choice.js';
 import type { Vault } from '../vault/vault.js';
 import { type AttemptKind, type AttemptRow, type AttemptView, mobileDeeplink, pollingUrl, snapshotColumns } from './attempts.js';
 import { parseStartInput, type StartBody, type StartInput } from './input.js';
@@ -106,13 +107,16 @@ export function createConnectService(deps: ConnectDeps) {
       : account
         ? { userAgent: account.user_agent, deviceId: account.device_id }
         : newBrowserIdentity();
-    const proxy = input.proxy ?? (account ? { proxy: account.proxy, password: spec.secrets?.proxyPassword ?? null } : { proxy: { type: 'none' as const }, password: null });
+    const proxy: ProxyInput = input.proxy ?? (account
+      ? { proxy: deps.accounts.identity(account).proxy, password: spec.secrets?.proxyPassword ?? null, username: spec.secrets?.proxyUsername ?? null }
+      : { proxy: { type: 'none' as const }, password: null, username: null });
     const secrets: AttemptSecrets = {
       login: input.login,
       password: input.password,
       session: input.session,
       totpSecret: input.totpSecret ?? spec.secrets?.totpSecret ?? null,
       proxyPassword: proxy.password,
+      proxyUsername: proxy.username,
       mobileCode,
       ...(input.authType === 'email_password' && !input.login && spec.secrets ? { login: spec.secrets.login, password: spec.secrets.password } : {}),
     };
@@ -354,8 +358,8 @@ export function createConnectService(deps: ConnectDeps) {
         const cancelled = await store.cancelAccountAttemptsIn(trx, locked.id);
         // As it is after the cancellations (they may have changed its status).
         const fresh = (await deps.accounts.find(trx, orgId, accountId))!;
-        const { totpSecret, proxyPassword } = deps.accounts.secrets(fresh);
-        const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword } });
+        const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(fresh);
+        const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername } });
         return { created, cancelled };
       });
       for (const { row, effects, previousState } of cancelled) await store.afterCommit(row, effects, previousState);
@@ -394,8 +398,8 @@ export function createConnectService(deps: ConnectDeps) {
           authType: 'email_password', name: null, login: credentials.login, password: credentials.password, session: null, proxy: null,
           forceConnect: false, rememberCredentials: locked.remember_credentials, totpSecret: null, clientReferenceId: null,
         };
-        const { totpSecret, proxyPassword } = deps.accounts.secrets(locked);
-        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword } });
+        const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(locked);
+        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword, proxyUsername } });
       });
       await store.afterCommit(created.row, created.effects, created.effects.length > 0 ? null : undefined);
       return answer(created.row);

@@ -35,6 +35,7 @@ export interface AttemptSecrets {
   session?: PlatformSession | null;
   totpSecret?: string | null;
   proxyPassword?: string | null;
+  proxyUsername?: string | null;
   mobileCode?: string | null;
 }
 

@@ -69,6 +69,7 @@ export interface ProxyColumn {
   protocol?: 'http' | 'socks5';
   host?: string;
   port?: number;
+  /** Rows written before migration 0030 only: the username is a vault secret (`proxy_username_enc`, attempt secrets). */
   username?: string;
   /** Pool proxies: which proxy of the country the account sticks to. */
   proxy_id?: string;
@@ -90,6 +91,7 @@ export interface AccountsTable {
   platform_avatar: string | null;
   proxy: ColumnType<ProxyColumn, string, string>;
   proxy_password_enc: string | null;
+  proxy_username_enc: string | null;
   user_agent: string;
   device_id: string;
   credentials_enc: string | null;
