@@ -77,8 +77,9 @@ export function createJobQueue(options: JobQueueOptions) {
     schema: options.schema ?? 'pgboss',
     supervise: true,
     schedule: false,
-    // Maintenance also expires the jobs of dead workers: every few seconds, so their work resumes soon.
-    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 5,
+    // Maintenance also expires the jobs of dead workers: every few seconds, so their work resumes soon
+    // (a login step of a killed worker runs again within 30 s).
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 3,
     max: 4,
   } as PgBoss.ConstructorOptions);
   boss.on('error', (error) => logger.error({ err: error }, 'job queue error'));
