@@ -54,6 +54,8 @@ export interface IdempotencyKeysTable {
   status_code: number | null;
   /** The first response, encrypted: it may hold secrets (a new API key, a signing secret). */
   response_enc: string | null;
+  /** While unfinished: the `nodeKey` of the process running the request (a dead owner's claim is taken over). */
+  owner: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 

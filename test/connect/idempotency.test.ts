@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,4 +85,27 @@ describeEachStore('connect Idempotency-Key', (kind) => {
     await expectSettled(second, answer.body.attempt_id, 'needs_otp');
     expect(await attemptsOf(second, `restart-${kind}`)).toHaveLength(1);
   }, 90_000);
+
+  it('on other creating routes, the claim of a request whose process died is taken over at once; a live one is in use', async () => {
+    const app = await startTestApp(kind);
+    cleanups.push(() => app.close());
+    const orgId = (await app.api('/api/whoami')).body.organization.id;
+    const claim = (key: string, owner: string, body: unknown) =>
+      app.fangate.database.db
+        .insertInto('idempotency_keys')
+        .values({ org_id: orgId, key, request_hash: createHash('sha256').update(`POST /api/api-keys\n${JSON.stringify(body)}`).digest('hex'), owner })
+        .execute();
+    // A process that died mid-request: nothing holds its liveness lock any more.
+    await claim(`dead-${kind}`, '4611686018427387901', { name: 'after a crash' });
+    const taken = await app.api('/api/api-keys', { method: 'POST', body: { name: 'after a crash' }, headers: { 'idempotency-key': `dead-${kind}` } });
+    expect(taken.status, taken.text).toBe(201);
+    const replayed = await app.api('/api/api-keys', { method: 'POST', body: { name: 'after a crash' }, headers: { 'idempotency-key': `dead-${kind}` } });
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect(replayed.body.id).toBe(taken.body.id);
+    // This very process, still running that request.
+    await claim(`live-${kind}`, app.fangate.database.nodeKey, { name: 'concurrent' });
+    const busy = await app.api('/api/api-keys', { method: 'POST', body: { name: 'concurrent' }, headers: { 'idempotency-key': `live-${kind}` } });
+    expect(busy.status).toBe(409);
+    expect(busy.body.code).toBe('idempotency_key_in_use');
+  }, 120_000);
 });

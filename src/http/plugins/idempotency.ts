@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { LIVE_NODE_SQL } from '../../db/database.js';
 import type { DB } from '../../db/schema.js';
 import type { Vault } from '../../vault/vault.js';
 import { ApiError, validationError } from '../../lib/errors.js';
@@ -56,7 +57,7 @@ interface StoredResponse {
  * A retry with the same key and body within 24 h gets that response back; a different body
  * is refused; a retry while the first is still running is told to wait.
  */
-async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kysely<DB>; vault: Vault }) {
+async function idempotencyPlugin(app: FastifyInstance, { db, vault, nodeKey }: { db: Kysely<DB>; vault: Vault; nodeKey: string }) {
   app.decorateRequest('idempotencyKey', null);
   app.decorateRequest('idempotency', null);
   const committedInTransaction = new WeakSet<object>();
@@ -109,15 +110,17 @@ async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kyse
       return;
     }
 
-    // Claim the key, or take over an expired claim.
+    // Claim the key (owned by this process), or take over an expired claim or one whose process died.
     const claimed = await db
       .insertInto('idempotency_keys')
-      .values({ org_id: orgId, key, request_hash: hash })
+      .values({ org_id: orgId, key, request_hash: hash, owner: nodeKey })
       .onConflict((oc) =>
-        oc.columns(['org_id', 'key']).doUpdateSet({ request_hash: hash, status_code: null, response_enc: null, created_at: sql`now()` })
-          // A claim whose request died before answering is released after a minute.
+        oc.columns(['org_id', 'key']).doUpdateSet({ request_hash: hash, status_code: null, response_enc: null, owner: nodeKey, created_at: sql`now()` })
           .where(sql<boolean>`idempotency_keys.created_at < now() - interval '24 hours'
-            or (idempotency_keys.status_code is null and idempotency_keys.created_at < now() - interval '1 minute')`),
+            or (idempotency_keys.status_code is null and (
+              (idempotency_keys.owner is not null and not ${sql.raw(LIVE_NODE_SQL('idempotency_keys.owner'))})
+              -- claims written before owners were recorded keep their one-minute lease
+              or (idempotency_keys.owner is null and idempotency_keys.created_at < now() - interval '1 minute')))`),
       )
       .returning('key')
       .executeTakeFirst();
@@ -167,7 +170,7 @@ async function idempotencyPlugin(app: FastifyInstance, { db, vault }: { db: Kyse
     }
     await db
       .updateTable('idempotency_keys')
-      .set({ status_code: reply.statusCode, response_enc: responseEnc })
+      .set({ status_code: reply.statusCode, response_enc: responseEnc, owner: null })
       .where('org_id', '=', orgId)
       .where('key', '=', key)
       .execute();
