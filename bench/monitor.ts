@@ -44,7 +44,7 @@ await runBench(async () => {
       {
         id: newId('acct'), orgId, platform: 'onlyfans', displayName: s.user.username, authType: 'raw_data', imported: true, rememberCredentials: false,
         clientReferenceId: null, user: { id: s.user.id, username: s.user.username, name: s.user.username, avatar: null }, proxy: { type: 'none' },
-        proxyPassword: null, userAgent: UA, deviceId: s.xbc, credentials: null, totpSecret: null,
+        proxyPassword: null, proxyUsername: null, userAgent: UA, deviceId: s.xbc, credentials: null, totpSecret: null,
         session: { authId: s.auth_id, cookies: s.cookies, xbc: s.xbc, userAgent: UA }, lastChallenges: [],
       },
       created,

@@ -124,6 +124,8 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   // Domains, each with what it needs of the others as a narrow interface (DESIGN 1).
   const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
   const accountsPort = createAccountsPort({ db: database.db, vault, clock, logger });
+  const sealed = await accountsPort.sealLegacyProxyUsernames();
+  if (sealed > 0) logger.info({ accounts: sealed }, 'moved plain-text proxy usernames into the vault');
   // Account status and Link follow attempts inside their transactions (the Link hook runs only once `link` exists below).
   const attemptHooks: AttemptChangeHook[] = [(trx, change) => accountsPort.followAttempt(trx, change), (trx, change) => link.onAttemptChange(trx, change)];
   const connectDomain = createConnectDomain({

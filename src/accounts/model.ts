@@ -73,7 +73,7 @@ export interface AccountCredentials {
   password: string;
 }
 
-export const accountSecretPlace = (row: { org_id: string; id: string }, field: 'credentials_enc' | 'totp_secret_enc' | 'session_enc' | 'proxy_password_enc') => ({
+export const accountSecretPlace = (row: { org_id: string; id: string }, field: 'credentials_enc' | 'totp_secret_enc' | 'session_enc' | 'proxy_password_enc' | 'proxy_username_enc') => ({
   orgId: row.org_id,
   table: 'accounts',
   field,

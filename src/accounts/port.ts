@@ -11,6 +11,7 @@ import {
   applyStatusEvent,
   decryptCredentials,
   decryptProxyPassword,
+  decryptProxyUsername,
   decryptSession,
   decryptTotpSecret,
   findAccount,
@@ -18,6 +19,7 @@ import {
   insertAccount,
   type NewAccount,
   renewAccountSession,
+  sealLegacyProxyUsernames,
   type SessionRenewal,
 } from './repository.js';
 import { enterStatus, statusEventForAttempt } from './status.js';
@@ -45,9 +47,12 @@ export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: 
         totpSecret: decryptTotpSecret(vault, account),
         session: decryptSession(vault, account),
         proxyPassword: decryptProxyPassword(vault, account),
+        proxyUsername: decryptProxyUsername(vault, account),
       };
     },
     identity: (account: AccountRow) => accountIdentity(vault, account),
+    /** Moves proxy usernames of versions before migration 0030 from plain text into the vault (at start). */
+    sealLegacyProxyUsernames: () => sealLegacyProxyUsernames(db, vault),
     insert: (trx: Db, account: NewAccount, now: Date) => insertAccount(trx, vault, account, now),
     async renewSession(trx: Db, account: AccountRow, renewal: SessionRenewal, now: Date): Promise<AccountRow> {
       const row = await renewAccountSession(trx, vault, account, renewal, now);
@@ -115,6 +120,8 @@ export function createAccountHealthPort(deps: { db: Kysely<DB>; vault: Vault; cl
     view: (row: AccountRow) => serializeAccount(row),
     session: (account: AccountRow) => decryptSession(vault, account),
     identity: (account: AccountRow) => accountIdentity(vault, account),
+    /** Moves proxy usernames of versions before migration 0030 from plain text into the vault (at start). */
+    sealLegacyProxyUsernames: () => sealLegacyProxyUsernames(db, vault),
 
     /**
      * Claims up to `limit` accounts due for a check and pushes their next check one interval forward in

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { AuthType, ChallengeKind, DB, PlatformName, ProxyColumn } from '../db/schema.js';
 import type { PlatformSession, PlatformUser } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
@@ -46,6 +46,7 @@ export interface NewAccount {
   user: PlatformUser;
   proxy: ProxyColumn;
   proxyPassword: string | null;
+  proxyUsername: string | null;
   userAgent: string;
   deviceId: string;
   credentials: AccountCredentials | null;
@@ -72,8 +73,9 @@ export async function insertAccount(db: Db, vault: Vault, account: NewAccount, n
       platform_username: account.user.username,
       platform_name: account.user.name,
       platform_avatar: account.user.avatar,
-      proxy: JSON.stringify(account.proxy),
+      proxy: JSON.stringify(withoutUsername(account.proxy)),
       proxy_password_enc: account.proxyPassword ? vault.encrypt(account.proxyPassword, accountSecretPlace(row, 'proxy_password_enc')) : null,
+      proxy_username_enc: account.proxyUsername ? vault.encrypt(account.proxyUsername, accountSecretPlace(row, 'proxy_username_enc')) : null,
       user_agent: account.userAgent,
       device_id: account.deviceId,
       credentials_enc: account.credentials ? vault.encryptJson(account.credentials, accountSecretPlace(row, 'credentials_enc')) : null,
@@ -101,7 +103,7 @@ export interface SessionRenewal {
   lastChallenges?: ChallengeKind[];
   userAgent?: string;
   deviceId?: string;
-  proxy?: { proxy: ProxyColumn; password: string | null };
+  proxy?: { proxy: ProxyColumn; password: string | null; username: string | null };
   displayName?: string;
   clientReferenceId?: string | null;
 }
@@ -132,8 +134,9 @@ export async function renewAccountSession(db: Db, vault: Vault, account: Account
       ...(renewal.proxy === undefined
         ? {}
         : {
-            proxy: JSON.stringify(renewal.proxy.proxy),
+            proxy: JSON.stringify(withoutUsername(renewal.proxy.proxy)),
             proxy_password_enc: renewal.proxy.password ? vault.encrypt(renewal.proxy.password, accountSecretPlace(account, 'proxy_password_enc')) : null,
+            proxy_username_enc: renewal.proxy.username ? vault.encrypt(renewal.proxy.username, accountSecretPlace(account, 'proxy_username_enc')) : null,
           }),
     })
     .where('id', '=', account.id)
@@ -167,7 +170,47 @@ export function decryptProxyPassword(vault: Vault, account: AccountRow): string 
   return account.proxy_password_enc ? vault.decrypt(account.proxy_password_enc, accountSecretPlace(account, 'proxy_password_enc')) : null;
 }
 
+/** The proxy username (a secret like the password); rows not yet sealed still carry it in `proxy`. */
+export function decryptProxyUsername(vault: Vault, account: AccountRow): string | null {
+  if (account.proxy_username_enc) return vault.decrypt(account.proxy_username_enc, accountSecretPlace(account, 'proxy_username_enc'));
+  return account.proxy.username ?? null;
+}
+
+/** The `proxy` column as stored: never the username (it lives in the vault). */
+export function withoutUsername(proxy: ProxyColumn): ProxyColumn {
+  const { username: _secret, ...rest } = proxy;
+  return rest;
+}
+
 /** The platform identity of an account, for driver contexts. */
 export function accountIdentity(vault: Vault, account: AccountRow) {
-  return { proxy: account.proxy, proxyPassword: decryptProxyPassword(vault, account), userAgent: account.user_agent, deviceId: account.device_id };
+  return {
+    proxy: withoutUsername(account.proxy),
+    proxyPassword: decryptProxyPassword(vault, account),
+    proxyUsername: decryptProxyUsername(vault, account),
+    userAgent: account.user_agent,
+    deviceId: account.device_id,
+  };
+}
+
+/**
+ * Seals proxy usernames stored in plain text by versions before migration 0030 into the vault; returns how
+ * many accounts changed. Run at start; safe on every node at once.
+ */
+export async function sealLegacyProxyUsernames(db: Kysely<DB>, vault: Vault): Promise<number> {
+  const legacy = await db.selectFrom('accounts').select(['id', 'org_id']).where(sql<boolean>`proxy ? 'username'`).execute();
+  let sealed = 0;
+  for (const { id } of legacy) {
+    await db.transaction().execute(async (trx) => {
+      const account = await trx.selectFrom('accounts').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!account?.proxy.username) return;
+      await trx
+        .updateTable('accounts')
+        .set({ proxy: JSON.stringify(withoutUsername(account.proxy)), proxy_username_enc: vault.encrypt(account.proxy.username, accountSecretPlace(account, 'proxy_username_enc')) })
+        .where('id', '=', id)
+        .execute();
+      sealed++;
+    });
+  }
+  return sealed;
 }

@@ -196,7 +196,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (body.proxyCountry !== undefined && body.customProxy !== undefined) {
         errors.push({ field: 'proxyCountry', message: 'cannot be combined with customProxy: choose one' });
       } else if (body.proxyCountry === null || body.customProxy === null) {
-        proxy = { proxy: { type: 'none' }, password: null };
+        proxy = { proxy: { type: 'none' }, password: null, username: null };
       } else if (body.proxyCountry !== undefined || body.customProxy !== undefined) {
         proxy = parseProxyChoice({ proxyCountry: body.proxyCountry ?? undefined, customProxy: body.customProxy ?? undefined }, platforms.pool, errors);
         errors.push(...(await platforms.checkCustomProxy(proxy)));
@@ -220,6 +220,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           if (!sameCountry) {
             set.proxy = JSON.stringify(proxy.proxy);
             set.proxy_password_enc = proxy.password ? vault.encrypt(proxy.password, accountSecretPlace(current, 'proxy_password_enc')) : null;
+            set.proxy_username_enc = proxy.username ? vault.encrypt(proxy.username, accountSecretPlace(current, 'proxy_username_enc')) : null;
           }
         }
         if (interval !== undefined) {
@@ -305,7 +306,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       // The creator's x-bc stays inside the encrypted session; the account's own device id (plain
       // text, used for FanGate's later logins) is a fresh one.
       const deviceId = newBrowserIdentity().deviceId;
-      const identity: PlatformIdentity = { proxy: proxy?.proxy ?? { type: 'none' }, proxyPassword: proxy?.password ?? null, userAgent: body.userAgent, deviceId };
+      const identity: PlatformIdentity = { proxy: proxy?.proxy ?? { type: 'none' }, proxyPassword: proxy?.password ?? null, proxyUsername: proxy?.username ?? null, userAgent: body.userAgent, deviceId };
       const valid = await validateOrReject(IMPORT_PLATFORM, identity, session);
 
       try {
@@ -327,6 +328,7 @@ export function createAccountService(deps: AccountServiceDeps) {
               user: valid.user,
               proxy: valid.proxy,
               proxyPassword: proxy?.password ?? null,
+              proxyUsername: proxy?.username ?? null,
               userAgent: body.userAgent,
               deviceId,
               credentials: null,

@@ -66,13 +66,14 @@ export function createConnectDomain(deps: ConnectDomainDeps) {
     cancelAccountAttempts: (accountId: string) => store.cancelAccountAttempts(accountId),
 
     async registerWorkers(jobs: JobQueue): Promise<void> {
-      // A step whose worker died (kill -9) expires after STEP_EXPIRY_SEC and runs again on another worker; the
+      // A step whose worker died (kill -9) expires after STEP_EXPIRY_SEC and runs again on another worker within
+      // 30 s of the death (expiry, the next maintenance run within 3 s, a 1-2 s retry delay, a 2 s poll); the
       // per-try upstream timeout keeps a live step well inside it, so a slow step is not run twice.
       await jobs.define<StepJob>({
         name: STEP_QUEUE,
         expireInSeconds: STEP_EXPIRY_SEC,
         retryLimit: STEP_RETRIES,
-        retryDelay: 2,
+        retryDelay: 1,
         concurrency: 8,
         // A step that keeps failing ends its attempt with a clear error instead of leaving it pending.
         handler: async (job, meta) => {

@@ -14,6 +14,7 @@ import { capabilitiesOf, sessionCookieErrors } from '../platforms/capabilities.j
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { newBrowserIdentity } from '../platforms/identity.js';
 import type { PlatformSession } from '../platforms/types.js';
+import type { ProxyInput } from '../net/proxy-choice.js';
 import type { Vault } from '../vault/vault.js';
 import { type AttemptKind, type AttemptRow, type AttemptView, mobileDeeplink, pollingUrl, snapshotColumns } from './attempts.js';
 import { parseStartInput, type StartBody, type StartInput } from './input.js';
@@ -49,6 +50,9 @@ export interface ConnectDeps {
 /** How long confirming a selfie waits for the platform's answer before answering 202 (the check goes on). */
 const SELFIE_CHECK_WAIT_MS = 10_000;
 
+/** A pending attempt without a job for this long gets its step queued again by the sweep. */
+const STUCK_AFTER_MS = 30_000;
+
 const hashCode = (code: string) => createHash('sha256').update(code, 'utf8').digest('hex');
 
 /** The 409 of DESIGN 3.3 and friends, from a refusal of the state machine. */
@@ -70,6 +74,15 @@ function refusalError(reason: RefusalReason | 'conflict' | 'not_found', row?: Pi
     default:
       return new ApiError(409, 'attempt_not_awaiting_input', `The attempt${state} is not waiting for this input; check its state and next_actions.`, { extra: row ? { state: row.state } : {} });
   }
+}
+
+/** The answer to a started connect. */
+export interface StartAnswer {
+  attempt_id: string;
+  message: string;
+  polling_url: string;
+  state: AttemptState;
+  mobile_auth_session_deeplink?: string;
 }
 
 interface NewAttempt {
@@ -103,13 +116,16 @@ export function createConnectService(deps: ConnectDeps) {
       : account
         ? { userAgent: account.user_agent, deviceId: account.device_id }
         : newBrowserIdentity();
-    const proxy = input.proxy ?? (account ? { proxy: account.proxy, password: spec.secrets?.proxyPassword ?? null } : { proxy: { type: 'none' as const }, password: null });
+    const proxy: ProxyInput = input.proxy ?? (account
+      ? { proxy: deps.accounts.identity(account).proxy, password: spec.secrets?.proxyPassword ?? null, username: spec.secrets?.proxyUsername ?? null }
+      : { proxy: { type: 'none' as const }, password: null, username: null });
     const secrets: AttemptSecrets = {
       login: input.login,
       password: input.password,
       session: input.session,
       totpSecret: input.totpSecret ?? spec.secrets?.totpSecret ?? null,
       proxyPassword: proxy.password,
+      proxyUsername: proxy.username,
       mobileCode,
       ...(input.authType === 'email_password' && !input.login && spec.secrets ? { login: spec.secrets.login, password: spec.secrets.password } : {}),
     };
@@ -140,6 +156,7 @@ export function createConnectService(deps: ConnectDeps) {
       .returningAll()
       .executeTakeFirstOrThrow();
     await store.runHooks(trx, row, null);
+    await store.enqueue(trx, row, effects);
     return { row, effects, mobileCode };
   }
 
@@ -279,7 +296,11 @@ export function createConnectService(deps: ConnectDeps) {
         return [];
       }
     },
-    async start(orgId: string, platform: PlatformName, body: StartBody) {
+    /**
+     * Starts a connect. `claim`, when given, runs inside the attempt's transaction with the answer (the API's
+     * Idempotency-Key): the key, the attempt and its first job commit together or not at all.
+     */
+    async start(orgId: string, platform: PlatformName, body: StartBody, claim?: (trx: Transaction<DB>, answer: StartAnswer) => Promise<void>): Promise<StartAnswer> {
       const input = await parseInput(platform, body);
       if (input.session && !input.forceConnect) {
         const existing = await deps.accounts.findByPlatformUser(db, orgId, platform, input.session.authId);
@@ -289,15 +310,20 @@ export function createConnectService(deps: ConnectDeps) {
           });
         }
       }
-      const { row, effects, mobileCode } = await db.transaction().execute((trx) => insertAttempt(trx, { orgId, platform, kind: 'connect', input }));
+      const { row, effects, answer } = await db.transaction().execute(async (trx) => {
+        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input });
+        const answer: StartAnswer = {
+          attempt_id: row.id,
+          message: START_MESSAGE,
+          polling_url: pollingUrl(deps.publicUrl, platform, row.id),
+          state: row.state,
+          ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
+        };
+        await claim?.(trx, answer);
+        return { row, effects, answer };
+      });
       await store.afterCommit(row, effects, null);
-      return {
-        attempt_id: row.id,
-        message: START_MESSAGE,
-        polling_url: pollingUrl(deps.publicUrl, platform, row.id),
-        state: row.state,
-        ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
-      };
+      return answer;
     },
 
     /** The organisation's attempts, newest first (`platform` null: every platform). */
@@ -376,8 +402,8 @@ export function createConnectService(deps: ConnectDeps) {
         const cancelled = await store.cancelAccountAttemptsIn(trx, locked.id);
         // As it is after the cancellations (they may have changed its status).
         const fresh = (await deps.accounts.find(trx, orgId, accountId))!;
-        const { totpSecret, proxyPassword } = deps.accounts.secrets(fresh);
-        const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword } });
+        const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(fresh);
+        const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername } });
         return { created, cancelled };
       });
       for (const { row, effects, previousState } of cancelled) await store.afterCommit(row, effects, previousState);
@@ -410,14 +436,14 @@ export function createConnectService(deps: ConnectDeps) {
       const created = await db.transaction().execute(async (trx) => {
         const locked = await lockAccount(trx, orgId, platform, account.id);
         const again = await runningReauth(trx, account.id);
-        if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'] };
+        if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'], mobileCode: null };
         await limitLogins(trx, locked.id);
         const input: StartInput = {
           authType: 'email_password', name: null, login: credentials.login, password: credentials.password, session: null, proxy: null,
           forceConnect: false, rememberCredentials: locked.remember_credentials, totpSecret: null, clientReferenceId: null,
         };
-        const { totpSecret, proxyPassword } = deps.accounts.secrets(locked);
-        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword } });
+        const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(locked);
+        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword, proxyUsername } });
       });
       await store.afterCommit(created.row, created.effects, created.effects.length > 0 ? null : undefined);
       return answer(created.row);
@@ -449,8 +475,9 @@ export function createConnectService(deps: ConnectDeps) {
     },
 
     /**
-     * The worker's sweep: expires attempts whose time is up, and re-queues a step whose job was
-     * lost (e.g. the enqueue failed after the insert). Safe on every node at once.
+     * The worker's sweep: expires attempts whose time is up, and queues again the step of an attempt pending
+     * for STUCK_AFTER_MS without any job (a last resort: steps are queued in the attempt's transaction, and a
+     * step whose worker died runs again when its job expires). Safe on every node at once.
      */
     async sweep(): Promise<void> {
       const now = clock.now();
@@ -466,10 +493,12 @@ export function createConnectService(deps: ConnectDeps) {
         .selectFrom('auth_attempts')
         .selectAll()
         .where('state', '=', 'pending')
-        .where('updated_at', '<', new Date(now.getTime() - 120_000))
+        .where('updated_at', '<', new Date(now.getTime() - STUCK_AFTER_MS))
         .limit(100)
         .execute();
-      for (const row of stuck) if (row.step) await store.afterCommit(row, [{ type: 'run_step', step: row.step }]);
+      for (const row of stuck) {
+        if (row.step && (await store.requeueStep(row))) deps.logger.warn({ attemptId: row.id, seq: row.step_seq }, 'pending attempt had no step job; queued it again');
+      }
     },
   };
 

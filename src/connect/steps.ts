@@ -48,7 +48,7 @@ export function createStepRunner(deps: StepDeps) {
    * moves the attempt, and the account it belongs to, to another proxy of the same country.
    */
   async function call(row: AttemptRow, secrets: AttemptSecrets, fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<StepResult>): Promise<Outcome> {
-    const identity = { proxy: row.proxy, proxyPassword: secrets.proxyPassword ?? null, userAgent: row.user_agent, deviceId: row.device_id };
+    const identity = { proxy: row.proxy, proxyPassword: secrets.proxyPassword ?? null, proxyUsername: secrets.proxyUsername ?? null, userAgent: row.user_agent, deviceId: row.device_id };
     try {
       return await platforms.call(row.platform, identity, fn, {
         retries: TRANSIENT_RETRIES - 1,
@@ -136,7 +136,7 @@ export function createStepRunner(deps: StepDeps) {
                 deviceId: row.device_id,
                 rememberCredentials: row.remember_credentials,
                 // The proxy of the request (or the account's own, carried over): the attempt logged in through it.
-                proxy: { proxy: current.proxy, password: secrets.proxyPassword ?? null },
+                proxy: { proxy: current.proxy, password: secrets.proxyPassword ?? null, username: secrets.proxyUsername ?? current.proxy.username ?? null },
                 ...(row.auth_type === 'email_password' ? { credentials } : {}),
                 ...(secrets.totpSecret ? { totpSecret: secrets.totpSecret } : {}),
                 ...(row.display_name ? { displayName: row.display_name } : {}),
@@ -155,7 +155,7 @@ export function createStepRunner(deps: StepDeps) {
         throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
       }
       // The attempt's proxy as it is now: a pool proxy that failed during the login was swapped.
-      const proxy = { proxy: current.proxy, password: secrets.proxyPassword ?? null };
+      const proxy = { proxy: current.proxy, password: secrets.proxyPassword ?? null, username: secrets.proxyUsername ?? current.proxy.username ?? null };
       if (existing) {
         await deps.accounts.renewSession(trx, existing, {
           session, user, authType: row.auth_type, credentials, totpSecret: secrets.totpSecret ?? null, rememberCredentials: row.remember_credentials,
@@ -178,6 +178,7 @@ export function createStepRunner(deps: StepDeps) {
         user,
         proxy: proxy.proxy,
         proxyPassword: proxy.password,
+        proxyUsername: proxy.username,
         userAgent: row.user_agent,
         deviceId: row.device_id,
         credentials,

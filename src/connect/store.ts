@@ -35,6 +35,7 @@ export interface AttemptSecrets {
   session?: PlatformSession | null;
   totpSecret?: string | null;
   proxyPassword?: string | null;
+  proxyUsername?: string | null;
   mobileCode?: string | null;
 }
 
@@ -145,18 +146,25 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   }
 
   /**
-   * After the commit: jobs, timers and the NOTIFY that wakes long-polls. `previousState` (null for a new
-   * attempt) marks a state change, which is logged and counted once, here.
+   * Inside the attempt's transaction: the jobs and timers its effects ask for, so they exist exactly when
+   * the change commits (a crash between a commit and a send would leave the attempt without its step).
    */
-  async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
-    if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
+  async function enqueue(trx: Transaction<DB>, row: AttemptRow, effects: AttemptEffect[]): Promise<void> {
     for (const effect of effects) {
-      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
-      if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
+      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
+      if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
       if (effect.type === 'schedule_timeout') {
-        await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at });
+        await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at, trx });
       }
     }
+  }
+
+  /**
+   * After the commit: the log line and the NOTIFY that wakes long-polls (the jobs were written with the change).
+   * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
+   */
+  async function afterCommit(row: AttemptRow, _effects: AttemptEffect[], previousState?: AttemptState | null) {
+    if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
   }
 
@@ -188,6 +196,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     const row = await trx.updateTable('auth_attempts').set(next).where('id', '=', current.id).where('version', '=', current.version).returningAll().executeTakeFirst();
     if (!row) return undefined;
     await runHooks(trx, row, current.state);
+    await enqueue(trx, row, result.effects);
     const webhookEvents: EventName[] = result.effects.flatMap((e) =>
       e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
     );
@@ -204,6 +213,18 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   const store = {
     view,
     runHooks,
+    enqueue,
+
+    /**
+     * The sweep's last resort: queues the step of a pending attempt again when no job for it waits or runs
+     * anywhere (only a job sent by an older version, outside the transaction, can be lost). true when queued.
+     */
+    async requeueStep(row: AttemptRow): Promise<boolean> {
+      const job: StepJob = { attemptId: row.id, seq: row.step_seq };
+      if (await jobs.hasLive(STEP_QUEUE, job)) return false;
+      await jobs.send(STEP_QUEUE, job);
+      return true;
+    },
 
     async load(id: string, orgId?: string): Promise<AttemptRow | undefined> {
       let query = db.selectFrom('auth_attempts').selectAll().where('id', '=', id);

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,6 +22,12 @@ export interface Database {
   kind: StoreKind;
   db: Kysely<DB>;
   jobStore: JobStoreConnection;
+  /**
+   * This process's liveness: a random bigint whose session advisory lock the process holds while it lives
+   * (on its own connection on PostgreSQL). The database drops the lock when the process dies, so
+   * `isLiveNode(owner)` tells any node whether the process that wrote a claim still runs.
+   */
+  nodeKey: string;
   /** Subscribes to a NOTIFY channel; resolves to an unsubscribe function. */
   listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
@@ -43,6 +50,13 @@ export interface DatabaseOptions {
   logger: Logger;
   poolSize?: number;
 }
+
+/** SQL that is true when the process with this node key (a bigint column or value) still holds its liveness lock. */
+export const LIVE_NODE_SQL = (ownerColumn: string) =>
+  `exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1 and ((classid::bigint << 32) | objid::bigint) = ${ownerColumn})`;
+
+/** A random positive 62-bit key, as text (bigint). */
+const newNodeKey = () => ((BigInt(randomInt(1, 2 ** 30)) << 32n) | BigInt(randomInt(0, 2 ** 31))).toString();
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPGlite(options);
@@ -85,9 +99,13 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
   const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS });
   const pool = createPGlitePool(pglite);
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }) });
+  // One process, one connection: the session lock lives exactly as long as this process has the database open.
+  const nodeKey = newNodeKey();
+  await sql`select pg_advisory_lock(${nodeKey}::bigint)`.execute(db);
   return {
     kind: 'pglite',
     db,
+    nodeKey,
     jobStore: { db: { executeSql: (text, values) => pool.query(text, values) } },
     async listen(channel, handler) {
       const unlisten = await pool.run(() => pglite.listen(channel, handler));
@@ -110,9 +128,12 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
   pool.on('error', (error) => options.logger.error({ err: error }, 'idle PostgreSQL client failed'));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   const listener = createPostgresListener(url, options.logger);
+  const nodeKey = newNodeKey();
+  const liveness = await holdLivenessLock(url, nodeKey, options.logger);
   return {
     kind: 'postgres',
     db,
+    nodeKey,
     jobStore: { connectionString: url },
     listen: listener.listen,
     async notify(channel, payload) {
@@ -123,7 +144,34 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     },
     async close() {
       await listener.close();
+      await liveness.close();
       await db.destroy();
+    },
+  };
+}
+
+/** A dedicated connection holding the process's liveness lock; taken again after a reconnect. */
+async function holdLivenessLock(url: string, nodeKey: string, logger: Logger) {
+  let client: pg.Client | undefined;
+  let closed = false;
+  async function connect(): Promise<void> {
+    const next = new pg.Client({ connectionString: url, application_name: 'fangate-liveness' });
+    next.on('error', (error) => {
+      logger.warn({ err: error }, 'liveness connection lost; reconnecting');
+      if (client === next) client = undefined;
+      next.end().catch(() => undefined);
+      if (!closed) setTimeout(() => void connect().catch(() => undefined), 1000);
+    });
+    await next.connect();
+    await next.query('select pg_advisory_lock($1::bigint)', [nodeKey]);
+    client = next;
+  }
+  await connect();
+  return {
+    async close() {
+      closed = true;
+      await client?.end().catch(() => undefined);
+      client = undefined;
     },
   };
 }

@@ -54,6 +54,8 @@ export interface IdempotencyKeysTable {
   status_code: number | null;
   /** The first response, encrypted: it may hold secrets (a new API key, a signing secret). */
   response_enc: string | null;
+  /** While unfinished: the `nodeKey` of the process running the request (a dead owner's claim is taken over). */
+  owner: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 
@@ -69,6 +71,7 @@ export interface ProxyColumn {
   protocol?: 'http' | 'socks5';
   host?: string;
   port?: number;
+  /** Rows written before migration 0030 only: the username is a vault secret (`proxy_username_enc`, attempt secrets). */
   username?: string;
   /** Pool proxies: which proxy of the country the account sticks to. */
   proxy_id?: string;
@@ -90,6 +93,7 @@ export interface AccountsTable {
   platform_avatar: string | null;
   proxy: ColumnType<ProxyColumn, string, string>;
   proxy_password_enc: string | null;
+  proxy_username_enc: string | null;
   user_agent: string;
   device_id: string;
   credentials_enc: string | null;

@@ -159,7 +159,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       const counter = createWindowCounter(database.db, database.kind === 'postgres');
       await api.register(authPlugin, { orgs, failures: authFailureLimiter(counter, config.rateLimit.authFailuresPerMinute) });
       await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
-      await api.register(idempotencyPlugin, { db: database.db, vault });
+      await api.register(idempotencyPlugin, { db: database.db, vault, nodeKey: database.nodeKey });
       await api.register(apiKeyRoutes, { orgs });
       // One budget for both platforms (DESIGN 2).
       const limitConnects = connectLimiter(counter, config.rateLimit.connectPerHour);

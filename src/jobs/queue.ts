@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
-import { sql } from 'kysely';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import { Gauge, type Registry } from '../lib/metrics.js';
 
@@ -13,6 +13,21 @@ export interface JobOptions {
   retryLimit?: number;
   retryDelay?: number;
   retryBackoff?: boolean;
+  /**
+   * Insert the job inside this transaction: it exists exactly when the transaction commits (no job lost
+   * between a commit and a send, none left behind by a rollback). The worker wake-up rides on the commit too.
+   */
+  trx?: Kysely<any>;
+}
+
+/** pg-boss's executor on a Kysely transaction's connection (PGlite and PostgreSQL alike). */
+function executorOn(trx: Kysely<any>) {
+  return {
+    async executeSql(text: string, values: unknown[] = []) {
+      const result = await trx.executeQuery(CompiledQuery.raw(text, values));
+      return { rows: result.rows as unknown[] };
+    },
+  };
 }
 
 export interface QueueDefinition<T> {
@@ -62,8 +77,9 @@ export function createJobQueue(options: JobQueueOptions) {
     schema: options.schema ?? 'pgboss',
     supervise: true,
     schedule: false,
-    // Maintenance also expires the jobs of dead workers: every few seconds, so their work resumes soon.
-    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 5,
+    // Maintenance also expires the jobs of dead workers: every few seconds, so their work resumes soon
+    // (a login step of a killed worker runs again within 30 s).
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 3,
     max: 4,
   } as PgBoss.ConstructorOptions);
   boss.on('error', (error) => logger.error({ err: error }, 'job queue error'));
@@ -170,14 +186,27 @@ export function createJobQueue(options: JobQueueOptions) {
     },
 
     async send<T extends object>(name: string, data: T, opts: JobOptions = {}): Promise<string | null> {
-      const { startAfter, ...rest } = opts;
+      const { startAfter, trx, ...rest } = opts;
       const id = await boss.send(name, data, {
         id: randomUUID(),
         ...rest,
+        ...(trx ? { db: executorOn(trx) } : {}),
         ...(startAfter === undefined ? {} : { startAfter: typeof startAfter === 'number' ? Math.max(0, Math.round(startAfter)) : startAfter }),
-      });
-      if (id && startAfter === undefined) await database.notify(WAKE_CHANNEL, name).catch(() => undefined);
+      } as PgBoss.SendOptions);
+      if (id && startAfter === undefined) {
+        // Inside a transaction, NOTIFY is delivered at its commit, when the job becomes visible.
+        if (trx) await sql`select pg_notify(${WAKE_CHANNEL}, ${name})`.execute(trx);
+        else await database.notify(WAKE_CHANNEL, name).catch(() => undefined);
+      }
       return id;
+    },
+
+    /** Whether a job of `name` whose data contains `match` waits, is due for a retry or runs (on any node). */
+    async hasLive(name: string, match: object): Promise<boolean> {
+      const schema = options.schema ?? 'pgboss';
+      const { rows } = await sql<{ n: number }>`select 1 as n from ${sql.table(`${schema}.job`)}
+        where name = ${name} and state in ('created', 'retry', 'active') and data @> ${JSON.stringify(match)}::jsonb limit 1`.execute(database.db);
+      return rows.length > 0;
     },
 
     /** Stops taking jobs, lets running ones finish (up to `timeoutMs`), then returns. */

@@ -11,10 +11,11 @@ export interface CustomProxyBody {
   password?: string;
 }
 
-/** Proxy choice of a request: the public part and the password (a vault secret). */
+/** Proxy choice of a request: the public part, and the username and password (vault secrets, never in `proxy`). */
 export interface ProxyInput {
   proxy: ProxyColumn;
   password: string | null;
+  username: string | null;
 }
 
 type FieldError = { field: string; message: string };
@@ -36,14 +37,15 @@ export function parseProxyChoice(body: { proxyCountry?: string; customProxy?: Cu
       });
       return null;
     }
-    return { proxy: { type: 'country', country, proxy_id: picked.proxyId }, password: null };
+    return { proxy: { type: 'country', country, proxy_id: picked.proxyId }, password: null, username: null };
   }
   if (body.customProxy !== undefined) {
     const p = body.customProxy;
     if (p.password !== undefined && p.username === undefined) errors.push({ field: 'customProxy.username', message: 'is required with a password' });
     return {
-      proxy: { type: 'custom', protocol: p.protocol ?? 'http', host: p.host, port: p.port, ...(p.username === undefined ? {} : { username: p.username }) },
+      proxy: { type: 'custom', protocol: p.protocol ?? 'http', host: p.host, port: p.port },
       password: p.password ?? null,
+      username: p.username ?? null,
     };
   }
   return null;

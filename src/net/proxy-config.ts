@@ -22,10 +22,9 @@ export function proxyId(proxy: ProxySpec): string {
   return `px_${createHash('sha256').update(identity).digest('hex').slice(0, 16)}`;
 }
 
-/** `protocol://user@host:port` for logs and error messages: never the password. */
+/** `protocol://host:port` for logs and error messages: never the username or password (both secrets). */
 export function describeProxy(proxy: ProxySpec): string {
-  const user = proxy.username === undefined ? '' : `${encodeURIComponent(proxy.username)}@`;
-  return `${proxy.protocol}://${user}${formatHostPort(proxy.host, proxy.port)}`;
+  return `${proxy.protocol}://${formatHostPort(proxy.host, proxy.port)}`;
 }
 
 export function formatHostPort(host: string, port: number): string {
@@ -131,9 +130,8 @@ function redactProxyUrl(url: string): string {
   if (at === -1) return url;
   const schemeEnd = url.indexOf('://');
   const userStart = schemeEnd === -1 || schemeEnd > at ? 0 : schemeEnd + 3;
-  const colon = url.indexOf(':', userStart);
-  if (colon === -1 || colon > at) return url;
-  return `${url.slice(0, colon + 1)}***${url.slice(at)}`;
+  // The username is a secret like the password: neither is shown.
+  return `${url.slice(0, userStart)}***${url.slice(at)}`;
 }
 
 function redactPoolEntry(entry: string): string {

@@ -30,6 +30,8 @@ export interface PlatformIdentity {
   proxy: ProxyColumn;
   /** Custom proxies only; pool proxies carry their own from FANGATE_PROXY_POOL. */
   proxyPassword?: string | null;
+  /** Custom proxies only (a secret like the password); rows from before migration 0030 carry it in `proxy`. */
+  proxyUsername?: string | null;
   userAgent: string;
   deviceId: string;
 }
@@ -70,7 +72,7 @@ export function createPlatformGateway(deps: {
         protocol: proxy.protocol ?? 'http',
         host: proxy.host!,
         port: proxy.port!,
-        ...(proxy.username === undefined ? {} : { username: proxy.username }),
+        ...((identity.proxyUsername ?? proxy.username) ? { username: (identity.proxyUsername ?? proxy.username)! } : {}),
         ...(identity.proxyPassword ? { password: identity.proxyPassword } : {}),
       };
     }

@@ -14,7 +14,7 @@ export interface SecretColumn {
 
 export const secretColumns: SecretColumn[] = [
   { table: 'idempotency_keys', field: 'response_enc', orgColumn: 'org_id', recordColumn: 'key' },
-  ...['credentials_enc', 'totp_secret_enc', 'session_enc', 'proxy_password_enc'].map((field) => ({
+  ...['credentials_enc', 'totp_secret_enc', 'session_enc', 'proxy_password_enc', 'proxy_username_enc'].map((field) => ({
     table: 'accounts',
     field,
     orgColumn: 'org_id',

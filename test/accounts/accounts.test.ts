@@ -213,7 +213,9 @@ describeEachStore('accounts: list, get, patch, delete, invalidate', (kind) => {
       expect(res.body.proxy).toEqual({ type: 'custom', host: 'proxy.example.net', port: 1080 });
       expect(res.text).not.toContain(password);
       const row = await accountRow(app, b.id);
-      expect(row!.proxy).toEqual({ type: 'custom', protocol: 'socks5', host: 'proxy.example.net', port: 1080, username: 'pu' });
+      // The username is a secret like the password (issue 11): in the vault, not in the proxy column.
+      expect(row!.proxy).toEqual({ type: 'custom', protocol: 'socks5', host: 'proxy.example.net', port: 1080 });
+      expect(app.fangate.vault.decrypt(row!.proxy_username_enc!, accountSecretPlace(row!, 'proxy_username_enc'))).toBe('pu');
       expect(row!.proxy_password_enc).toEqual(expect.any(String));
       expect(row!.proxy_password_enc).not.toContain(password);
       expect(app.fangate.vault.decrypt(row!.proxy_password_enc!, accountSecretPlace(row!, 'proxy_password_enc'))).toBe(password);
@@ -226,6 +228,7 @@ describeEachStore('accounts: list, get, patch, delete, invalidate', (kind) => {
       expect(direct.status, direct.text).toBe(200);
       expect(direct.body.proxy).toEqual({ type: 'none' });
       expect((await accountRow(app, b.id))!.proxy_password_enc).toBeNull();
+      expect((await accountRow(app, b.id))!.proxy_username_enc).toBeNull();
     });
 
     it('rejects bad proxies and unknown fields with 422 naming the field, changing nothing', async () => {

@@ -162,10 +162,9 @@ describeEachStore('hardening: canary secrets', (kind) => {
     expect(others, others.join('\n')).toEqual([]);
   });
 
-  // Issue 11 item 6 (the proxy username is a secret like the password) is fixed in the proxy/accounts
-  // code, outside this branch: until it lands the username sits in plain text in the accounts' proxy
-  // column. When it lands this test "passes unexpectedly": turn it into a plain `it`.
-  it.fails('the proxy username is not stored in plain text either (issue 11 item 6)', () => {
+  // Issue 11 item 6: the proxy username is a secret like the password (a vault column of the account, and
+  // the attempt's encrypted input), never in the plain `proxy` column.
+  it('the proxy username is not stored in plain text either (issue 11 item 6)', () => {
     expect(proxyUsernameHits, proxyUsernameHits.join('\n')).toEqual([]);
   });
 });

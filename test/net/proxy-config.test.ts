@@ -31,8 +31,8 @@ describe('parseProxyUrl', () => {
   });
 
   it('never puts the password in an error message', () => {
-    expect(() => parseProxyUrl('ftp://user:s3cret@h:1')).toThrow('invalid proxy "ftp://user:***@h:1"');
-    expect(() => parseProxyUrl('user:s3cret@h')).toThrow('"user:***@h"');
+    expect(() => parseProxyUrl('ftp://user:s3cret@h:1')).toThrow('invalid proxy "ftp://***@h:1"');
+    expect(() => parseProxyUrl('user:s3cret@h')).toThrow('"***@h"');
   });
 });
 
@@ -71,7 +71,7 @@ describe('parseProxyPool', () => {
     } catch (err) {
       message = (err as Error).message;
     }
-    expect(message).toContain('us=http://a:***@h:1,http://b:***@g:0');
+    expect(message).toContain('us=http://***@h:1,http://***@g:0');
     expect(message).not.toMatch(/secret/);
   });
 });
@@ -88,8 +88,8 @@ describe('proxyId and describeProxy', () => {
     expect(proxyId({ ...proxy, port: 3129 })).not.toBe(proxyId(proxy));
   });
 
-  it('describes a proxy without its password', () => {
-    expect(describeProxy(proxy)).toBe('http://u@Proxy.Example:3128');
+  it('describes a proxy without its username or password (both secrets)', () => {
+    expect(describeProxy(proxy)).toBe('http://Proxy.Example:3128');
     expect(describeProxy({ protocol: 'socks5', host: '::1', port: 1080 })).toBe('socks5://[::1]:1080');
   });
 });

@@ -7,6 +7,7 @@ import type { PlatformName as Platform } from '../../db/schema.js';
 import { capabilitiesOf } from '../../platforms/capabilities.js';
 import { AttemptSchema, ReauthenticatedSchema, StartBodySchema, StartedSchema, SubmitBodySchema, SubmittedSchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
+import type { IdempotencyClaim } from '../plugins/idempotency.js';
 import { ApiError, validationError } from '../../lib/errors.js';
 import { HeaderText, IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
 
@@ -49,7 +50,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
     {
       config: {
         ...write,
-        idempotent: true,
+        idempotent: 'in-transaction',
         fieldCheck: (body) => connect.startBodyErrors(platform, body),
       },
       // After validation and the idempotency replay: only attempts that would start count.
@@ -67,7 +68,11 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         response: { 200: StartedSchema, ...problemResponses(401, 403, 409, 422, 429) },
       },
     },
-    async (request) => connect.start(request.principal.organization.id, platform, request.body),
+    async (request, reply) => {
+      const start = (claim?: IdempotencyClaim) => connect.start(request.principal.organization.id, platform, request.body, claim);
+      // With an Idempotency-Key, the key is written with the attempt and its first job, in one transaction.
+      return request.idempotency ? request.idempotency.run(reply, start) : start();
+    },
   );
 
   app.get(
