@@ -5,6 +5,7 @@ import * as access from './0003_access.js';
 import * as webhooks from './0004_webhooks.js';
 import * as link from './0005_link.js';
 import * as attemptList from './0006_attempt_list.js';
+import * as audit from './0020_audit.js';
 
 /** Every migration, in order. Names never change once released; add new ones at the end. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_webhooks': webhooks,
   '0005_link': link,
   '0006_attempt_list': attemptList,
+  '0020_audit': audit,
 };
