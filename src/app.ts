@@ -16,6 +16,7 @@ import { loadKeyring } from './vault/keyring.js';
 import { createVault, type Vault } from './vault/vault.js';
 import { type AttemptChangeHook, type ConnectService, createAttemptHistory, createConnectDomain } from './connect/index.js';
 import { createAuditLog } from './audit/service.js';
+import { createConsoleSessions } from './console/sessions.js';
 import { rotateSecrets } from './vault/rotate.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createMetricsRegistry, type Registry } from './lib/metrics.js';
@@ -178,7 +179,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     await audit.record(database.db, { orgId: null, action: 'vault.rotated', targetType: 'vault', targetId: vault.currentKid, details: { key_id: vault.currentKid, rotated: report.rotated } });
     return report;
   };
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken, access, monitor, audit, attemptHistory, rotateVault });
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken, access, monitor, audit, attemptHistory, rotateVault, consoleSessions: createConsoleSessions({ db: database.db, clock }) });
 
   let stopping: Promise<void> | undefined;
   return {

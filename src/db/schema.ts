@@ -285,6 +285,21 @@ export interface AttemptTransitionsTable {
   at: Timestamp;
 }
 
+/** An operator console session: the admin (every organisation) or an API key with scope `console` (its organisation). */
+export interface ConsoleSessionsTable {
+  /** SHA-256 of the session cookie's token. */
+  token_hash: string;
+  actor_type: 'admin' | 'api_key';
+  /** `admin_token`, or the API key id. */
+  actor_id: string;
+  /** null for the admin (every organisation). */
+  org_id: string | null;
+  /** The session's CSRF token, sent back by every console form. */
+  csrf: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 /** Access API token bucket per account (PostgreSQL: shared by every node). */
 export interface AccessBucketsTable {
   account_id: string;
@@ -308,6 +323,7 @@ export interface DB {
   access_buckets: AccessBucketsTable;
   audit_events: AuditEventsTable;
   attempt_transitions: AttemptTransitionsTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type { Generated };

@@ -23,6 +23,8 @@ import metricsPlugin from './plugins/metrics.js';
 import rateLimitPlugin, { authFailureLimiter, connectLimiter, createWindowCounter } from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { auditRoutes } from './routes/audit.js';
+import { consoleRoutes } from './routes/console.js';
+import type { ConsoleSessions } from '../console/sessions.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authenticateRoutes, mobileAuthRoutes } from './routes/authenticate.js';
 import { accessRoutes, accountRoutes } from './routes/accounts.js';
@@ -56,6 +58,7 @@ export interface HttpDependencies {
   monitor: Pick<Monitor, 'checkNow'>;
   audit: AuditLog;
   attemptHistory: AttemptHistory;
+  consoleSessions: ConsoleSessions;
   /** Re-encrypts every secret under the current key (and audits it). */
   rotateVault: () => Promise<RotationReport>;
 }
@@ -187,6 +190,10 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   );
 
   await app.register(linkPageRoutes, { link: deps.link, publicUrl: config.publicUrl, closing: shutdown.signal });
+  await app.register(consoleRoutes, {
+    orgs, sessions: deps.consoleSessions, accounts, connect, attemptHistory: deps.attemptHistory, webhooks: deps.webhooks, link: deps.link, audit: deps.audit,
+    adminToken: config.adminToken, publicUrl: config.publicUrl, prefix: '/console',
+  });
 
   if (config.adminToken || deps.localAdminToken) {
     await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken, localAdminToken: deps.localAdminToken, rotateVault: deps.rotateVault });

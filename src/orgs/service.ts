@@ -86,6 +86,23 @@ export function createOrgService({ db, principalCacheMs = 0, audit = noAudit }: 
       return query.executeTakeFirst();
     },
 
+    /** An active (not revoked) key by id, with its organisation: console sessions check theirs on every page. */
+    async findActiveKey(id: string): Promise<Principal | undefined> {
+      const row = await db
+        .selectFrom('api_keys as k')
+        .innerJoin('organizations as o', 'o.id', 'k.org_id')
+        .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
+        .where('k.id', '=', id)
+        .where('k.revoked_at', 'is', null)
+        .executeTakeFirst();
+      return row ? { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) } : undefined;
+    },
+
+    /** Every organisation by name (the admin's view in the operator console). */
+    async listOrganizations(): Promise<Organization[]> {
+      return db.selectFrom('organizations').select(['id', 'name']).orderBy('name').limit(1000).execute();
+    },
+
     async ensureOrganization(name: string): Promise<Organization> {
       return (await service.findOrganization({ name })) ?? service.createOrganization(name);
     },

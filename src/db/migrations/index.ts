@@ -6,6 +6,7 @@ import * as webhooks from './0004_webhooks.js';
 import * as link from './0005_link.js';
 import * as attemptList from './0006_attempt_list.js';
 import * as audit from './0020_audit.js';
+import * as consoleSessions from './0021_console_sessions.js';
 
 /** Every migration, in order. Names never change once released; add new ones at the end. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_link': link,
   '0006_attempt_list': attemptList,
   '0020_audit': audit,
+  '0021_console_sessions': consoleSessions,
 };
