@@ -80,6 +80,7 @@ function printWelcome(config: ReturnType<typeof loadConfig>, firstRunKey: string
   out();
   out(`FanGate is running at ${config.publicUrl}`);
   out(`  API reference: ${config.publicUrl}/docs      OpenAPI: ${config.publicUrl}/openapi.json`);
+  out(`  Operator console: ${config.publicUrl}/console  (sign in with the admin token or an API key with the "console" scope)`);
   if (sandboxUrl) out(`  Sandbox platform: ${sandboxUrl} (test identities: any address @sandbox.test, password "password"; see docs/sandbox.md)`);
   if (firstRunKey) {
     out();

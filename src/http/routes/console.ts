@@ -238,14 +238,14 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleOptions> = async (a
       const org = await orgOf(request, request.params.org);
       const account = await options.accounts.get(org.id, request.params.id);
       const attempts = await options.connect.list(org.id, null, { limit: PAGE, account_id: account.id });
-      return pageHeaders(reply).send(views.accountPage({ ...frame(request, org), org }, account, attempts.data as never));
+      return pageHeaders(reply).send(views.accountPage({ ...frame(request, org), org }, account, attempts.data));
     },
   );
 
   app.get('/orgs/:org/attempts', { schema: { ...hide, params: OrgParams, querystring: PageQuery }, preHandler: requirePage }, async (request, reply) => {
     const org = await orgOf(request, request.params.org);
     const page = await options.connect.list(org.id, null, { limit: PAGE, cursor: request.query.cursor });
-    return pageHeaders(reply).send(views.attemptsPage({ ...frame(request, org), org }, page.data as never, page.next_cursor));
+    return pageHeaders(reply).send(views.attemptsPage({ ...frame(request, org), org }, page.data, page.next_cursor));
   });
 
   app.get(
@@ -255,7 +255,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleOptions> = async (a
       const org = await orgOf(request, request.params.org);
       const attempt = await options.connect.get(org.id, null, request.params.id);
       const history = await options.attemptHistory.of(org.id, attempt.attempt_id);
-      return pageHeaders(reply).send(views.attemptPage({ ...frame(request, org), org }, attempt as never, history));
+      return pageHeaders(reply).send(views.attemptPage({ ...frame(request, org), org }, attempt, history));
     },
   );
 
