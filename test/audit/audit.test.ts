@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, BOOTSTRAP_KEY, startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
-import { connectAccount, importAccount, otherOrgKey, follow } from '../accounts/helpers.js';
+import { connectAccount, follow, importAccount, mintSession, otherOrgKey, UA } from '../accounts/helpers.js';
 import { createEndpoint, startReceiver, type Receiver } from '../webhooks/helpers.js';
 
 /** The audit log (DESIGN 11): every audited action leaves one event, per organisation, never a secret. */
@@ -60,6 +60,13 @@ describeEachStore('audit log: GET /api/audit-events', (kind) => {
     secrets.push(session.cookies, session.xbc);
     const event = await only('account.created', imported.id);
     expect(event).toMatchObject({ actor: { type: 'api_key', id: keyId }, details: { via: 'import' } });
+
+    // A fresh session rotated in place is a credentials update too.
+    const fresh = await mintSession(app, 'audit-import@sandbox.test');
+    secrets.push(fresh.cookies, fresh.xbc);
+    const rotated = await app.api(`/api/accounts/import/${imported.id}`, { method: 'PATCH', body: { cookie: fresh.cookies, userAgent: UA, xbc: fresh.xbc } });
+    expect(rotated.status, rotated.text).toBe(200);
+    expect(await only('account.credentials_updated', imported.id)).toMatchObject({ actor: { type: 'api_key', id: keyId }, details: { via: 'import_rotation' } });
   });
 
   it('records credentials updates, invalidations and deletions by the API key', async () => {
