@@ -14,7 +14,10 @@ import { createLogger } from './logger.js';
 import { createOrgService, type OrgService } from './orgs/service.js';
 import { loadKeyring } from './vault/keyring.js';
 import { createVault, type Vault } from './vault/vault.js';
-import { type AttemptChangeHook, type ConnectService, createConnectDomain } from './connect/index.js';
+import { type AttemptChangeHook, type ConnectService, createAttemptHistory, createConnectDomain } from './connect/index.js';
+import { createAuditLog } from './audit/service.js';
+import { createConsoleSessions } from './console/sessions.js';
+import { rotateSecrets } from './vault/rotate.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createMetricsRegistry, type Registry } from './lib/metrics.js';
 import { createDispatcherCache } from './net/dispatcher.js';
@@ -100,7 +103,9 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
 
   const vault = createVault(keyring);
   const metrics = createMetricsRegistry();
-  const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0 });
+  // The audit log: every domain that changes something audited gets this port and writes with the change.
+  const audit = createAuditLog({ db: database.db });
+  const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0, audit: audit.record });
   let firstRunKey: string | undefined;
   if (config.bootstrapApiKey) {
     const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
@@ -123,7 +128,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
 
   // Domains, each with what it needs of the others as a narrow interface (DESIGN 1).
   const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
-  const accountsPort = createAccountsPort({ db: database.db, vault, clock, logger });
+  const accountsPort = createAccountsPort({ db: database.db, vault, clock, logger, audit: audit.record });
   const sealed = await accountsPort.sealLegacyProxyUsernames();
   if (sealed > 0) logger.info({ accounts: sealed }, 'moved plain-text proxy usernames into the vault');
   // Account status and Link follow attempts inside their transactions (the Link hook runs only once `link` exists below).
@@ -132,11 +137,15 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     db: database.db, database, vault, jobs, platforms, accounts: accountsPort, hooks: attemptHooks, clock, publicUrl: config.publicUrl, logger, sweepIntervalMs,
     loginsPerHour: config.rateLimit.accountLoginsPerHour,
     metrics,
+    audit: audit.record,
   });
+  // The attempts' state history (the console shows it), written with each change.
+  const attemptHistory = createAttemptHistory({ db: database.db, clock });
+  attemptHooks.push((trx, change) => attemptHistory.onAttemptChange(trx, change));
   registerAccountMetrics(metrics, database.db);
   jobs.registerMetrics(metrics);
   const connect = connectDomain.service;
-  const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts });
+  const accounts = createAccountService({ db: database.db, vault, platforms, clock, logger, cancelAttempts: connectDomain.cancelAccountAttempts, audit: audit.record });
   const link = createLinkService({
     db: database.db, connect, clock, publicUrl: config.publicUrl, logger,
     findAccount: (orgId, id) => accountsPort.find(database.db, orgId, id).then((a) => (a ? { id: a.id, platform: a.platform } : undefined)),
@@ -145,7 +154,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
 
   const missingAccounts = async (orgId: string, ids: string[]) =>
     (await Promise.all(ids.map(async (id) => ((await accountsPort.find(database.db, orgId, id)) ? null : id)))).filter((id): id is string => id !== null);
-  const webhooks = createWebhookService({ db: database.db, database, vault, clock, logger, metrics, allowPrivate: config.allowPrivateWebhooks, concurrency: config.webhookConcurrency, missingAccounts, options: options.webhooks });
+  const webhooks = createWebhookService({ db: database.db, database, vault, clock, logger, metrics, allowPrivate: config.allowPrivateWebhooks, concurrency: config.webhookConcurrency, missingAccounts, options: options.webhooks, audit: audit.record });
   if (config.role !== 'api') await webhooks.registerWorkers(jobs);
 
   const health = createAccountHealthPort({ db: database.db, vault, clock });
@@ -166,7 +175,13 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   await monitor.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
 
-  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken, access, monitor });
+  // Vault rotation concerns every organisation: one audit row without one (the admin or system rotated).
+  const rotateVault = async () => {
+    const report = await rotateSecrets(database.db, vault);
+    await audit.record(database.db, { orgId: null, action: 'vault.rotated', targetType: 'vault', targetId: vault.currentKid, details: { key_id: vault.currentKid, rotated: report.rotated } });
+    return report;
+  };
+  const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken, access, monitor, audit, attemptHistory, rotateVault, consoleSessions: createConsoleSessions({ db: database.db, clock }) });
 
   let stopping: Promise<void> | undefined;
   return {

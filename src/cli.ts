@@ -1,3 +1,4 @@
+import { type Actor, runAsActor } from './lib/audit.js';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -7,6 +8,9 @@ import type { Database } from './db/database.js';
 import { createLogger } from './logger.js';
 import { ALL_SCOPES, type Scope } from './orgs/scopes.js';
 import { generateKeySpec, loadKeyring } from './vault/keyring.js';
+
+/** The CLI works on the database directly: the operator, audited as the admin. */
+const CLI_ACTOR: Actor = { type: 'admin', id: 'cli' };
 
 // The database, jobs and HTTP stacks load only in the commands that use them (dynamic imports
 // below), so quick commands such as `vault new-key` or `help` start at once.
@@ -76,6 +80,7 @@ function printWelcome(config: ReturnType<typeof loadConfig>, firstRunKey: string
   out();
   out(`FanGate is running at ${config.publicUrl}`);
   out(`  API reference: ${config.publicUrl}/docs      OpenAPI: ${config.publicUrl}/openapi.json`);
+  out(`  Operator console: ${config.publicUrl}/console  (sign in with the admin token or an API key with the "console" scope)`);
   if (sandboxUrl) out(`  Sandbox platform: ${sandboxUrl} (test identities: any address @sandbox.test, password "password"; see docs/sandbox.md)`);
   if (firstRunKey) {
     out();
@@ -176,10 +181,12 @@ export async function main(argv: string[]): Promise<void> {
           console.log(key.key);
           return;
         }
+        const { createAuditLog } = await import('./audit/service.js');
         await withDatabase(async ({ db }) => {
-          const orgs = createOrgService({ db: db.db });
+          const orgs = createOrgService({ db: db.db, audit: createAuditLog({ db: db.db }).record });
           const org = await orgs.ensureOrganization(values.org!);
-          const key = await orgs.createApiKey(org.id, { name: values.name ?? 'cli', scopes: scopes as Scope[] | undefined });
+          // The operator at the database (not through a server): audited as the admin, id "cli".
+          const key = await runAsActor(CLI_ACTOR, () => orgs.createApiKey(org.id, { name: values.name ?? 'cli', scopes: scopes as Scope[] | undefined }));
           console.error(`Created API key ${key.id} for organisation "${org.name}" (${org.id}) with scopes ${key.scopes.join(', ')}.`);
           console.error('This is the only time the key is shown:');
           console.log(key.key);
@@ -198,6 +205,8 @@ export async function main(argv: string[]): Promise<void> {
         await withDatabase(async ({ db, config, logger }) => {
           const keyring = await loadKeyring({ masterKey: config.masterKey, databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
           const report = await rotateSecrets(db.db, createVault(keyring));
+          const { createAuditLog } = await import('./audit/service.js');
+          await createAuditLog({ db: db.db }).record(db.db, { orgId: null, action: 'vault.rotated', targetType: 'vault', targetId: keyring.currentKid, details: { key_id: keyring.currentKid, rotated: report.rotated }, actor: CLI_ACTOR });
           console.log(`re-encrypted ${report.rotated} secrets under key "${keyring.currentKid}"`);
           for (const [column, n] of Object.entries(report.perColumn)) console.log(`  ${column}: ${n}`);
         });

@@ -1,3 +1,4 @@
+import { type AuditRecorder, noAudit } from '../lib/audit.js';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountStatus, DB, ProxyColumn } from '../db/schema.js';
@@ -31,8 +32,9 @@ type Db = Kysely<DB> | Transaction<DB>;
  * Access API read them). accounts/ owns every write to the `accounts` table: the composition root
  * hands this object over, so no domain imports accounts/ for its behaviour.
  */
-export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: Clock; logger: Logger }) {
+export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: Clock; logger: Logger; audit?: AuditRecorder }) {
   const { db, vault, clock, logger } = deps;
+  const audit = deps.audit ?? noAudit;
   return {
     find: (on: Db, orgId: string, id: string) => findAccount(on, orgId, id),
     findByPlatformUser: findAccountByPlatformUser,
@@ -53,7 +55,12 @@ export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: 
     identity: (account: AccountRow) => accountIdentity(vault, account),
     /** Moves proxy usernames of versions before migration 0030 from plain text into the vault (at start). */
     sealLegacyProxyUsernames: () => sealLegacyProxyUsernames(db, vault),
-    insert: (trx: Db, account: NewAccount, now: Date) => insertAccount(trx, vault, account, now),
+    /** A login created the account (connect): audited with it, in the attempt's transaction. */
+    async insert(trx: Db, account: NewAccount, now: Date, attemptId?: string): Promise<AccountRow> {
+      const row = await insertAccount(trx, vault, account, now);
+      await audit(trx, { orgId: row.org_id, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'connect', auth_type: row.auth_type, platform: row.platform, username: row.platform_username, ...(attemptId ? { attempt_id: attemptId } : {}) } });
+      return row;
+    },
     async renewSession(trx: Db, account: AccountRow, renewal: SessionRenewal, now: Date): Promise<AccountRow> {
       const row = await renewAccountSession(trx, vault, account, renewal, now);
       if (account.status !== row.status) {

@@ -1,3 +1,4 @@
+import { type AuditRecorder, noAudit } from '../lib/audit.js';
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsTable, DB, PlatformName, ProxyColumn } from '../db/schema.js';
@@ -34,6 +35,8 @@ export interface AccountServiceDeps {
   logger: Logger;
   /** How long one upstream call may take before it is answered 502, in ms. Default 20 s. */
   upstreamTimeoutMs?: number;
+  /** The audit log (written in the change's transaction). */
+  audit?: AuditRecorder;
 }
 
 export const MIN_HEALTH_CHECK_INTERVAL_SEC = 60;
@@ -95,6 +98,7 @@ const upstreamError = (detail: string, upstreamStatus: number | null, retryable 
 const isUniqueViolation = (error: unknown) => (error as { code?: unknown } | null)?.code === '23505';
 
 export function createAccountService(deps: AccountServiceDeps) {
+  const audit = deps.audit ?? noAudit;
   const { db, vault, platforms, clock, logger } = deps;
   const port = createAccountsPort({ db, vault, clock, logger });
   const timeoutMs = deps.upstreamTimeoutMs ?? 20_000;
@@ -267,6 +271,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           .where('account_id', '=', current.id)
           .execute();
         await recordAccountEvent(trx, 'accounts.disconnected', current);
+        await audit(trx, { orgId, action: 'account.deleted', targetType: 'account', targetId: current.id, details: { platform: current.platform, username: current.platform_username } });
         await trx.deleteFrom('accounts').where('id', '=', current.id).execute();
       });
     },
@@ -287,6 +292,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           .executeTakeFirst();
         if (!row) throw notFound('Account');
         await recordAccountEvent(trx, 'accounts.session_expired', row);
+        await audit(trx, { orgId, action: 'account.invalidated', targetType: 'account', targetId: row.id, details: { from: account.status } });
         return serializeAccount(row);
       });
     },
@@ -339,6 +345,7 @@ export function createAccountService(deps: AccountServiceDeps) {
             clock.now(),
           );
           await recordAccountEvent(trx, 'accounts.connected', row);
+          await audit(trx, { orgId, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'import', platform: row.platform, username: row.platform_username } });
           return serializeAccount(row);
         });
       } catch (error) {
@@ -378,6 +385,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         if (!current) throw notFound('Account');
         const row = await renewAccountSession(trx, vault, current, { session: valid.session, user: valid.user, userAgent: body.userAgent }, clock.now());
         await recordAccountEvent(trx, current.status === 'active' ? 'accounts.updated' : 'accounts.reconnected', row);
+        await audit(trx, { orgId, action: 'account.credentials_updated', targetType: 'account', targetId: row.id, details: { via: 'import_rotation', fields: ['cookie', 'userAgent', 'xbc'] } });
         return serializeAccount(row);
       });
     },

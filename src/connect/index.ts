@@ -1,3 +1,4 @@
+import type { AuditRecorder } from '../lib/audit.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
@@ -15,6 +16,7 @@ import { createAttemptWatcher } from './watch.js';
 
 export type { AttemptChange, AttemptChangeHook } from './store.js';
 export type { ConnectService } from './service.js';
+export { createAttemptHistory, type AttemptHistory, type AttemptTransition } from './history.js';
 
 export interface ConnectDomainDeps {
   db: Kysely<DB>;
@@ -33,6 +35,8 @@ export interface ConnectDomainDeps {
   /** Upstream logins per account and hour. */
   loginsPerHour: number;
   metrics: Registry;
+  /** The audit log (credentials updates). */
+  audit?: AuditRecorder;
 }
 
 const STEP_EXPIRY_SEC = 20;

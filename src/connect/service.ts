@@ -1,3 +1,4 @@
+import { type AuditRecorder, noAudit } from '../lib/audit.js';
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -45,6 +46,8 @@ export interface ConnectDeps {
   logger: Logger;
   /** Upstream logins per account and hour (re-authentications of every kind), to spare the creator a platform lock. */
   loginsPerHour: number;
+  /** The audit log (written in the change's transaction). */
+  audit?: AuditRecorder;
 }
 
 /** How long confirming a selfie waits for the platform's answer before answering 202 (the check goes on). */
@@ -404,6 +407,11 @@ export function createConnectService(deps: ConnectDeps) {
         const fresh = (await deps.accounts.find(trx, orgId, accountId))!;
         const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(fresh);
         const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername } });
+        // Which method and whether a TOTP secret came along; never a value.
+        await (deps.audit ?? noAudit)(trx, {
+          orgId, action: 'account.credentials_updated', targetType: 'account', targetId: locked.id,
+          details: { via: 'credentials', auth_type: input.authType, attempt_id: created.row.id, totp_secret_given: Boolean(input.totpSecret) },
+        });
         return { created, cancelled };
       });
       for (const { row, effects, previousState } of cancelled) await store.afterCommit(row, effects, previousState);

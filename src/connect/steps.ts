@@ -185,7 +185,7 @@ export function createStepRunner(deps: StepDeps) {
         totpSecret: secrets.totpSecret ?? null,
         session,
         lastChallenges,
-      }, now);
+      }, now, row.id);
       return { account_id: account.id };
     };
   }

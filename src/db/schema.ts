@@ -248,6 +248,64 @@ export interface LinkSessionsTable {
   completed_at: Timestamp | null;
 }
 
+/** Who did something the audit log records (DESIGN 11): an API key, the admin token, or FanGate itself. */
+export type AuditActorType = 'api_key' | 'admin' | 'system';
+/** What the audit log records (DESIGN 11). */
+export type AuditAction =
+  | 'account.created'
+  | 'account.deleted'
+  | 'account.credentials_updated'
+  | 'account.invalidated'
+  | 'api_key.created'
+  | 'api_key.revoked'
+  | 'webhook_endpoint.created'
+  | 'webhook_endpoint.updated'
+  | 'webhook_endpoint.deleted'
+  | 'webhook_endpoint.secret_rotated'
+  | 'vault.rotated';
+export type AuditTargetType = 'account' | 'api_key' | 'webhook_endpoint' | 'vault';
+
+export interface AuditEventsTable {
+  id: string;
+  /** null for what concerns every organisation (vault rotation). */
+  org_id: string | null;
+  actor_type: AuditActorType;
+  /** The API key id (`key_…`), which admin token (`admin_token`, `local_admin_token`), or null for the system. */
+  actor_id: string | null;
+  action: AuditAction;
+  target_type: AuditTargetType;
+  target_id: string | null;
+  /** Non-secret facts about the change (field names changed, how an account came to be, …). */
+  details: ColumnType<Record<string, unknown>, string, string>;
+  created_at: Timestamp;
+}
+
+/** One row per attempt state change, for the console's state history. */
+export interface AttemptTransitionsTable {
+  seq: Generated<string>;
+  attempt_id: string;
+  org_id: string;
+  from_state: AttemptState | null;
+  to_state: AttemptState;
+  error_code: string | null;
+  at: Timestamp;
+}
+
+/** An operator console session: the admin (every organisation) or an API key with scope `console` (its organisation). */
+export interface ConsoleSessionsTable {
+  /** SHA-256 of the session cookie's token. */
+  token_hash: string;
+  actor_type: 'admin' | 'api_key';
+  /** `admin_token`, or the API key id. */
+  actor_id: string;
+  /** null for the admin (every organisation). */
+  org_id: string | null;
+  /** The session's CSRF token, sent back by every console form. */
+  csrf: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 /** Access API token bucket per account (PostgreSQL: shared by every node). */
 export interface AccessBucketsTable {
   account_id: string;
@@ -269,6 +327,9 @@ export interface DB {
   idempotency_keys: IdempotencyKeysTable;
   rate_limit_counters: RateLimitCountersTable;
   access_buckets: AccessBucketsTable;
+  audit_events: AuditEventsTable;
+  attempt_transitions: AttemptTransitionsTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type { Generated };

@@ -1,3 +1,4 @@
+import { runAsActor } from '../lib/audit.js';
 import { fastifySSE as sse } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -10,7 +11,9 @@ import type { Registry } from '../lib/metrics.js';
 import { ApiError } from '../lib/errors.js';
 import { randomBase62 } from '../lib/ids.js';
 import type { OrgService } from '../orgs/service.js';
-import { rotateSecrets } from '../vault/rotate.js';
+import type { RotationReport } from '../vault/rotate.js';
+import type { AuditLog } from '../audit/service.js';
+import type { AttemptHistory } from '../connect/index.js';
 import type { Vault } from '../vault/vault.js';
 import authPlugin from './plugins/auth.js';
 import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js';
@@ -20,6 +23,9 @@ import idempotencyPlugin from './plugins/idempotency.js';
 import metricsPlugin from './plugins/metrics.js';
 import rateLimitPlugin, { authFailureLimiter, connectLimiter, createWindowCounter } from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
+import { auditRoutes } from './routes/audit.js';
+import { consoleRoutes } from './routes/console.js';
+import type { ConsoleSessions } from '../console/sessions.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authenticateRoutes, mobileAuthRoutes } from './routes/authenticate.js';
 import { accessRoutes, accountRoutes } from './routes/accounts.js';
@@ -51,6 +57,11 @@ export interface HttpDependencies {
   localAdminToken?: string;
   access: AccessService;
   monitor: Pick<Monitor, 'checkNow'>;
+  audit: AuditLog;
+  attemptHistory: AttemptHistory;
+  consoleSessions: ConsoleSessions;
+  /** Re-encrypts every secret under the current key (and audits it). */
+  rotateVault: () => Promise<RotationReport>;
 }
 
 /** Logs each request once, when it completes, with method, URL, status and time together. */
@@ -158,6 +169,11 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     async (api) => {
       const counter = createWindowCounter(database.db, database.kind === 'postgres');
       await api.register(authPlugin, { orgs, failures: authFailureLimiter(counter, config.rateLimit.authFailuresPerMinute) });
+      // What a request changes is audited as done by its API key (src/lib/audit.ts).
+      api.addHook('preHandler', (request, _reply, done) => {
+        if (request.principal) runAsActor({ type: 'api_key', id: request.principal.apiKey.id }, done);
+        else done();
+      });
       await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
       await api.register(idempotencyPlugin, { db: database.db, vault, nodeKey: database.nodeKey });
       await api.register(apiKeyRoutes, { orgs });
@@ -171,16 +187,20 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(accessRoutes, { accounts });
       await api.register(linkRoutes, { link: deps.link });
       await api.register(webhookRoutes, { webhooks: deps.webhooks });
+      await api.register(auditRoutes, { audit: deps.audit });
       await api.register(accessApiRoutes, { access: deps.access, monitor: deps.monitor });
     },
     { prefix: '/api' },
   );
 
   await app.register(linkPageRoutes, { link: deps.link, publicUrl: config.publicUrl, closing: shutdown.signal });
+  await app.register(consoleRoutes, {
+    orgs, sessions: deps.consoleSessions, accounts, connect, attemptHistory: deps.attemptHistory, webhooks: deps.webhooks, link: deps.link, audit: deps.audit,
+    adminToken: config.adminToken, publicUrl: config.publicUrl, prefix: '/console',
+  });
 
   if (config.adminToken || deps.localAdminToken) {
-    const rotateVault = () => rotateSecrets(database.db, vault);
-    await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken, localAdminToken: deps.localAdminToken, rotateVault });
+    await app.register(adminRoutes, { prefix: '/admin', orgs, adminToken: config.adminToken, localAdminToken: deps.localAdminToken, rotateVault: deps.rotateVault });
   }
 
   return app;

@@ -14,7 +14,7 @@ export function randomBase62(length: number): string {
   return out;
 }
 
-export type IdPrefix = 'org' | 'key' | 'acct' | 'auth' | 'link' | 'wh' | 'evt' | 'whd' | 'req';
+export type IdPrefix = 'org' | 'key' | 'acct' | 'auth' | 'link' | 'wh' | 'evt' | 'whd' | 'req' | 'aud';
 
 /** Prefixed random ids (`acct_…`): 22 base62 characters carry about 131 bits. */
 export const newId = (prefix: IdPrefix): string => `${prefix}_${randomBase62(22)}`;

@@ -5,6 +5,7 @@ import type { DB, LinkStatus } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import { ApiError, type FieldError, notFound, validationError } from '../lib/errors.js';
 import { newId, randomBase62 } from '../lib/ids.js';
+import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import { recordEvent } from '../webhooks/outbox.js';
 import {
   effectiveStatus,
@@ -16,6 +17,7 @@ import {
   type LinkRow,
   type LinkStartBody,
   type LinkTheme,
+  type LinkView,
   linkStatusFor,
   redirectTo,
   serializeLink,
@@ -338,6 +340,16 @@ export function createLinkService(deps: LinkDeps) {
 
     async get(orgId: string, id: string) {
       return serializeLink(await byId(orgId, id), clock.now());
+    },
+
+    /** The organisation's link sessions, newest first (the operator console lists them). */
+    async list(orgId: string, page: { limit: number; cursor?: string }): Promise<Page<LinkView>> {
+      const cursor = decodeCursor(page.cursor);
+      let q = db.selectFrom('link_sessions').selectAll().where('org_id', '=', orgId);
+      if (cursor) q = q.where((eb) => eb.or([eb('created_at', '<', cursor.createdAt), eb.and([eb('created_at', '=', cursor.createdAt), eb('id', '<', cursor.id)])]));
+      const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit + 1).execute();
+      const now = clock.now();
+      return toPage(rows, page.limit, (row) => serializeLink(row, now));
     },
 
     /** Cancels the link (and its running attempt); a link that already ended is returned as it is. */

@@ -1,3 +1,4 @@
+import { type AuditRecorder, noAudit } from '../lib/audit.js';
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../db/schema.js';
@@ -48,17 +49,21 @@ const toInfo = (row: { id: string; name: string; key_prefix: string; scopes: str
  * revocation evicts them right here; processes sharing PostgreSQL keep none (0), so that a key
  * revoked on one node fails on the very next request on every other.
  */
-export function createOrgService({ db, principalCacheMs = 0 }: { db: Kysely<DB>; principalCacheMs?: number }) {
+export function createOrgService({ db, principalCacheMs = 0, audit = noAudit }: { db: Kysely<DB>; principalCacheMs?: number; audit?: AuditRecorder }) {
   // Touching last_used_at on every request would turn each read into a write.
   const lastTouched = new Map<string, number>();
   const principals = new Map<string, { principal: Principal; until: number }>();
 
   async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[]): Promise<CreatedApiKey> {
-    const row = await db
-      .insertInto('api_keys')
-      .values({ id: newId('key'), org_id: orgId, name, key_hash: hashApiKey(key), key_prefix: key.slice(0, 10), scopes: [...scopes] })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('api_keys')
+        .values({ id: newId('key'), org_id: orgId, name, key_hash: hashApiKey(key), key_prefix: key.slice(0, 10), scopes: [...scopes] })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await audit(trx, { orgId, action: 'api_key.created', targetType: 'api_key', targetId: inserted.id, details: { name, scopes: [...scopes] } });
+      return inserted;
+    });
     return { ...toInfo(row), key };
   }
 
@@ -79,6 +84,23 @@ export function createOrgService({ db, principalCacheMs = 0 }: { db: Kysely<DB>;
       if (idOrName.id) query = query.where('id', '=', idOrName.id);
       if (idOrName.name) query = query.where('name', '=', idOrName.name);
       return query.executeTakeFirst();
+    },
+
+    /** An active (not revoked) key by id, with its organisation: console sessions check theirs on every page. */
+    async findActiveKey(id: string): Promise<Principal | undefined> {
+      const row = await db
+        .selectFrom('api_keys as k')
+        .innerJoin('organizations as o', 'o.id', 'k.org_id')
+        .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
+        .where('k.id', '=', id)
+        .where('k.revoked_at', 'is', null)
+        .executeTakeFirst();
+      return row ? { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) } : undefined;
+    },
+
+    /** Every organisation by name (the admin's view in the operator console). */
+    async listOrganizations(): Promise<Organization[]> {
+      return db.selectFrom('organizations').select(['id', 'name']).orderBy('name').limit(1000).execute();
     },
 
     async ensureOrganization(name: string): Promise<Organization> {
@@ -177,6 +199,7 @@ export function createOrgService({ db, principalCacheMs = 0 }: { db: Kysely<DB>;
         if (!key) return 'not_found';
         if (holding && !key.scopes.every((scope) => holding.includes(scope as Scope))) return 'forbidden';
         await trx.updateTable('api_keys').set({ revoked_at: sql`now()` }).where('id', '=', key.id).execute();
+        await audit(trx, { orgId, action: 'api_key.revoked', targetType: 'api_key', targetId: key.id, details: { scopes: key.scopes } });
         for (const [hash, entry] of principals) if (entry.principal.apiKey.id === id) principals.delete(hash);
         return 'revoked';
       });

@@ -1,3 +1,4 @@
+import { type AuditRecorder, noAudit } from '../lib/audit.js';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
@@ -36,6 +37,8 @@ export interface WebhookServiceDeps {
   /** Ids among `ids` that are NOT accounts of the organisation. */
   missingAccounts(orgId: string, ids: string[]): Promise<string[]>;
   options?: WebhookServiceOptions;
+  /** The audit log (written in the change's transaction). */
+  audit?: AuditRecorder;
 }
 
 /** What the service needs of the job queue for its periodic prune. */
@@ -89,8 +92,20 @@ export function serializeDelivery(row: DeliveryRow) {
   };
 }
 
+/** What the audit log keeps of an endpoint: never its URL's path or query (they may carry a token), never the secret. */
+function endpointFacts(row: { endpoint_url: string; enabled: boolean; events: string[] }) {
+  let host: string | null = null;
+  try {
+    host = new URL(row.endpoint_url).host;
+  } catch {
+    host = null;
+  }
+  return { host, enabled: row.enabled, events: row.events };
+}
+
 export function createWebhookService(deps: WebhookServiceDeps) {
   const { db, vault, clock, logger } = deps;
+  const audit = deps.audit ?? noAudit;
   const options = deps.options ?? {};
   const tuning: DeliveryTuning = { ...defaultTuning(deps.concurrency), ...stripUndefined(options) };
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
@@ -227,24 +242,28 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       const now = clock.now();
       const id = newId('wh');
       const secret = input.signing_secret ?? generateSecret();
-      const row = await db
-        .insertInto('webhook_endpoints')
-        .values({
-          id,
-          org_id: orgId,
-          endpoint_url: input.endpoint_url,
-          events: normaliseEvents(input.events) ?? [],
-          account_scope: input.account_scope ?? 'global',
-          account_ids: [...new Set(input.account_ids ?? [])],
-          enabled: input.enabled ?? true,
-          disabled_reason: null,
-          description: input.description ?? null,
-          secret_enc: vault.encrypt(secret, place({ org_id: orgId, id }, 'secret_enc')),
-          created_at: now,
-          updated_at: now,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        const created = await trx
+          .insertInto('webhook_endpoints')
+          .values({
+            id,
+            org_id: orgId,
+            endpoint_url: input.endpoint_url,
+            events: normaliseEvents(input.events) ?? [],
+            account_scope: input.account_scope ?? 'global',
+            account_ids: [...new Set(input.account_ids ?? [])],
+            enabled: input.enabled ?? true,
+            disabled_reason: null,
+            description: input.description ?? null,
+            secret_enc: vault.encrypt(secret, place({ org_id: orgId, id }, 'secret_enc')),
+            created_at: now,
+            updated_at: now,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await audit(trx, { orgId, action: 'webhook_endpoint.created', targetType: 'webhook_endpoint', targetId: id, details: endpointFacts(created) });
+        return created;
+      });
       logger.info({ org: orgId, endpoint: id }, 'webhook endpoint created');
       return { ...serializeEndpoint(row), signing_secret: secret };
     },
@@ -269,31 +288,39 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       await check(orgId, input, current);
       const scope = input.account_scope ?? current.account_scope;
       const enabling = input.enabled === true && !current.enabled;
-      const row = await db
-        .updateTable('webhook_endpoints')
-        .set({
-          ...(input.endpoint_url !== undefined ? { endpoint_url: input.endpoint_url } : {}),
-          ...(input.events !== undefined ? { events: normaliseEvents(input.events) } : {}),
-          account_scope: scope,
-          account_ids: scope === 'global' ? [] : [...new Set(input.account_ids ?? current.account_ids)],
-          ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
-          // Enabled again by hand: a fresh start, failures counted from now.
-          ...(enabling ? { disabled_reason: null, failing_since: null } : {}),
-          ...(input.description !== undefined ? { description: input.description } : {}),
-          updated_at: clock.now(),
-        })
-        .where('org_id', '=', orgId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirst();
-      if (!row) throw notFound('Webhook endpoint');
+      const row = await db.transaction().execute(async (trx) => {
+        const updated = await trx
+          .updateTable('webhook_endpoints')
+          .set({
+            ...(input.endpoint_url !== undefined ? { endpoint_url: input.endpoint_url } : {}),
+            ...(input.events !== undefined ? { events: normaliseEvents(input.events) } : {}),
+            account_scope: scope,
+            account_ids: scope === 'global' ? [] : [...new Set(input.account_ids ?? current.account_ids)],
+            ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
+            // Enabled again by hand: a fresh start, failures counted from now.
+            ...(enabling ? { disabled_reason: null, failing_since: null } : {}),
+            ...(input.description !== undefined ? { description: input.description } : {}),
+            updated_at: clock.now(),
+          })
+          .where('org_id', '=', orgId)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirst();
+        if (!updated) throw notFound('Webhook endpoint');
+        const fields = Object.keys(input).filter((k) => (input as Record<string, unknown>)[k] !== undefined).sort();
+        await audit(trx, { orgId, action: 'webhook_endpoint.updated', targetType: 'webhook_endpoint', targetId: id, details: { fields, ...endpointFacts(updated) } });
+        return updated;
+      });
       if (enabling) await worker.wake();
       return serializeEndpoint(row);
     },
 
     async remove(orgId: string, id: string): Promise<void> {
-      const result = await db.deleteFrom('webhook_endpoints').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
-      if (Number(result.numDeletedRows) === 0) throw notFound('Webhook endpoint');
+      await db.transaction().execute(async (trx) => {
+        const deleted = await trx.deleteFrom('webhook_endpoints').where('org_id', '=', orgId).where('id', '=', id).returningAll().executeTakeFirst();
+        if (!deleted) throw notFound('Webhook endpoint');
+        await audit(trx, { orgId, action: 'webhook_endpoint.deleted', targetType: 'webhook_endpoint', targetId: id, details: endpointFacts(deleted) });
+      });
       logger.info({ org: orgId, endpoint: id }, 'webhook endpoint deleted');
     },
 
@@ -303,18 +330,22 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       const now = clock.now();
       // The old secret keeps signing beside the new one for 24 h.
       const previous = vault.decrypt(current.secret_enc, place(current, 'secret_enc'));
-      const row = await db
-        .updateTable('webhook_endpoints')
-        .set({
-          secret_enc: vault.encrypt(secret, place(current, 'secret_enc')),
-          previous_secret_enc: vault.encrypt(previous, place(current, 'previous_secret_enc')),
-          previous_secret_expires_at: new Date(now.getTime() + ROTATION_OVERLAP_MS),
-          updated_at: now,
-        })
-        .where('org_id', '=', orgId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        const rotated = await trx
+          .updateTable('webhook_endpoints')
+          .set({
+            secret_enc: vault.encrypt(secret, place(current, 'secret_enc')),
+            previous_secret_enc: vault.encrypt(previous, place(current, 'previous_secret_enc')),
+            previous_secret_expires_at: new Date(now.getTime() + ROTATION_OVERLAP_MS),
+            updated_at: now,
+          })
+          .where('org_id', '=', orgId)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await audit(trx, { orgId, action: 'webhook_endpoint.secret_rotated', targetType: 'webhook_endpoint', targetId: id, details: { old_secret_valid_until: rotated.previous_secret_expires_at?.toISOString() ?? null } });
+        return rotated;
+      });
       logger.info({ org: orgId, endpoint: id }, 'webhook signing secret rotated');
       return { ...serializeEndpoint(row), signing_secret: secret, previous_secret_expires_at: iso(row.previous_secret_expires_at)! };
     },

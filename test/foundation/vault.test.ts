@@ -118,6 +118,12 @@ describeEachStore('vault at rest', (kind) => {
       expect(res.status).toBe(200);
       expect(res.body.rotated).toBe(5);
     }
+    // The audit log says who rotated: the CLI (as the admin) or the admin token.
+    const audit = await second.api('/api/audit-events?action=vault.rotated');
+    expect(audit.status, audit.text).toBe(200);
+    expect(audit.body.data).toEqual([
+      expect.objectContaining({ actor: { type: 'admin', id: kind === 'postgres' ? 'cli' : 'admin_token' }, target_type: 'vault', target_id: 'test2', details: { key_id: 'test2', rotated: 5 } }),
+    ]);
     const rows = await second.fangate.database.db.selectFrom('idempotency_keys').select('response_enc').execute();
     expect(rows.length).toBeGreaterThanOrEqual(5);
     for (const row of rows) expect(row.response_enc).toMatch(/^fgv1:test2:/);

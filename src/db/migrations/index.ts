@@ -6,6 +6,8 @@ import * as webhooks from './0004_webhooks.js';
 import * as link from './0005_link.js';
 import * as attemptList from './0006_attempt_list.js';
 import * as attemptEmailSent from './0010_attempt_email_sent.js';
+import * as audit from './0020_audit.js';
+import * as consoleSessions from './0021_console_sessions.js';
 import * as proxyUsernameSecret from './0030_proxy_username_secret.js';
 import * as idempotencyOwner from './0031_idempotency_owner.js';
 
@@ -18,6 +20,8 @@ export const migrations: Record<string, Migration> = {
   '0005_link': link,
   '0006_attempt_list': attemptList,
   '0010_attempt_email_sent': attemptEmailSent,
+  '0020_audit': audit,
+  '0021_console_sessions': consoleSessions,
   '0030_proxy_username_secret': proxyUsernameSecret,
   '0031_idempotency_owner': idempotencyOwner,
 };

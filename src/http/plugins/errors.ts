@@ -161,7 +161,7 @@ function allIssues(error: FastifyError & { validationContext?: string }, request
 }
 
 /** Fastify's own errors (parsing, limits, validation) become the contract's problem codes. */
-function fromFastifyError(error: FastifyError, request: FastifyRequest): ApiError {
+export function fromFastifyError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error.validation) {
     const issues = allIssues(error, request);
     if (issues.length === 1 && issues[0]!.part === 'body' && issues[0]!.issue.instancePath === '' && issues[0]!.issue.keyword === 'type') {

@@ -1,3 +1,4 @@
+import { type Actor, runAsActor } from '../../lib/audit.js';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -22,6 +23,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
   app,
   { orgs, adminToken, localAdminToken, rotateVault },
 ) => {
+  const actors = new WeakMap<object, Actor>();
   const expected = adminToken ? digest(adminToken) : undefined;
   const local = localAdminToken ? digest(localAdminToken) : undefined;
   app.addHook('onRequest', async (request) => {
@@ -29,6 +31,13 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
     const admin = expected !== undefined && timingSafeEqual(token, expected);
     const localAdmin = local !== undefined && timingSafeEqual(token, local) && LOOPBACK.test(request.socket.remoteAddress ?? '');
     if (!admin && !localAdmin) throw new ApiError(401, 'unauthorized', 'Send the admin token as `Authorization: Bearer …`.');
+    actors.set(request, { type: 'admin', id: admin ? 'admin_token' : 'local_admin_token' });
+  });
+  // What the handlers change is audited as done by the admin (which token).
+  app.addHook('preHandler', (request, _reply, done) => {
+    const actor = actors.get(request);
+    if (actor) runAsActor(actor, done);
+    else done();
   });
 
   const OrgSchema = Type.Object({ id: Type.String(), name: Type.String() }, { examples: [{ id: 'org_3kT9xQ2mB7vN1cR5wL8pZd', name: 'acme' }] });
