@@ -100,7 +100,8 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
 
   const vault = createVault(keyring);
   const metrics = createMetricsRegistry();
-  const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0 });
+  // Verified API keys stay in memory on every node; a revocation evicts them everywhere through NOTIFY.
+  const orgs = createOrgService({ db: database.db, notifications: database });
   let firstRunKey: string | undefined;
   if (config.bootstrapApiKey) {
     const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
@@ -199,6 +200,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
         await connectDomain.close();
         await webhooks.stop();
         await jobs.stop();
+        await orgs.close();
         await dispatchers.close();
         await database.close();
         await unlock();

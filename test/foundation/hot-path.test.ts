@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startTestApp, type TestApp } from '../support/app.js';
+import { createTestStore, describeEachStore, type TestStore } from '../support/stores.js';
+
+const serverUrl = process.env.FANGATE_TEST_DATABASE_URL;
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+/** A new organisation with one full-scope key, through the admin API. */
+async function newOrg(app: TestApp, name: string): Promise<{ orgId: string; key: string; keyId: string }> {
+  const org = await app.api('/admin/orgs', { method: 'POST', headers: admin, body: { name }, key: null });
+  expect(org.status).toBe(201);
+  const key = await app.api(`/admin/orgs/${org.body.id}/api-keys`, { method: 'POST', headers: admin, body: { name: 'k' }, key: null });
+  expect(key.status).toBe(201);
+  return { orgId: org.body.id, key: key.body.key, keyId: key.body.id };
+}
+
+/** Repeats `probe` every 20 ms until it returns true or `ms` pass; answers the time it took, or Infinity. */
+async function within(ms: number, probe: () => Promise<boolean>): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    if (await probe()) return performance.now() - t0;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+describeEachStore('API keys verified from the per-node cache', (kind) => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp(kind);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it("never answers with another organisation's principal, however often keys alternate", async () => {
+    const a = await newOrg(app, `cache-a-${kind}`);
+    const b = await newOrg(app, `cache-b-${kind}`);
+    for (let round = 0; round < 5; round++) {
+      const [whoA, whoB] = await Promise.all([app.api('/api/whoami', { key: a.key }), app.api('/api/whoami', { key: b.key })]);
+      expect(whoA.body.organization.id).toBe(a.orgId);
+      expect(whoA.body.api_key.id).toBe(a.keyId);
+      expect(whoB.body.organization.id).toBe(b.orgId);
+      expect(whoB.body.api_key.id).toBe(b.keyId);
+      // Org A's key cannot reach org B's keys either.
+      const listed = await app.api('/api/api-keys', { key: a.key });
+      expect(listed.body.data.map((k: { id: string }) => k.id)).not.toContain(b.keyId);
+    }
+    // A key that differs in one character is unknown, not a cache neighbour.
+    const near = a.key.slice(0, -1) + (a.key.endsWith('x') ? 'y' : 'x');
+    expect((await app.api('/api/whoami', { key: near })).status).toBe(401);
+  });
+
+  it('a revoked key fails on the very next request of the node that revoked it', async () => {
+    const c = await newOrg(app, `cache-c-${kind}`);
+    expect((await app.api('/api/whoami', { key: c.key })).status).toBe(200); // now cached
+    const revoked = await app.api(`/api/api-keys/${c.keyId}`, { method: 'DELETE', key: c.key });
+    expect(revoked.status).toBe(204);
+    const after = await app.api('/api/whoami', { key: c.key });
+    expect(after.status).toBe(401);
+    expect(after.body.code).toBe('unauthorized');
+  });
+});
+
+/** Two API nodes on one PostgreSQL: PGlite is one process, so PostgreSQL only. */
+describe.skipIf(!serverUrl)('API-key cache across two nodes on one PostgreSQL', () => {
+  let store: TestStore;
+  let nodeA: TestApp;
+  let nodeB: TestApp;
+  beforeAll(async () => {
+    store = await createTestStore('postgres');
+    nodeA = await startTestApp('postgres', { store });
+    nodeB = await startTestApp('postgres', { store, sandbox: nodeA.sandbox });
+  });
+  afterAll(async () => {
+    await nodeB?.fangate.stop();
+    await nodeA?.close();
+    await store?.drop();
+  });
+
+  it('a key revoked on node A fails on node B within 1 s, though B had it cached', async () => {
+    const org = await newOrg(nodeA, 'two-nodes');
+    // Node B verifies (and caches) the key, several times.
+    for (let i = 0; i < 3; i++) expect((await nodeB.api('/api/whoami', { key: org.key })).status).toBe(200);
+    expect((await nodeA.api(`/api/api-keys/${org.keyId}`, { method: 'DELETE', key: org.key })).status).toBe(204);
+    const took = await within(1000, async () => (await nodeB.api('/api/whoami', { key: org.key })).status === 401);
+    expect(took).toBeLessThan(1000);
+    // And it stays revoked there.
+    expect((await nodeB.api('/api/whoami', { key: org.key })).status).toBe(401);
+  });
+});
