@@ -152,9 +152,11 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
 
   await app.register(
     async (api) => {
-      const counter = createWindowCounter(database.db, database.kind === 'postgres');
+      const shared = database.kind === 'postgres';
+      const counter = createWindowCounter(database.db, shared, (error) => logger.warn({ err: error }, 'could not share rate-limit counts; retrying with the next flush'));
+      api.addHook('onClose', () => counter.close());
       await api.register(authPlugin, { orgs, failures: authFailureLimiter(counter, config.rateLimit.authFailuresPerMinute) });
-      await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, db: database.db, shared: database.kind === 'postgres' });
+      await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, ...(shared ? { counter } : {}) });
       await api.register(idempotencyPlugin, { db: database.db, vault });
       await api.register(apiKeyRoutes, { orgs });
       // One budget for both platforms (DESIGN 2).

@@ -3,6 +3,9 @@ import { ADMIN_TOKEN, startTestApp, type TestApp } from '../support/app.js';
 import { createTestStore, describeEachStore, type TestStore } from '../support/stores.js';
 
 const serverUrl = process.env.FANGATE_TEST_DATABASE_URL;
+const LIMIT = 100;
+/** What two nodes may admit over the limit together: (nodes - 1) x 2% of the limit (README). */
+const OVERSHOOT = 1 * Math.max(1, Math.floor(LIMIT / 50));
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** A new organisation with one full-scope key, through the admin API. */
@@ -15,6 +18,21 @@ async function newOrg(app: TestApp, name: string): Promise<{ orgId: string; key:
 }
 
 /** Repeats `probe` every 20 ms until it returns true or `ms` pass; answers the time it took, or Infinity. */
+/** Sends `count` whoami requests with `key`, `concurrency` at a time, round-robin over `nodes`; answers the statuses. */
+async function burst(nodes: TestApp[], key: string, count: number, concurrency: number): Promise<number[]> {
+  const statuses: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        statuses.push((await nodes[i % nodes.length]!.api('/api/whoami', { key })).status);
+      }
+    }),
+  );
+  return statuses;
+}
+
 async function within(ms: number, probe: () => Promise<boolean>): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < ms) {
@@ -27,7 +45,7 @@ async function within(ms: number, probe: () => Promise<boolean>): Promise<number
 describeEachStore('API keys verified from the per-node cache', (kind) => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp(kind);
+    app = await startTestApp(kind, { env: { FANGATE_RATE_LIMIT_PER_MIN: String(LIMIT) } });
   });
   afterAll(async () => {
     await app?.close();
@@ -60,6 +78,17 @@ describeEachStore('API keys verified from the per-node cache', (kind) => {
     expect(after.status).toBe(401);
     expect(after.body.code).toBe('unauthorized');
   });
+
+  it('one node counts the per-key limit exactly, even under concurrent requests', async () => {
+    const d = await newOrg(app, `limit-d-${kind}`);
+    const statuses = await burst([app], d.key, LIMIT + 30, 12);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(LIMIT);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(30);
+    const limited = await app.api('/api/whoami', { key: d.key });
+    expect(limited.status).toBe(429);
+    expect(limited.body.code).toBe('rate_limited');
+    expect(limited.headers.get('ratelimit-remaining')).toBe('0');
+  });
 });
 
 /** Two API nodes on one PostgreSQL: PGlite is one process, so PostgreSQL only. */
@@ -69,8 +98,9 @@ describe.skipIf(!serverUrl)('API-key cache across two nodes on one PostgreSQL', 
   let nodeB: TestApp;
   beforeAll(async () => {
     store = await createTestStore('postgres');
-    nodeA = await startTestApp('postgres', { store });
-    nodeB = await startTestApp('postgres', { store, sandbox: nodeA.sandbox });
+    const env = { FANGATE_RATE_LIMIT_PER_MIN: String(LIMIT) };
+    nodeA = await startTestApp('postgres', { store, env });
+    nodeB = await startTestApp('postgres', { store, sandbox: nodeA.sandbox, env });
   });
   afterAll(async () => {
     await nodeB?.fangate.stop();
@@ -87,5 +117,17 @@ describe.skipIf(!serverUrl)('API-key cache across two nodes on one PostgreSQL', 
     expect(took).toBeLessThan(1000);
     // And it stays revoked there.
     expect((await nodeB.api('/api/whoami', { key: org.key })).status).toBe(401);
+  });
+
+  it('counts one per-key limit across both nodes, within the documented overshoot', async () => {
+    const org = await newOrg(nodeA, 'two-nodes-limit');
+    const statuses = await burst([nodeA, nodeB], org.key, LIMIT + 50, 12);
+    const admitted = statuses.filter((s) => s === 200).length;
+    expect(admitted).toBeGreaterThanOrEqual(LIMIT);
+    expect(admitted).toBeLessThanOrEqual(LIMIT + OVERSHOOT);
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    // Both nodes now refuse the key.
+    expect((await nodeA.api('/api/whoami', { key: org.key })).status).toBe(429);
+    expect((await nodeB.api('/api/whoami', { key: org.key })).status).toBe(429);
   });
 });
