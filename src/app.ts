@@ -155,10 +155,14 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     tickMs: Math.min(5_000, sweepIntervalMs), ...options.monitor,
   });
   attemptHooks.push((trx, change) => monitor.onAttemptChange(trx, change));
+  const accessBucket = createAccessBucket({
+    db: database.db, shared: database.kind === 'postgres', ...config.access,
+    onError: (error) => logger.warn({ err: error }, 'could not share Access API bucket levels; retrying with the next flush'),
+  });
   const access = createAccessService({
     accounts: health, platforms, moveProxy, metrics, logger, ratePerMin: config.access.ratePerMin,
     checkNow: (account) => monitor.check(account),
-    bucket: createAccessBucket({ db: database.db, shared: database.kind === 'postgres', ...config.access }),
+    bucket: accessBucket,
   });
 
   await connectDomain.registerWorkers(jobs);
@@ -197,6 +201,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
       stopping ??= (async () => {
         if (localAdminToken) await removeLocalAdmin(config.dataDir);
         await http.close();
+        await accessBucket.close();
         await connectDomain.close();
         await webhooks.stop();
         await jobs.stop();
