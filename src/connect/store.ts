@@ -86,7 +86,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string) => void }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -149,6 +149,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    * attempt) marks a state change, which is logged and counted once, here.
    */
   async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
+    deps.changed?.(row.id);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     for (const effect of effects) {
       if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
@@ -268,7 +269,13 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         .where('id', '=', id)
         .where('step_seq', '=', seq)
         .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      const patched = Number(result.numUpdatedRows) > 0;
+      if (patched) {
+        // updated_at shows: cached copies on every node go.
+        deps.changed?.(id);
+        await deps.database.notify(ATTEMPT_CHANNEL, id).catch(() => undefined);
+      }
+      return patched;
     },
 
     afterCommit,

@@ -79,6 +79,22 @@ describeEachStore('API keys verified from the per-node cache', (kind) => {
     expect(after.body.code).toBe('unauthorized');
   });
 
+  it("the poll route's per-node cache of attempts never answers another organisation", async () => {
+    const e = await newOrg(app, `poll-e-${kind}`);
+    const start = await app.api('/api/authenticate', { method: 'POST', body: { email: `poll-${kind}+sms@sandbox.test`, password: 'password' } });
+    expect(start.status).toBe(200);
+    const id = start.body.attempt_id;
+    const parked = await app.api(`/api/authenticate/${id}?wait=15&state=pending`);
+    expect(parked.body.state).toBe('needs_otp');
+    for (let i = 0; i < 3; i++) expect((await app.api(`/api/authenticate/${id}`)).body.state).toBe('needs_otp'); // cached now
+    const foreign = await app.api(`/api/authenticate/${id}`, { key: e.key });
+    expect(foreign.status).toBe(404);
+    expect((await app.api(`/api/fansly/authenticate/${id}`)).status).toBe(404);
+    // This node's own change shows on the very next read.
+    expect((await app.api(`/api/authenticate/${id}`, { method: 'PUT', body: { code: '123456' } })).status).toBe(202);
+    expect((await app.api(`/api/authenticate/${id}`)).body.state).not.toBe('needs_otp');
+  });
+
   it('one node counts the per-key limit exactly, even under concurrent requests', async () => {
     const d = await newOrg(app, `limit-d-${kind}`);
     const statuses = await burst([app], d.key, LIMIT + 30, 12);
@@ -117,6 +133,22 @@ describe.skipIf(!serverUrl)('API-key cache across two nodes on one PostgreSQL', 
     expect(took).toBeLessThan(1000);
     // And it stays revoked there.
     expect((await nodeB.api('/api/whoami', { key: org.key })).status).toBe(401);
+  });
+
+  it('polls on node B see changes made on node A within a moment, and long-polls on B wake', async () => {
+    const start = await nodeA.api('/api/authenticate', { method: 'POST', body: { email: 'twonodes+sms@sandbox.test', password: 'password' } });
+    const id = start.body.attempt_id;
+    const parked = await nodeB.api(`/api/authenticate/${id}?wait=15&state=pending`);
+    expect(parked.body.state).toBe('needs_otp');
+    for (let i = 0; i < 3; i++) expect((await nodeB.api(`/api/authenticate/${id}`)).body.state).toBe('needs_otp'); // cached on B
+    const waiting = nodeB.api(`/api/authenticate/${id}?wait=15&state=needs_otp`);
+    expect((await nodeA.api(`/api/authenticate/${id}`, { method: 'PUT', body: { code: '123456' } })).status).toBe(202);
+    const took = await within(1000, async () => (await nodeB.api(`/api/authenticate/${id}`)).body.state !== 'needs_otp');
+    expect(took).toBeLessThan(1000);
+    expect((await waiting).body.state).not.toBe('needs_otp');
+    const done = await nodeB.api(`/api/authenticate/${id}?wait=15&state=pending`);
+    expect((await nodeB.api(`/api/authenticate/${id}?wait=15&state=${done.body.state}`)).body.state).toBe('completed_success');
+    expect((await nodeA.api(`/api/authenticate/${id}`)).body.state).toBe('completed_success');
   });
 
   it('counts one per-key limit across both nodes, within the documented overshoot', async () => {
