@@ -38,6 +38,7 @@ export interface ConnectDomainDeps {
 const STEP_EXPIRY_SEC = 20;
 const OPEN_STATES = ['pending', 'awaiting_mobile_session', 'needs_otp', 'needs_app_otp', 'needs_email', 'needs_face_otp', 'wrong_2fa_code_retry'] as const;
 const STEP_RETRIES = 3;
+const INLINE_STEP_FALLBACK_SEC = 45;
 
 /** Connect (DESIGN 3, 4): the attempt store, the API service, the step workers and their schedules. */
 export function createConnectDomain(deps: ConnectDomainDeps) {
@@ -74,6 +75,9 @@ export function createConnectDomain(deps: ConnectDomainDeps) {
         retryLimit: STEP_RETRIES,
         retryDelay: 2,
         concurrency: 8,
+        // A step run inline (at once, where the attempt changed) is retried by its queued job only after
+        // this: longer than a step can take (3 tries of at most 6 s upstream each, with the delays between).
+        inlineFallbackSeconds: INLINE_STEP_FALLBACK_SEC,
         // A step that keeps failing ends its attempt with a clear error instead of leaving it pending.
         handler: async (job, meta) => {
           try {

@@ -152,7 +152,8 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     deps.changed?.(row.id);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     for (const effect of effects) {
-      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
+      // Inline: the step starts in this process now; the queued job is its durable fallback.
+      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { inline: true });
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob);
       if (effect.type === 'schedule_timeout') {
         await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at });

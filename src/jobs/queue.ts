@@ -13,7 +13,17 @@ export interface JobOptions {
   retryLimit?: number;
   retryDelay?: number;
   retryBackoff?: boolean;
+  /**
+   * Run it in this process right away (a worker node with a free inline slot), without waiting for a
+   * worker to fetch it. The job is still queued, to start only after the queue's `inlineFallbackSeconds`:
+   * it is the durable fallback should this process die meanwhile, and is deleted once the run succeeds
+   * (a run that fails leaves it to retry then).
+   */
+  inline?: boolean;
 }
+
+/** Inline runs at once per process, over all queues; past it, jobs go through the queue as usual. */
+const INLINE_SLOTS = 32;
 
 export interface QueueDefinition<T> {
   name: string;
@@ -27,6 +37,11 @@ export interface QueueDefinition<T> {
   concurrency?: number;
   /** `stately`: at most one job waiting and one running across all nodes (periodic work). */
   policy?: 'standard' | 'stately';
+  /**
+   * Allows `inline` sends: how long the queued fallback of an inline run waits before a worker may take
+   * it. Must be longer than a run can take, or the fallback would run alongside.
+   */
+  inlineFallbackSeconds?: number;
 }
 
 export interface PeriodicDefinition {
@@ -74,6 +89,21 @@ export function createJobQueue(options: JobQueueOptions) {
   const timers: NodeJS.Timeout[] = [];
   let unlisten: (() => Promise<void>) | undefined;
   let started = false;
+  const inlineRuns = new Set<Promise<void>>();
+
+  /** Runs a job here and now; its queued fallback goes once it succeeded. */
+  function runInline(def: QueueDefinition<any>, id: string, data: unknown): void {
+    const run = (async () => {
+      try {
+        await def.handler(data, { id, retryCount: 0 });
+      } catch (error) {
+        logger.warn({ err: error, queue: def.name, jobId: id }, 'job run inline failed; its queued fallback retries it');
+        return;
+      }
+      await boss.deleteJob(def.name, id).catch((error: unknown) => logger.warn({ err: error, queue: def.name, jobId: id }, 'could not delete the fallback of a job run inline; it will find nothing to do'));
+    })().finally(() => inlineRuns.delete(run));
+    inlineRuns.add(run);
+  }
 
   async function register(def: QueueDefinition<any>): Promise<void> {
     await boss.createQueue(def.name, {
@@ -170,7 +200,13 @@ export function createJobQueue(options: JobQueueOptions) {
     },
 
     async send<T extends object>(name: string, data: T, opts: JobOptions = {}): Promise<string | null> {
-      const { startAfter, ...rest } = opts;
+      const { startAfter, inline, ...rest } = opts;
+      const def = inline && startAfter === undefined && options.work && started && inlineRuns.size < INLINE_SLOTS ? definitions.find((d) => d.name === name) : undefined;
+      if (def?.inlineFallbackSeconds) {
+        const id = await boss.send(name, data, { id: randomUUID(), ...rest, startAfter: def.inlineFallbackSeconds });
+        if (id) runInline(def, id, data);
+        return id;
+      }
       const id = await boss.send(name, data, {
         id: randomUUID(),
         ...rest,
@@ -185,6 +221,8 @@ export function createJobQueue(options: JobQueueOptions) {
       if (!started) return;
       started = false;
       for (const timer of timers.splice(0)) clearInterval(timer);
+      // Inline runs finish like the workers' jobs do (their fallbacks cover whatever does not).
+      await Promise.race([Promise.allSettled([...inlineRuns]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
       await unlisten?.();
       await boss.stop({ graceful: true, wait: true, timeout: timeoutMs, close: true });
     },

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestApp, type TestApp } from '../support/app.js';
 import { createTestStore, describeEachStore, type TestStore } from '../support/stores.js';
@@ -42,7 +43,7 @@ async function within(ms: number, probe: () => Promise<boolean>): Promise<number
   return Number.POSITIVE_INFINITY;
 }
 
-describeEachStore('API keys verified from the per-node cache', (kind) => {
+describeEachStore('hot path: per-node caches, counted limits, steps run at once', (kind) => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp(kind, { env: { FANGATE_RATE_LIMIT_PER_MIN: String(LIMIT) } });
@@ -95,6 +96,17 @@ describeEachStore('API keys verified from the per-node cache', (kind) => {
     expect((await app.api(`/api/authenticate/${id}`)).body.state).not.toBe('needs_otp');
   });
 
+  it("an attempt's step runs at once in the process that started it, and leaves no queued job behind", async () => {
+    const t0 = performance.now();
+    const start = await app.api('/api/authenticate', { method: 'POST', body: { email: `inline-${kind}@sandbox.test`, password: 'password' } });
+    const done = await app.api(`/api/authenticate/${start.body.attempt_id}?wait=15&state=pending`);
+    expect(done.body.state).toBe('completed_success');
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    // Run inline: its queued fallback was deleted once it succeeded (a job a worker ran would stay, completed).
+    const { rows } = await sql<{ state: string }>`select state from pgboss.job where name = 'connect-step' and data->>'attemptId' = ${start.body.attempt_id}`.execute(app.fangate.database.db);
+    expect(rows).toEqual([]);
+  });
+
   it('one node counts the per-key limit exactly, even under concurrent requests', async () => {
     const d = await newOrg(app, `limit-d-${kind}`);
     const statuses = await burst([app], d.key, LIMIT + 30, 12);
@@ -108,7 +120,7 @@ describeEachStore('API keys verified from the per-node cache', (kind) => {
 });
 
 /** Two API nodes on one PostgreSQL: PGlite is one process, so PostgreSQL only. */
-describe.skipIf(!serverUrl)('API-key cache across two nodes on one PostgreSQL', () => {
+describe.skipIf(!serverUrl)('hot path across two nodes on one PostgreSQL', () => {
   let store: TestStore;
   let nodeA: TestApp;
   let nodeB: TestApp;
