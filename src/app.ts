@@ -105,7 +105,8 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const metrics = createMetricsRegistry();
   // The audit log: every domain that changes something audited gets this port and writes with the change.
   const audit = createAuditLog({ db: database.db });
-  const orgs = createOrgService({ db: database.db, principalCacheMs: database.kind === 'pglite' ? 10_000 : 0, audit: audit.record });
+  // Verified API keys stay in memory on every node; a revocation evicts them everywhere through NOTIFY.
+  const orgs = createOrgService({ db: database.db, notifications: database, audit: audit.record });
   let firstRunKey: string | undefined;
   if (config.bootstrapApiKey) {
     const { organization, created } = await orgs.ensureBootstrapKey(config.bootstrapApiKey);
@@ -165,10 +166,14 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     tickMs: Math.min(5_000, sweepIntervalMs), ...options.monitor,
   });
   attemptHooks.push((trx, change) => monitor.onAttemptChange(trx, change));
+  const accessBucket = createAccessBucket({
+    db: database.db, shared: database.kind === 'postgres', ...config.access,
+    onError: (error) => logger.warn({ err: error }, 'could not share Access API bucket levels; retrying with the next flush'),
+  });
   const access = createAccessService({
     accounts: health, platforms, moveProxy, metrics, logger, ratePerMin: config.access.ratePerMin,
     checkNow: (account) => monitor.check(account),
-    bucket: createAccessBucket({ db: database.db, shared: database.kind === 'postgres', ...config.access }),
+    bucket: accessBucket,
   });
 
   await connectDomain.registerWorkers(jobs);
@@ -213,9 +218,11 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
       stopping ??= (async () => {
         if (localAdminToken) await removeLocalAdmin(config.dataDir);
         await http.close();
+        await accessBucket.close();
         await connectDomain.close();
         await webhooks.stop();
         await jobs.stop();
+        await orgs.close();
         await dispatchers.close();
         await database.close();
         await unlock();

@@ -33,6 +33,7 @@ export function createLogger(options: { level: string; destination?: Destination
         err: pino.stdSerializers.err,
       },
     },
-    options.destination,
+    // Asynchronous by default: a log line never blocks a request on a write (pino flushes what is left on exit).
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

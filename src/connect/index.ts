@@ -45,8 +45,8 @@ const STEP_RETRIES = 3;
 
 /** Connect (DESIGN 3, 4): the attempt store, the API service, the step workers and their schedules. */
 export function createConnectDomain(deps: ConnectDomainDeps) {
-  const store = createAttemptStore({ ...deps });
   const watcher = createAttemptWatcher(deps.database);
+  const store = createAttemptStore({ ...deps, changed: watcher.changed });
   const service = createConnectService({ ...deps, store, watcher });
   const steps = createStepRunner({ ...deps, store });
 
@@ -79,6 +79,9 @@ export function createConnectDomain(deps: ConnectDomainDeps) {
         retryLimit: STEP_RETRIES,
         retryDelay: 1,
         concurrency: 8,
+        // The process whose commit queued a step runs it at once (claimed like a worker's fetch, so the
+        // expiry above covers its death too) instead of waiting for a worker's poll.
+        inline: true,
         // A step that keeps failing ends its attempt with a clear error instead of leaving it pending.
         handler: async (job, meta) => {
           try {

@@ -241,10 +241,14 @@ export function createConnectService(deps: ConnectDeps) {
     return undefined;
   }
 
-  /** An attempt as the API shows it, expiring it first if its time is up (the sweep may lag). */
-  async function current(orgId: string, platform: PlatformName | null, id: string): Promise<AttemptRow> {
-    let row = await store.load(id, orgId);
-    if (!row || (platform && row.platform !== platform)) throw notFound('Attempt');
+  /**
+   * An attempt as the API shows it, expiring it first if its time is up (the sweep may lag). `cached`:
+   * through this node's cache of attempts (reads only: every change drops it there, by NOTIFY).
+   */
+  async function current(orgId: string, platform: PlatformName | null, id: string, cached = false): Promise<AttemptRow> {
+    let row = cached ? await watcher.cached(id, () => store.load(id)) : await store.load(id, orgId);
+    // The cache is keyed by attempt id alone: the organisation is checked here, on every read.
+    if (!row || row.org_id !== orgId || (platform && row.platform !== platform)) throw notFound('Attempt');
     if (!isTerminal(row.state) && clock.now() >= row.expires_at) {
       row = (await expire(id)) ?? (await store.load(id, orgId))!;
     }
@@ -257,12 +261,12 @@ export function createConnectService(deps: ConnectDeps) {
    * any node, on the attempt's own expiry, and at least every 15 s (a lost NOTIFY costs no more).
    */
   async function* follow(orgId: string, platform: PlatformName | null, id: string, until: number, signal?: AbortSignal): AsyncGenerator<AttemptRow> {
-    let row = await current(orgId, platform, id);
+    let row = await current(orgId, platform, id, true);
     yield row;
     while (!isTerminal(row.state) && Date.now() < until && !signal?.aborted) {
       const untilExpiry = row.expires_at.getTime() - clock.now().getTime() + 50;
       await watcher.next(id, Math.min(until - Date.now(), 15_000, Math.max(untilExpiry, 0)), signal);
-      const next = await current(orgId, platform, id);
+      const next = await current(orgId, platform, id, true);
       if (next.version !== row.version) yield next;
       row = next;
     }
@@ -346,7 +350,7 @@ export function createConnectService(deps: ConnectDeps) {
     },
 
     async get(orgId: string, platform: PlatformName | null, id: string): Promise<AttemptView> {
-      return store.view(await current(orgId, platform, id));
+      return store.view(await current(orgId, platform, id, true));
     },
 
     /**

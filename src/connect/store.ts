@@ -87,7 +87,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string) => void }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -151,7 +151,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    */
   async function enqueue(trx: Transaction<DB>, row: AttemptRow, effects: AttemptEffect[]): Promise<void> {
     for (const effect of effects) {
-      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
+      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx, inline: true });
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
       if (effect.type === 'schedule_timeout') {
         await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at, trx });
@@ -160,12 +160,18 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   }
 
   /**
-   * After the commit: the log line and the NOTIFY that wakes long-polls (the jobs were written with the change).
+   * After the commit: the cache drop, the log line, the NOTIFY that wakes long-polls (the jobs were written
+   * with the change) and the inline start of a queued step.
    * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
    */
-  async function afterCommit(row: AttemptRow, _effects: AttemptEffect[], previousState?: AttemptState | null) {
+  async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
+    deps.changed?.(row.id);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
+    // The step this change queued starts here at once; its job stays the durable copy (see JobQueue.runNow).
+    if (effects.some((e) => e.type === 'run_step')) {
+      await jobs.runNow(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq }).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));
+    }
   }
 
   /**
@@ -289,7 +295,13 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         .where('id', '=', id)
         .where('step_seq', '=', seq)
         .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      const patched = Number(result.numUpdatedRows) > 0;
+      if (patched) {
+        // updated_at shows: cached copies on every node go.
+        deps.changed?.(id);
+        await deps.database.notify(ATTEMPT_CHANNEL, id).catch(() => undefined);
+      }
+      return patched;
     },
 
     afterCommit,

@@ -31,6 +31,16 @@ export interface Database {
   /** Subscribes to a NOTIFY channel; resolves to an unsubscribe function. */
   listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Whether NOTIFYs reach this process right now. Per-node caches invalidated by NOTIFY serve from
+   * memory only while this is true; while the LISTEN connection is down they read the database.
+   */
+  listenLive(): boolean;
+  /**
+   * Calls `handler` whenever NOTIFYs may have been missed (the LISTEN connection failed, and again once it
+   * is back): caches drop everything they hold. Answers an unsubscribe function.
+   */
+  onListenGap(handler: () => void): () => void;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -114,6 +124,9 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     async notify(channel, payload) {
       await sql`select pg_notify(${channel}, ${payload})`.execute(db);
     },
+    // One process owns the embedded database: every NOTIFY is delivered in-process, none is ever missed.
+    listenLive: () => true,
+    onListenGap: () => () => undefined,
     async ping() {
       await sql`select 1`.execute(db);
     },
@@ -136,6 +149,8 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     nodeKey,
     jobStore: { connectionString: url },
     listen: listener.listen,
+    listenLive: listener.live,
+    onListenGap: listener.onGap,
     async notify(channel, payload) {
       await sql`select pg_notify(${channel}, ${payload})`.execute(db);
     },
@@ -185,6 +200,16 @@ function createPostgresListener(url: string, logger: Logger) {
   let client: pg.Client | undefined;
   let connecting: Promise<pg.Client> | undefined;
   let closed = false;
+  const gapHandlers = new Set<() => void>();
+  const gap = () => {
+    for (const handler of gapHandlers) {
+      try {
+        handler();
+      } catch (error) {
+        logger.warn({ err: error }, 'a LISTEN gap handler failed');
+      }
+    }
+  };
 
   const quote = (channel: string) => `"${channel.replaceAll('"', '""')}"`;
 
@@ -195,13 +220,18 @@ function createPostgresListener(url: string, logger: Logger) {
     });
     next.on('error', (error) => {
       logger.warn({ err: error }, 'LISTEN connection lost; reconnecting');
-      if (client === next) client = undefined;
+      if (client === next) {
+        client = undefined;
+        gap();
+      }
       next.end().catch(() => undefined);
       if (!closed && handlers.size > 0) setTimeout(() => void ensureClient().catch(() => undefined), 1000);
     });
     await next.connect();
     for (const channel of handlers.keys()) await next.query(`LISTEN ${quote(channel)}`);
     client = next;
+    // Subscribed again: whatever was NOTIFYed while nobody listened is lost, so caches start over.
+    gap();
     return next;
   }
 
@@ -214,6 +244,11 @@ function createPostgresListener(url: string, logger: Logger) {
   }
 
   return {
+    live: () => client !== undefined && !closed,
+    onGap(handler: () => void) {
+      gapHandlers.add(handler);
+      return () => void gapHandlers.delete(handler);
+    },
     async listen(channel: string, handler: (payload: string) => void) {
       let set = handlers.get(channel);
       const isNew = !set;
@@ -233,6 +268,7 @@ function createPostgresListener(url: string, logger: Logger) {
       closed = true;
       await client?.end().catch(() => undefined);
       client = undefined;
+      gap();
     },
   };
 }

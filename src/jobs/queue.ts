@@ -18,6 +18,11 @@ export interface JobOptions {
    * between a commit and a send, none left behind by a rollback). The worker wake-up rides on the commit too.
    */
   trx?: Kysely<any>;
+  /**
+   * The sender will run the job itself right after its commit (`runNow`): the job is held back from the
+   * workers for a moment instead of waking them, and stays the durable copy should this process die.
+   */
+  inline?: boolean;
 }
 
 /** pg-boss's executor on a Kysely transaction's connection (PGlite and PostgreSQL alike). */
@@ -29,6 +34,11 @@ function executorOn(trx: Kysely<any>) {
     },
   };
 }
+
+/** Inline runs at once per process, over all queues; past it, jobs go through the queue as usual. */
+const INLINE_SLOTS = 32;
+/** How long a job sent `inline` is held back from the workers, for its sender to claim it first. */
+const INLINE_HOLD_SECONDS = 2;
 
 export interface QueueDefinition<T> {
   name: string;
@@ -42,6 +52,8 @@ export interface QueueDefinition<T> {
   concurrency?: number;
   /** `stately`: at most one job waiting and one running across all nodes (periodic work). */
   policy?: 'standard' | 'stately';
+  /** Jobs of this queue may be run by their sender at once (`inline` + `runNow`). */
+  inline?: boolean;
 }
 
 export interface PeriodicDefinition {
@@ -90,6 +102,26 @@ export function createJobQueue(options: JobQueueOptions) {
   const timers: NodeJS.Timeout[] = [];
   let unlisten: (() => Promise<void>) | undefined;
   let started = false;
+  const inlineRuns = new Set<Promise<void>>();
+
+  /**
+   * Claims a queued job exactly as a worker's fetch does (active, expiring after the queue's
+   * `expireInSeconds`) and runs it here: a crash of this process is then retried by another node like any
+   * worker's, and a failure goes through the queue's retries.
+   */
+  function runClaimed(def: QueueDefinition<any>, id: string, data: unknown): void {
+    const run = (async () => {
+      try {
+        await def.handler(data, { id, retryCount: 0 });
+      } catch (error) {
+        logger.warn({ err: error, queue: def.name, jobId: id }, 'job failed; it will be retried if retries remain');
+        await boss.fail(def.name, id, { message: (error as Error).message }).catch((e: unknown) => logger.warn({ err: e, queue: def.name, jobId: id }, 'could not mark a job failed; it will expire and run again'));
+        return;
+      }
+      await boss.complete(def.name, id).catch((e: unknown) => logger.warn({ err: e, queue: def.name, jobId: id }, 'could not mark a job done; it will expire and find nothing to do'));
+    })().finally(() => inlineRuns.delete(run));
+    inlineRuns.add(run);
+  }
 
   async function register(def: QueueDefinition<any>): Promise<void> {
     await boss.createQueue(def.name, {
@@ -186,19 +218,43 @@ export function createJobQueue(options: JobQueueOptions) {
     },
 
     async send<T extends object>(name: string, data: T, opts: JobOptions = {}): Promise<string | null> {
-      const { startAfter, trx, ...rest } = opts;
+      const { startAfter, trx, inline, ...rest } = opts;
+      const hold = inline && startAfter === undefined && options.work ? INLINE_HOLD_SECONDS : startAfter;
       const id = await boss.send(name, data, {
         id: randomUUID(),
         ...rest,
         ...(trx ? { db: executorOn(trx) } : {}),
-        ...(startAfter === undefined ? {} : { startAfter: typeof startAfter === 'number' ? Math.max(0, Math.round(startAfter)) : startAfter }),
+        ...(hold === undefined ? {} : { startAfter: typeof hold === 'number' ? Math.max(0, Math.round(hold)) : hold }),
       } as PgBoss.SendOptions);
-      if (id && startAfter === undefined) {
+      if (id && hold === undefined) {
         // Inside a transaction, NOTIFY is delivered at its commit, when the job becomes visible.
         if (trx) await sql`select pg_notify(${WAKE_CHANNEL}, ${name})`.execute(trx);
         else await database.notify(WAKE_CHANNEL, name).catch(() => undefined);
       }
       return id;
+    },
+
+    /**
+     * Runs the waiting job of `name` whose data contains `match` in this process now, if no worker took it
+     * and an inline slot is free (otherwise a worker runs it once its hold ends). For the sender of an
+     * `inline` job, after its commit: the step starts without a worker's polling delay.
+     */
+    async runNow(name: string, match: object): Promise<boolean> {
+      const def = definitions.find((d) => d.name === name);
+      if (!def?.inline || !options.work || !started || inlineRuns.size >= INLINE_SLOTS) return false;
+      const schema = sql.table(`${options.schema ?? 'pgboss'}.job`);
+      const { rows } = await sql<{ id: string; data: unknown }>`
+        with next as (
+          select id from ${schema} where name = ${name} and state = 'created' and data @> ${JSON.stringify(match)}::jsonb
+          limit 1 for update skip locked
+        )
+        update ${schema} j set state = 'active', started_on = now()
+        from next where j.name = ${name} and j.id = next.id
+        returning j.id, j.data`.execute(database.db);
+      const job = rows[0];
+      if (!job) return false;
+      runClaimed(def, job.id, job.data);
+      return true;
     },
 
     /** Whether a job of `name` whose data contains `match` waits, is due for a retry or runs (on any node). */
@@ -214,6 +270,8 @@ export function createJobQueue(options: JobQueueOptions) {
       if (!started) return;
       started = false;
       for (const timer of timers.splice(0)) clearInterval(timer);
+      // Inline runs finish like the workers' jobs do (expiry and retries cover whatever does not).
+      await Promise.race([Promise.allSettled([...inlineRuns]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
       await unlisten?.();
       await boss.stop({ graceful: true, wait: true, timeout: timeoutMs, close: true });
     },

@@ -1,7 +1,9 @@
 import { type AuditRecorder, noAudit } from '../lib/audit.js';
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/database.js';
 import type { DB } from '../db/schema.js';
+import { createNotifiedCache } from '../lib/notified-cache.js';
 import { ApiError } from '../lib/errors.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
@@ -43,16 +45,65 @@ const toInfo = (row: { id: string; name: string; key_prefix: string; scopes: str
   last_used_at: row.last_used_at,
 });
 
-/**
- * Organisations and their API keys. Every request needs its key verified. A process that owns
- * its database alone (embedded mode) may keep verified keys for `principalCacheMs`, since a
- * revocation evicts them right here; processes sharing PostgreSQL keep none (0), so that a key
- * revoked on one node fails on the very next request on every other.
- */
-export function createOrgService({ db, principalCacheMs = 0, audit = noAudit }: { db: Kysely<DB>; principalCacheMs?: number; audit?: AuditRecorder }) {
+/** NOTIFY channel of API-key changes: the payload is the id of a revoked key. */
+export const API_KEYS_CHANNEL = 'fangate_api_keys';
+
+export interface OrgServiceOptions {
+  db: Kysely<DB>;
+  /**
+   * With it, every node keeps verified keys in memory (keyed by the key's hash) for up to
+   * `principalCacheMs`, and a revocation on any node evicts them on every node at once through
+   * LISTEN/NOTIFY (the NOTIFY is sent inside the revoking transaction, so it cannot be lost after a commit). While the LISTEN connection is down, keys are checked in the database on every request.
+   * Without it (one-shot CLI commands), nothing is cached.
+   */
+  notifications?: Pick<Database, 'listen' | 'listenLive' | 'onListenGap'>;
+  principalCacheMs?: number;
+  /** The audit log (key creation and revocation are written with the change). */
+  audit?: AuditRecorder;
+}
+
+/** Organisations and their API keys. Every request needs its key verified. */
+export function createOrgService({ db, notifications, principalCacheMs = 60_000, audit = noAudit }: OrgServiceOptions) {
   // Touching last_used_at on every request would turn each read into a write.
   const lastTouched = new Map<string, number>();
-  const principals = new Map<string, { principal: Principal; until: number }>();
+  let subscribed = false;
+  let subscribing: Promise<() => Promise<void>> | undefined;
+  const principals = createNotifiedCache<string, Principal>({
+    ttlMs: principalCacheMs,
+    maxEntries: 10_000,
+    live: () => subscribed && (notifications?.listenLive() ?? false),
+  });
+  const evictKey = (keyId: string) => principals.invalidateWhere((principal) => principal.apiKey.id === keyId);
+  const stopGaps = notifications?.onListenGap(() => principals.clear());
+
+  /** Subscribes once; until the LISTEN is in place nothing is served from memory. */
+  function subscribe(): void {
+    if (!notifications || subscribing || principalCacheMs <= 0) return;
+    subscribing = notifications.listen(API_KEYS_CHANNEL, (keyId) => evictKey(keyId));
+    subscribing.then(
+      () => void (subscribed = true),
+      () => void (subscribing = undefined),
+    );
+  }
+
+  async function lookup(hash: string): Promise<Principal | undefined> {
+    const row = await db
+      .selectFrom('api_keys as k')
+      .innerJoin('organizations as o', 'o.id', 'k.org_id')
+      .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
+      .where('k.key_hash', '=', hash)
+      .where('k.revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const now = Date.now();
+    if ((lastTouched.get(row.id) ?? 0) < now - 60_000) {
+      if (lastTouched.size > 10_000) lastTouched.clear();
+      lastTouched.set(row.id, now);
+      // Not awaited: a bookkeeping write never delays (or fails) the request.
+      void db.updateTable('api_keys').set({ last_used_at: sql`now()` }).where('id', '=', row.id).execute().catch(() => undefined);
+    }
+    return { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) };
+  }
 
   async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[]): Promise<CreatedApiKey> {
     const row = await db.transaction().execute(async (trx) => {
@@ -141,26 +192,17 @@ export function createOrgService({ db, principalCacheMs = 0, audit = noAudit }: 
     /** The organisation and key behind a bearer token, or undefined for unknown and revoked keys. */
     async authenticate(key: string): Promise<Principal | undefined> {
       const hash = hashApiKey(key);
-      const now = Date.now();
-      const cached = principals.get(hash);
-      if (cached && cached.until > now) return cached.principal;
-      principals.delete(hash);
-      const row = await db
-        .selectFrom('api_keys as k')
-        .innerJoin('organizations as o', 'o.id', 'k.org_id')
-        .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
-        .where('k.key_hash', '=', hash)
-        .where('k.revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (!row) return undefined;
-      if ((lastTouched.get(row.id) ?? 0) < now - 60_000) {
-        lastTouched.set(row.id, now);
-        await db.updateTable('api_keys').set({ last_used_at: sql`now()` }).where('id', '=', row.id).execute();
-      }
-      const principal = { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) };
-      if (principals.size > 10_000) principals.clear(); // bounded: a flood of distinct keys cannot grow it
-      if (principalCacheMs > 0) principals.set(hash, { principal, until: now + principalCacheMs });
-      return principal;
+      if (!subscribed) subscribe();
+      return principals.load(hash, () => lookup(hash));
+    },
+
+    /** Stops listening for revocations (the process is shutting down). */
+    async close(): Promise<void> {
+      stopGaps?.();
+      const unlisten = await subscribing?.catch(() => undefined);
+      subscribing = undefined;
+      subscribed = false;
+      await unlisten?.().catch(() => undefined);
     },
 
     async listApiKeys(orgId: string, page: { limit: number; cursor?: string }): Promise<Page<ApiKeyInfo>> {
@@ -182,12 +224,13 @@ export function createOrgService({ db, principalCacheMs = 0, audit = noAudit }: 
     },
 
     /**
-     * Revoked keys fail authentication on the next request, on every node. With `holding`, only a
+     * Revoked keys fail authentication on every node at once: this node evicts the key right away, the
+     * others on the NOTIFY sent after the commit. With `holding`, only a
      * key whose every scope is among them may be revoked (a `keys:write` key cannot revoke a
      * full-scope key): `forbidden` otherwise; `not_found` for no such active key.
      */
     async revokeApiKey(orgId: string, id: string, holding?: readonly Scope[]): Promise<'revoked' | 'not_found' | 'forbidden'> {
-      return db.transaction().execute(async (trx) => {
+      const outcome = await db.transaction().execute(async (trx) => {
         const key = await trx
           .selectFrom('api_keys')
           .select(['id', 'scopes'])
@@ -200,9 +243,12 @@ export function createOrgService({ db, principalCacheMs = 0, audit = noAudit }: 
         if (holding && !key.scopes.every((scope) => holding.includes(scope as Scope))) return 'forbidden';
         await trx.updateTable('api_keys').set({ revoked_at: sql`now()` }).where('id', '=', key.id).execute();
         await audit(trx, { orgId, action: 'api_key.revoked', targetType: 'api_key', targetId: key.id, details: { scopes: key.scopes } });
-        for (const [hash, entry] of principals) if (entry.principal.apiKey.id === id) principals.delete(hash);
-        return 'revoked';
+        // Inside the transaction: PostgreSQL delivers it exactly when the revocation commits, or never.
+        await sql`select pg_notify(${API_KEYS_CHANNEL}, ${key.id})`.execute(trx);
+        return 'revoked' as const;
       });
+      if (outcome === 'revoked') evictKey(id);
+      return outcome;
     },
   };
   return service;

@@ -3,40 +3,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Kysely, sql } from 'kysely';
 import type { DB } from '../../db/schema.js';
+import { createBatchedSync, localAllowance } from '../../lib/batched-sync.js';
 import { ApiError } from '../../lib/errors.js';
-
-type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void;
-
-/**
- * Fixed-window counters in the shared database, so every API node counts against the same
- * limit. (Embedded mode is one process, where the plugin's in-memory store is exact.)
- */
-export function sqlRateLimitStore(db: Kysely<DB>) {
-  return class SqlStore {
-    constructor(
-      _options: unknown,
-      private readonly prefix = '',
-    ) {}
-
-    incr(key: string, callback: Callback, timeWindow: number): void {
-      const name = `${this.prefix}${key}`;
-      sql<{ count: number; ttl_ms: number }>`
-        insert into rate_limit_counters as c (key, count, window_ends_at)
-        values (${name}, 1, now() + ${timeWindow} * interval '1 millisecond')
-        on conflict (key) do update set
-          count = case when c.window_ends_at <= now() then 1 else c.count + 1 end,
-          window_ends_at = case when c.window_ends_at <= now() then excluded.window_ends_at else c.window_ends_at end
-        returning count, (extract(epoch from (window_ends_at - now())) * 1000)::integer as ttl_ms`
-        .execute(db)
-        .then(({ rows: [row] }) => callback(null, { current: row!.count, ttl: Math.max(0, row!.ttl_ms) }))
-        .catch((error: Error) => callback(error));
-    }
-
-    child(routeOptions: { routeInfo?: { method?: string; url?: string } }) {
-      return new SqlStore(undefined, `${routeOptions.routeInfo?.method ?? ''}${routeOptions.routeInfo?.url ?? ''}:`);
-    }
-  };
-}
 
 export interface WindowCount {
   count: number;
@@ -44,28 +12,76 @@ export interface WindowCount {
   ttlMs: number;
 }
 
-/** Counts hits of a key in a fixed window: `hit` adds one and answers the count so far. */
+/**
+ * Counts hits of a key in a fixed window: `hit` adds one and answers the count so far. Past `limit`
+ * a hit is answered (count over the limit) without being counted.
+ */
 export interface WindowCounter {
-  hit(key: string, windowMs: number): Promise<WindowCount>;
+  hit(key: string, windowMs: number, limit: number): Promise<WindowCount>;
+  close(): Promise<void>;
 }
 
+/** How often a node shares its counts with the others (PostgreSQL). */
+export const RATE_LIMIT_FLUSH_MS = 100;
+
 /**
- * Fixed-window counters for limits the per-route plugin cannot express (one budget across several
- * routes, failed authentications): in the shared database on PostgreSQL, in memory when embedded.
+ * Fixed-window counters for every limit of the API (per API key, connects per organisation, failed key
+ * checks per address, the mobile hand-off per address).
+ *
+ * Embedded mode is one process: exact counts in memory. On PostgreSQL every node counts in memory and
+ * shares its counts with the others through the `rate_limit_counters` table (src/lib/batched-sync.ts):
+ * one upsert for all keys every RATE_LIMIT_FLUSH_MS, and sooner when a key's unshared count reaches its
+ * allowance (2% of the limit, at least 1, at most 100). A request is decided from the last shared count
+ * plus this node's own, so a single node counts exactly and N nodes together admit at most
+ * (N - 1) x allowance requests over a limit in a window. The first request of a key in a window waits for
+ * one round trip (to learn the shared count); the others cost no query.
  */
-export function createWindowCounter(db: Kysely<DB>, shared: boolean): WindowCounter {
+export function createWindowCounter(db: Kysely<DB>, shared: boolean, onError: (error: unknown) => void = () => undefined): WindowCounter {
   if (shared) {
-    return {
-      async hit(key, windowMs) {
-        const { rows } = await sql<{ count: number; ttl_ms: number }>`
+    const counts = createBatchedSync<{ count: number; endsAt: number }>({
+      intervalMs: RATE_LIMIT_FLUSH_MS,
+      isStale: (state, now) => state.endsAt <= now,
+      onError,
+      async flush(batch) {
+        // One lock order on every node (sorted keys): concurrent flushes of two nodes cannot deadlock.
+        batch.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+        const { rows } = await sql<{ key: string; count: number; ttl_ms: number }>`
           insert into rate_limit_counters as c (key, count, window_ends_at)
-          values (${key}, 1, now() + ${windowMs} * interval '1 millisecond')
+          select t.key, t.delta, now() + t.window_ms * interval '1 millisecond'
+          from unnest(${batch.map((e) => e.key)}::text[], ${batch.map((e) => e.delta)}::integer[], ${batch.map((e) => e.param)}::integer[]) with ordinality as t(key, delta, window_ms, n)
+          order by t.n
           on conflict (key) do update set
-            count = case when c.window_ends_at <= now() then 1 else c.count + 1 end,
+            count = case when c.window_ends_at <= now() then excluded.count else c.count + excluded.count end,
             window_ends_at = case when c.window_ends_at <= now() then excluded.window_ends_at else c.window_ends_at end
-          returning count, (extract(epoch from (window_ends_at - now())) * 1000)::integer as ttl_ms`.execute(db);
-        return { count: rows[0]!.count, ttlMs: Math.max(0, rows[0]!.ttl_ms) };
+          returning key, count, (extract(epoch from (window_ends_at - now())) * 1000)::integer as ttl_ms`.execute(db);
+        const now = Date.now();
+        return new Map(rows.map((row) => [row.key, { count: row.count, endsAt: now + Math.max(0, row.ttl_ms) }]));
       },
+    });
+    return {
+      async hit(key, windowMs, limit) {
+        const allowance = localAllowance(limit);
+        for (;;) {
+          const now = Date.now();
+          const state = counts.state(key);
+          if (!state || state.endsAt <= now) {
+            // A new window (or a first look): count it and learn the shared count in one round trip.
+            counts.add(key, 1, windowMs);
+            await counts.sync();
+            const fresh = counts.state(key)!;
+            return { count: fresh.count + counts.local(key), ttlMs: Math.max(0, fresh.endsAt - Date.now()) };
+          }
+          const known = state.count + counts.local(key);
+          const ttlMs = state.endsAt - now;
+          if (known >= limit) return { count: known + 1, ttlMs };
+          if (counts.local(key) < allowance) {
+            counts.add(key, 1, windowMs);
+            return { count: known + 1, ttlMs };
+          }
+          await counts.sync(); // this node's allowance is used up: share it first, then decide again
+        }
+      },
+      close: () => counts.close(),
     };
   }
   const windows = new Map<string, { count: number; endsAt: number }>();
@@ -81,6 +97,28 @@ export function createWindowCounter(db: Kysely<DB>, shared: boolean): WindowCoun
       window.count += 1;
       return { count: window.count, ttlMs: window.endsAt - now };
     },
+    close: async () => undefined,
+  };
+}
+
+/** The per-route limits of @fastify/rate-limit counted by a WindowCounter (one prefix per route). */
+function windowCounterStore(counter: WindowCounter) {
+  return class WindowCounterStore {
+    constructor(
+      _options: unknown,
+      private readonly prefix = '',
+    ) {}
+
+    incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void {
+      counter.hit(`${this.prefix}${key}`, timeWindow, max).then(
+        ({ count, ttlMs }) => callback(null, { current: count, ttl: ttlMs }),
+        (error: Error) => callback(error),
+      );
+    }
+
+    child(routeOptions: { routeInfo?: { method?: string; url?: string } }) {
+      return new WindowCounterStore(undefined, `${routeOptions.routeInfo?.method ?? ''}${routeOptions.routeInfo?.url ?? ''}:`);
+    }
   };
 }
 
@@ -92,7 +130,7 @@ const retryAfter = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000));
  */
 export function connectLimiter(counter: WindowCounter, perHour: number) {
   return async (orgId: string, reply?: FastifyReply): Promise<void> => {
-    const { count, ttlMs } = await counter.hit(`connect:${orgId}`, 3_600_000);
+    const { count, ttlMs } = await counter.hit(`connect:${orgId}`, 3_600_000, perHour);
     // On a connect, the tighter budget is the one worth showing: it replaces the API key's headers.
     reply?.header('ratelimit-limit', String(perHour)).header('ratelimit-remaining', String(Math.max(0, perHour - count))).header('ratelimit-reset', String(retryAfter(ttlMs)));
     if (count > perHour) {
@@ -126,7 +164,7 @@ export function authFailureLimiter(counter: WindowCounter, perMinute: number) {
     },
     /** Counts a failure; answers the 429 to throw instead of the 401 once over the limit. */
     async failed(ip: string): Promise<ApiError | undefined> {
-      const { count, ttlMs } = await counter.hit(`authfail:${ip}`, 60_000);
+      const { count, ttlMs } = await counter.hit(`authfail:${ip}`, 60_000, perMinute);
       if (count <= perMinute) return undefined;
       if (blockedUntil.size > 10_000) blockedUntil.clear();
       blockedUntil.set(ip, Date.now() + ttlMs);
@@ -138,8 +176,8 @@ export type AuthFailureLimiter = ReturnType<typeof authFailureLimiter>;
 
 export interface RateLimitOptions {
   perKeyPerMinute: number;
-  db: Kysely<DB>;
-  shared: boolean;
+  /** On PostgreSQL the shared counter; embedded, the plugin's own in-memory store is exact. */
+  counter?: WindowCounter;
 }
 
 /** Per-API-key limit with RateLimit-* headers and a 429 problem (runs after authentication). */
@@ -151,7 +189,7 @@ async function rateLimitPlugin(app: FastifyInstance, options: RateLimitOptions) 
     timeWindow: 60_000,
     enableDraftSpec: true,
     keyGenerator: (request) => request.principal?.apiKey.id ?? `ip:${request.ip}`,
-    ...(options.shared ? { store: sqlRateLimitStore(options.db) as never } : {}),
+    ...(options.counter ? { store: windowCounterStore(options.counter) as never } : {}),
     errorResponseBuilder: (_request, context) =>
       new ApiError(429, 'rate_limited', `Rate limit of ${context.max} requests per minute exceeded.`, {
         retryAfterSec: Math.max(1, Math.ceil(context.ttl / 1000)),

@@ -1,0 +1,95 @@
+/**
+ * A per-node read cache whose entries are dropped by NOTIFY (the database's LISTEN/NOTIFY, which every
+ * node receives), with a TTL as a safety net and a bounded size.
+ *
+ * - It serves from memory only while `live()` says NOTIFYs arrive; otherwise every read goes to the loader.
+ * - A load that overlaps an invalidation of its key (or a clear) returns its value but does not keep it:
+ *   the row may have been read before the change that the invalidation announced.
+ */
+export interface NotifiedCacheOptions {
+  /** How long an entry may serve at most, even without any NOTIFY. */
+  ttlMs: number;
+  /** Past this many entries the cache starts over (a flood of distinct keys cannot grow it). */
+  maxEntries: number;
+  /** Whether NOTIFYs reach this process right now. */
+  live: () => boolean;
+}
+
+export interface NotifiedCache<K, V> {
+  /** The cached value, or undefined (absent, expired, or NOTIFYs not flowing). */
+  get(key: K): V | undefined;
+  /** Through the cache: `loader` runs on a miss; its value is kept unless the key was invalidated meanwhile. */
+  load(key: K, loader: () => Promise<V | undefined>): Promise<V | undefined>;
+  invalidate(key: K): void;
+  /** Drops every entry `matches` selects. */
+  invalidateWhere(matches: (value: V, key: K) => boolean): void;
+  clear(): void;
+  readonly size: number;
+}
+
+export function createNotifiedCache<K, V>(options: NotifiedCacheOptions): NotifiedCache<K, V> {
+  const entries = new Map<K, { value: V; until: number }>();
+  /** Loads in flight per key, and the generation at which their key was last invalidated. */
+  const loading = new Map<K, { count: number; invalidatedAt: number }>();
+  let generation = 0;
+  let clearedAt = 0;
+
+  const markInvalidated = (key: K) => {
+    const inflight = loading.get(key);
+    if (inflight) inflight.invalidatedAt = ++generation;
+  };
+
+  const cache: NotifiedCache<K, V> = {
+    get(key) {
+      if (!options.live()) return undefined;
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      if (entry.until <= Date.now()) {
+        entries.delete(key);
+        return undefined;
+      }
+      return entry.value;
+    },
+
+    async load(key, loader) {
+      const hit = cache.get(key);
+      if (hit !== undefined) return hit;
+      const startedAt = generation;
+      let inflight = loading.get(key);
+      if (!inflight) loading.set(key, (inflight = { count: 0, invalidatedAt: 0 }));
+      inflight.count += 1;
+      try {
+        const value = await loader();
+        if (value !== undefined && inflight.invalidatedAt <= startedAt && clearedAt <= startedAt && options.live()) {
+          if (entries.size >= options.maxEntries) entries.clear();
+          entries.set(key, { value, until: Date.now() + options.ttlMs });
+        }
+        return value;
+      } finally {
+        inflight.count -= 1;
+        if (inflight.count === 0 && loading.get(key) === inflight) loading.delete(key);
+      }
+    },
+
+    invalidate(key) {
+      entries.delete(key);
+      markInvalidated(key);
+    },
+
+    invalidateWhere(matches) {
+      for (const [key, entry] of entries) if (matches(entry.value, key)) entries.delete(key);
+      // Loads in flight cannot be matched by value yet: none of them may keep what it reads.
+      clearedAt = ++generation;
+    },
+
+    clear() {
+      entries.clear();
+      clearedAt = ++generation;
+    },
+
+    get size() {
+      return entries.size;
+    },
+  };
+  return cache;
+}
