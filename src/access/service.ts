@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AccountRow } from '../accounts/model.js';
@@ -43,7 +44,8 @@ export interface ProxyCall {
 export interface ProxyAnswer {
   status: number;
   headers: Record<string, string>;
-  body: Buffer;
+  /** The platform's body, streamed as it arrives (the route pipes it to the caller with backpressure). */
+  body: Readable;
   rate: BucketDecision;
 }
 
@@ -131,7 +133,16 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
           const stored = await accounts.storeRotatedSession(account, sessionEnc, answer.session);
           logger.debug({ accountId: account.id, stored }, 'platform rotated the session');
         }
-        if (answer.status === 401 || (answer.status === 403 && loggedOut(answer.body))) {
+        let body = answer.body;
+        let refused = answer.status === 401;
+        if (answer.status === 403) {
+          // Read (a bounded part of) a 403 to tell "logged out" from a plain refusal; pass it on as read.
+          const head = await readHead(body, LOGGED_OUT_SCAN_BYTES);
+          refused = loggedOut(head.bytes);
+          body = head.rest;
+        }
+        if (refused) {
+          body.destroy();
           const check = await deps.checkNow(account).catch((error: unknown) => {
             logger.warn({ accountId: account.id, err: error }, 'health check after a refused session failed');
             return { sessionValid: false, attemptId: null };
@@ -149,7 +160,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         }
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(answer.headers)) if (!RESPONSE_DROPPED.has(name)) headers[name] = value;
-        return { status: answer.status, headers, body: answer.body, rate };
+        return { status: answer.status, headers, body, rate };
       } catch (error) {
         if (error instanceof ApiError) throw error;
         if (error instanceof NoPoolProxyError || error instanceof ProxyError) {
@@ -173,6 +184,36 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
       }
     },
   };
+}
+
+const LOGGED_OUT_SCAN_BYTES = 64 * 1024;
+
+/** The first `max` bytes (or all, when shorter) of a stream, and a stream of the whole body again. */
+async function readHead(stream: Readable, max: number): Promise<{ bytes: Buffer; rest: Readable }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let done = false;
+  while (size < max) {
+    const next = await iterator.next();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    chunks.push(next.value);
+    size += next.value.length;
+  }
+  async function* whole() {
+    try {
+      yield* chunks;
+      if (done) return;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      // The caller went away (or all was read): let go of the platform's connection.
+      stream.destroy();
+    }
+  }
+  return { bytes: Buffer.concat(chunks), rest: Readable.from(whole(), { objectMode: false }) };
 }
 
 /** A 403 that means "logged out" (platforms answer some dead sessions 403 rather than 401). */
