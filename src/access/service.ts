@@ -142,7 +142,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
           body = head.rest;
         }
         if (refused) {
-          body.destroy();
+          discard(body);
           const check = await deps.checkNow(account).catch((error: unknown) => {
             logger.warn({ accountId: account.id, err: error }, 'health check after a refused session failed');
             return { sessionValid: false, attemptId: null };
@@ -188,6 +188,12 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
 
 const LOGGED_OUT_SCAN_BYTES = 64 * 1024;
 
+/** Lets go of a body nobody will read (undici reports the abort as an error event: nobody must hear it as a crash). */
+function discard(stream: Readable): void {
+  stream.on('error', () => undefined);
+  stream.destroy();
+}
+
 /** The first `max` bytes (or all, when shorter) of a stream, and a stream of the whole body again. */
 async function readHead(stream: Readable, max: number): Promise<{ bytes: Buffer; rest: Readable }> {
   const chunks: Buffer[] = [];
@@ -210,7 +216,7 @@ async function readHead(stream: Readable, max: number): Promise<{ bytes: Buffer;
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
     } finally {
       // The caller went away (or all was read): let go of the platform's connection.
-      stream.destroy();
+      discard(stream);
     }
   }
   return { bytes: Buffer.concat(chunks), rest: Readable.from(whole(), { objectMode: false }) };
