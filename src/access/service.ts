@@ -7,7 +7,8 @@ import type { ProxyColumn } from '../db/schema.js';
 import { ApiError, notFound } from '../lib/errors.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { capabilitiesOf } from '../platforms/capabilities.js';
-import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
+import { NoPoolProxyError, type PlatformGateway, type PlatformIdentity, UpstreamTimeoutError } from '../platforms/gateway.js';
+import type { PlatformSession } from '../platforms/types.js';
 import { statusOutcome, upstreamDurationMetric } from '../platforms/metrics.js';
 import type { BucketDecision, AccessBucket } from './bucket.js';
 
@@ -62,6 +63,7 @@ export class AccessRateLimitedError extends ApiError {
 }
 
 const RETRY_AFTER_REAUTHENTICATING_SEC = 5;
+const DECRYPTED_MAX = 10_000;
 const RETRY_AFTER_AWAITING_2FA_SEC = 30;
 
 /** Hop-by-hop and cookie headers never pass in either direction; the driver adds the session's own. */
@@ -71,6 +73,24 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
   const { accounts, platforms, logger } = deps;
   const timeoutMs = deps.timeoutMs ?? 30_000;
   const duration = upstreamDurationMetric(deps.metrics);
+
+  /**
+   * Decrypted sessions and identities per node, keyed by the account and its ciphertext: a call reads the
+   * account row (its status is always current) but decrypts only after a change (a rotation, a new
+   * login, a vault rotation give a new ciphertext). A ciphertext is bound to its row, so the same
+   * ciphertext of the same account is the same secret.
+   */
+  const decrypted = new Map<string, { key: string; session: PlatformSession | null; identity: PlatformIdentity }>();
+  function secretsOf(account: AccountRow) {
+    const key = `${account.session_enc ?? ''}|${account.proxy_password_enc ?? ''}|${JSON.stringify(account.proxy)}|${account.user_agent}|${account.device_id}`;
+    const hit = decrypted.get(account.id);
+    if (hit && hit.key === key) return hit;
+    const entry = { key, session: accounts.session(account), identity: accounts.identity(account) };
+    decrypted.delete(account.id);
+    if (decrypted.size >= DECRYPTED_MAX) decrypted.delete(decrypted.keys().next().value as string);
+    decrypted.set(account.id, entry);
+    return entry;
+  }
 
   /** The account, if it can be used right now (503 while re-authenticating, 410 when expired). */
   async function usable(orgId: string, accountId: string) {
@@ -87,13 +107,14 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         { retryable: true, retryAfterSec: waiting ? RETRY_AFTER_AWAITING_2FA_SEC : RETRY_AFTER_REAUTHENTICATING_SEC },
       );
     }
-    const session = account.status === 'expired' ? null : accounts.session(account);
-    if (!session || !account.session_enc) {
+    const secrets = account.status === 'expired' ? null : secretsOf(account);
+    const session = secrets?.session;
+    if (!secrets || !session || !account.session_enc) {
       throw new ApiError(410, 'account_expired', 'The session of this account has expired. Reconnect it (PUT /api/authenticate/{account_id}/credentials, or re-authenticate).', {
         retryable: false,
       });
     }
-    return { account, session, sessionEnc: account.session_enc };
+    return { account, session, sessionEnc: account.session_enc, identity: secrets.identity };
   }
 
   /** `users/me` and `api2/v2/users/me` are the same call: the path below the platform's API root. */
@@ -107,7 +128,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
 
   return {
     async proxy(orgId: string, accountId: string, call: ProxyCall): Promise<ProxyAnswer> {
-      const { account, session, sessionEnc } = await usable(orgId, accountId);
+      const { account, session, sessionEnc, identity } = await usable(orgId, accountId);
       const rate = await deps.bucket.take(account.id);
       if (!rate.allowed) throw new AccessRateLimitedError(rate, deps.ratePerMin);
 
@@ -117,7 +138,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
       try {
         const answer = await platforms.call(
           account.platform,
-          accounts.identity(account),
+          identity,
           (driver, ctx) =>
             driver.request(ctx, session, {
               method: call.method,
