@@ -5,13 +5,12 @@ import { describeEachStore } from '../support/stores.js';
 import { accountRow, importAccount } from '../accounts/helpers.js';
 
 /** The Access API streams the platform's answer, and answers 504 when the platform is too slow (DESIGN 10). */
-describeEachStore('Access API: streaming and time limit', (kind) => {
+describeEachStore('Access API: streaming', (kind) => {
   let app: TestApp;
 
   beforeAll(async () => {
-    // A short upstream limit, so that `+slow` (2 s per call) times out; headers must arrive within it,
-    // a streamed body may take longer.
-    app = await startTestApp(kind, { access: { timeoutMs: 1_000 } });
+    // An upstream limit shorter than the streamed answer: it covers the platform's first answer only.
+    app = await startTestApp(kind, { access: { timeoutMs: 2_000 } });
   });
   afterAll(async () => {
     await app?.close();
@@ -43,28 +42,23 @@ describeEachStore('Access API: streaming and time limit', (kind) => {
     // Buffered, the first byte would come after the last chunk left the platform.
     expect(firstAt).toBeLessThan(totalMs - 1_500);
     // Longer than the upstream limit: the limit covers the platform's first answer, not the stream.
-    expect(totalMs).toBeGreaterThan(1_000);
+    expect(totalMs).toBeGreaterThan(2_000);
     // The platform rotated the session on this answer (+rotate): stored back.
     const after = decryptSession(app.fangate.vault, (await accountRow(app, account.id))!)!.cookies;
     expect(after).not.toBe(before);
     expect((await app.api(`/api/${account.id}/proxy/users/me`)).status).toBe(200);
   });
+});
 
-  it('a caller that goes away mid-stream does not break the next call', async () => {
-    const { account } = await importAccount(app, 'acc-stream-abort@sandbox.test');
-    const controller = new AbortController();
-    const res = await fetch(`${app.url}/api/${account.id}/proxy/media/download?bytes=${64 * 64 * 1024}&chunk_ms=50`, {
-      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}` },
-      signal: controller.signal,
-    });
-    expect(res.status).toBe(200);
-    const reader = res.body!.getReader();
-    await reader.read();
-    controller.abort();
-    await reader.closed.catch(() => undefined);
-    const next = await app.api(`/api/${account.id}/proxy/posts?limit=2`);
-    expect(next.status, next.text).toBe(200);
-    expect(next.body.list).toHaveLength(2);
+describeEachStore('Access API: time limit', (kind) => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    // A short upstream limit, so that `+slow` (2 s per call) times out.
+    app = await startTestApp(kind, { access: { timeoutMs: 1_000 } });
+  });
+  afterAll(async () => {
+    await app?.close();
   });
 
   it('a platform slower than the limit answers 504 upstream_timeout', async () => {

@@ -117,6 +117,9 @@ describeEachStore('health monitor', (kind) => {
   it('a re-authentication that needs the creator parks: needs_otp, account awaiting_2fa, challenge event emitted', async () => {
     const email = 'mon-parks+sms@sandbox.test';
     const { account } = await connectAccount(app, email);
+    // As if the creator's last login had needed no code (FanGate may log in alone) and the platform asks
+    // for one now (the creator turned SMS verification on since).
+    await app.fangate.database.db.updateTable('accounts').set({ last_challenges: [] as never }).where('id', '=', account.id).execute();
     await revokeSessions(app, email);
 
     const res = await check(account.id);
