@@ -48,6 +48,8 @@ export interface FanGateOptions {
   sweepIntervalMs?: number;
   /** Tests and benchmarks: webhook retry schedule, timeout, resolver, … */
   webhooks?: WebhookServiceOptions;
+  /** Tests: Access API upstream time limit (DESIGN 10: 30 s). */
+  access?: { timeoutMs?: number };
   /** Health monitor tuning (default: looks for due accounts every 5 s, or every sweep when sweeps are faster). */
   monitor?: { tickMs?: number; batchSize?: number; concurrency?: number };
 }
@@ -173,6 +175,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const access = createAccessService({
     accounts: health, platforms, moveProxy, metrics, logger, ratePerMin: config.access.ratePerMin,
     checkNow: (account) => monitor.check(account),
+    ...(options.access?.timeoutMs ? { timeoutMs: options.access.timeoutMs } : {}),
     bucket: accessBucket,
   });
 

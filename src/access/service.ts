@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AccountRow } from '../accounts/model.js';
@@ -6,7 +7,8 @@ import type { ProxyColumn } from '../db/schema.js';
 import { ApiError, notFound } from '../lib/errors.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { capabilitiesOf } from '../platforms/capabilities.js';
-import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
+import { NoPoolProxyError, type PlatformGateway, type PlatformIdentity, UpstreamTimeoutError } from '../platforms/gateway.js';
+import type { PlatformSession } from '../platforms/types.js';
 import { statusOutcome, upstreamDurationMetric } from '../platforms/metrics.js';
 import type { BucketDecision, AccessBucket } from './bucket.js';
 
@@ -43,7 +45,8 @@ export interface ProxyCall {
 export interface ProxyAnswer {
   status: number;
   headers: Record<string, string>;
-  body: Buffer;
+  /** The platform's body, streamed as it arrives (the route pipes it to the caller with backpressure). */
+  body: Readable;
   rate: BucketDecision;
 }
 
@@ -60,6 +63,7 @@ export class AccessRateLimitedError extends ApiError {
 }
 
 const RETRY_AFTER_REAUTHENTICATING_SEC = 5;
+const DECRYPTED_MAX = 10_000;
 const RETRY_AFTER_AWAITING_2FA_SEC = 30;
 
 /** Hop-by-hop and cookie headers never pass in either direction; the driver adds the session's own. */
@@ -69,6 +73,24 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
   const { accounts, platforms, logger } = deps;
   const timeoutMs = deps.timeoutMs ?? 30_000;
   const duration = upstreamDurationMetric(deps.metrics);
+
+  /**
+   * Decrypted sessions and identities per node, keyed by the account and its ciphertext: a call reads the
+   * account row (its status is always current) but decrypts only after a change (a rotation, a new
+   * login, a vault rotation give a new ciphertext). A ciphertext is bound to its row, so the same
+   * ciphertext of the same account is the same secret.
+   */
+  const decrypted = new Map<string, { key: string; session: PlatformSession | null; identity: PlatformIdentity }>();
+  function secretsOf(account: AccountRow) {
+    const key = `${account.session_enc ?? ''}|${account.proxy_password_enc ?? ''}|${JSON.stringify(account.proxy)}|${account.user_agent}|${account.device_id}`;
+    const hit = decrypted.get(account.id);
+    if (hit && hit.key === key) return hit;
+    const entry = { key, session: accounts.session(account), identity: accounts.identity(account) };
+    decrypted.delete(account.id);
+    if (decrypted.size >= DECRYPTED_MAX) decrypted.delete(decrypted.keys().next().value as string);
+    decrypted.set(account.id, entry);
+    return entry;
+  }
 
   /** The account, if it can be used right now (503 while re-authenticating, 410 when expired). */
   async function usable(orgId: string, accountId: string) {
@@ -85,13 +107,14 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         { retryable: true, retryAfterSec: waiting ? RETRY_AFTER_AWAITING_2FA_SEC : RETRY_AFTER_REAUTHENTICATING_SEC },
       );
     }
-    const session = account.status === 'expired' ? null : accounts.session(account);
-    if (!session || !account.session_enc) {
+    const secrets = account.status === 'expired' ? null : secretsOf(account);
+    const session = secrets?.session;
+    if (!secrets || !session || !account.session_enc) {
       throw new ApiError(410, 'account_expired', 'The session of this account has expired. Reconnect it (PUT /api/authenticate/{account_id}/credentials, or re-authenticate).', {
         retryable: false,
       });
     }
-    return { account, session, sessionEnc: account.session_enc };
+    return { account, session, sessionEnc: account.session_enc, identity: secrets.identity };
   }
 
   /** `users/me` and `api2/v2/users/me` are the same call: the path below the platform's API root. */
@@ -105,7 +128,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
 
   return {
     async proxy(orgId: string, accountId: string, call: ProxyCall): Promise<ProxyAnswer> {
-      const { account, session, sessionEnc } = await usable(orgId, accountId);
+      const { account, session, sessionEnc, identity } = await usable(orgId, accountId);
       const rate = await deps.bucket.take(account.id);
       if (!rate.allowed) throw new AccessRateLimitedError(rate, deps.ratePerMin);
 
@@ -115,7 +138,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
       try {
         const answer = await platforms.call(
           account.platform,
-          accounts.identity(account),
+          identity,
           (driver, ctx) =>
             driver.request(ctx, session, {
               method: call.method,
@@ -131,7 +154,16 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
           const stored = await accounts.storeRotatedSession(account, sessionEnc, answer.session);
           logger.debug({ accountId: account.id, stored }, 'platform rotated the session');
         }
-        if (answer.status === 401 || (answer.status === 403 && loggedOut(answer.body))) {
+        let body = answer.body;
+        let refused = answer.status === 401;
+        if (answer.status === 403) {
+          // Read (a bounded part of) a 403 to tell "logged out" from a plain refusal; pass it on as read.
+          const head = await readHead(body, LOGGED_OUT_SCAN_BYTES);
+          refused = loggedOut(head.bytes);
+          body = head.rest;
+        }
+        if (refused) {
+          discard(body);
           const check = await deps.checkNow(account).catch((error: unknown) => {
             logger.warn({ accountId: account.id, err: error }, 'health check after a refused session failed');
             return { sessionValid: false, attemptId: null };
@@ -149,7 +181,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         }
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(answer.headers)) if (!RESPONSE_DROPPED.has(name)) headers[name] = value;
-        return { status: answer.status, headers, body: answer.body, rate };
+        return { status: answer.status, headers, body, rate };
       } catch (error) {
         if (error instanceof ApiError) throw error;
         if (error instanceof NoPoolProxyError || error instanceof ProxyError) {
@@ -173,6 +205,42 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
       }
     },
   };
+}
+
+const LOGGED_OUT_SCAN_BYTES = 64 * 1024;
+
+/** Lets go of a body nobody will read (undici reports the abort as an error event: nobody must hear it as a crash). */
+function discard(stream: Readable): void {
+  stream.on('error', () => undefined);
+  stream.destroy();
+}
+
+/** The first `max` bytes (or all, when shorter) of a stream, and a stream of the whole body again. */
+async function readHead(stream: Readable, max: number): Promise<{ bytes: Buffer; rest: Readable }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let done = false;
+  while (size < max) {
+    const next = await iterator.next();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    chunks.push(next.value);
+    size += next.value.length;
+  }
+  async function* whole() {
+    try {
+      yield* chunks;
+      if (done) return;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      // The caller went away (or all was read): let go of the platform's connection.
+      discard(stream);
+    }
+  }
+  return { bytes: Buffer.concat(chunks), rest: Readable.from(whole(), { objectMode: false }) };
 }
 
 /** A 403 that means "logged out" (platforms answer some dead sessions 403 rather than 401). */

@@ -177,9 +177,20 @@ export function createAccountHealthPort(deps: { db: Kysely<DB>; vault: Vault; cl
      * Many valid checks at once (a claimed batch): their next check was already set by the claim; stamp
      * the check and reset the backoff in one statement.
      */
-    async recordValidChecks(ids: string[]): Promise<void> {
-      if (ids.length === 0) return;
-      await db.updateTable('accounts').set({ last_checked_at: clock.now(), check_failures: 0 }).where('id', 'in', ids).where('status', '=', 'active').execute();
+    async recordValidChecks(ids: string[], profiles: Array<{ id: string; user: PlatformUser }> = []): Promise<void> {
+      const now = clock.now();
+      if (ids.length > 0) {
+        await db.updateTable('accounts').set({ last_checked_at: now, check_failures: 0 }).where('id', 'in', ids).where('status', '=', 'active').execute();
+      }
+      // Profiles the platform changed (a first check after an import, a renamed creator): one statement too.
+      for (let i = 0; i < profiles.length; i += 500) {
+        const values = sql.join(profiles.slice(i, i + 500).map((p) => sql`(${p.id}::text, ${p.user.username}::text, ${p.user.name}::text, ${p.user.avatar}::text)`));
+        await sql`
+          update accounts a set last_checked_at = ${now}, check_failures = 0, platform_username = v.username, platform_name = v.name,
+            platform_avatar = v.avatar, updated_at = ${now}
+          from (values ${values}) as v(id, username, name, avatar)
+          where a.id = v.id and a.status = 'active'`.execute(db);
+      }
     },
 
     /** The platform could not be asked (passing): check again after a backoff (never later than the interval). */

@@ -9,6 +9,7 @@ import { ApiError, notFound } from '../lib/errors.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { NoPoolProxyError, type PlatformGateway, UpstreamTimeoutError } from '../platforms/gateway.js';
 import { upstreamDurationMetric } from '../platforms/metrics.js';
+import type { PlatformUser } from '../platforms/types.js';
 
 /**
  * The health monitor (DESIGN 5): checks every active account's session on its interval, from a schedule
@@ -55,6 +56,12 @@ export interface MonitorDeps {
   maxReauthRetries?: number;
   /** Time limit of one session check, ms. */
   timeoutMs?: number;
+}
+
+/** Valid checks of a claimed batch, stored together once the batch is done (the claim already set the next check). */
+interface CheckBatch {
+  valid: string[];
+  profiles: Array<{ id: string; user: PlatformUser }>;
 }
 
 export const MONITOR_QUEUE = 'monitor-due-checks';
@@ -113,7 +120,7 @@ export function createMonitor(deps: MonitorDeps) {
    * valid result (no rotation, no profile change) is only noted there and stored for the whole batch at
    * once by the caller; the claim already scheduled the next check.
    */
-  async function check(account: AccountRow, batch?: string[]): Promise<CheckOutcome> {
+  async function check(account: AccountRow, batch?: CheckBatch): Promise<CheckOutcome> {
     // Re-authenticating and due: a retry after a passing failure of the last login.
     if (account.status === 'reauthenticating') return recover(account, account.session_enc, 'retry');
     if (account.status !== 'active') return done(account, { result: 'skipped', sessionValid: false, attemptId: null, account }, { status: account.status });
@@ -131,8 +138,9 @@ export function createMonitor(deps: MonitorDeps) {
       if (result.valid && result.user.id === account.platform_user_id) {
         if (result.session && account.session_enc) await accounts.storeRotatedSession(account, account.session_enc, result.session);
         const user = result.user;
-        if (batch && user.username === account.platform_username && user.name === account.platform_name && user.avatar === account.platform_avatar) {
-          batch.push(account.id);
+        if (batch) {
+          if (user.username === account.platform_username && user.name === account.platform_name && user.avatar === account.platform_avatar) batch.valid.push(account.id);
+          else batch.profiles.push({ id: account.id, user });
           return done(account, { result: 'valid', sessionValid: true, attemptId: null, account });
         }
         const row = await accounts.recordValidCheck(account, user);
@@ -159,15 +167,15 @@ export function createMonitor(deps: MonitorDeps) {
       const claimed = await accounts.claimDue(batchSize);
       total += claimed.length;
       let next = 0;
-      const valid: string[] = [];
+      const batch: CheckBatch = { valid: [], profiles: [] };
       const lane = async () => {
         while (next < claimed.length) {
           const account = claimed[next++]!;
-          await check(account, valid).catch((error: unknown) => logger.error({ accountId: account.id, err: error }, 'health check failed'));
+          await check(account, batch).catch((error: unknown) => logger.error({ accountId: account.id, err: error }, 'health check failed'));
         }
       };
       await Promise.all(Array.from({ length: Math.min(concurrency, claimed.length) }, lane));
-      await accounts.recordValidChecks(valid);
+      await accounts.recordValidChecks(batch.valid, batch.profiles);
       if (claimed.length < batchSize || Date.now() > until) return total;
     }
   }

@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { UpstreamUnavailableError } from '../net/errors.js';
 import {
   exchange,
+  exchangeStream,
   forwardableRequestHeaders,
   forwardableResponseHeaders,
   idString,
@@ -240,7 +241,7 @@ export function createFanslyDriver(opts: { baseUrl: string }): PlatformDriver {
       if (!/^[A-Z]+$/.test(method)) throw new TypeError(`invalid HTTP method "${upstream.method}"`);
       const headers = forwardableRequestHeaders(upstream.headers);
       if (upstream.body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
-      const reply = await exchange(ctx, url(upstream.path), {
+      const reply = await exchangeStream(ctx, url(upstream.path), {
         method: method as Dispatcher.HttpMethod,
         headers: { accept: 'application/json', ...headers, ...sessionHeaders(session, ctx) },
         ...(upstream.body === undefined ? {} : { body: upstream.body }),

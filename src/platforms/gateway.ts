@@ -126,7 +126,10 @@ export function createPlatformGateway(deps: {
     const retries = options.retries ?? 0;
     let failedOver = false;
     for (let attempt = 0; ; attempt++) {
-      const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+      // The limit runs until `fn` answers: a streamed body read after that is not cut off by it.
+      const controller = options.timeoutMs === undefined ? undefined : new AbortController();
+      const timer = controller && setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), options.timeoutMs);
+      const signal = controller?.signal;
       try {
         return await fn(chosen, context(identity, signal, await guarded(identity)));
       } catch (error) {
@@ -143,6 +146,8 @@ export function createPlatformGateway(deps: {
         if (!(error instanceof UpstreamUnavailableError) && !timedOut) throw error;
         if (attempt >= retries) throw timedOut ? new UpstreamTimeoutError(options.timeoutMs!) : error;
         if (options.retryDelayMs) await sleep(options.retryDelayMs * (attempt + 1));
+      } finally {
+        clearTimeout(timer);
       }
     }
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { ProxyError, UpstreamUnavailableError, classifyNetworkError } from '../net/errors.js';
 import type { DriverContext, StepResult } from './types.js';
@@ -38,18 +39,49 @@ export async function exchange(ctx: DriverContext, url: string, options: Exchang
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
     const body = Buffer.from(await response.body.arrayBuffer());
-    const headers: Record<string, string> = {};
-    const setCookies: string[] = [];
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value === undefined) continue;
-      const key = name.toLowerCase();
-      if (key === 'set-cookie') setCookies.push(...(Array.isArray(value) ? value : [value]));
-      else headers[key] = Array.isArray(value) ? value.join(', ') : value;
-    }
+    const { headers, setCookies } = splitHeaders(response.headers);
     return { status: response.statusCode, headers, setCookies, body };
   } catch (err) {
     throw networkError(ctx, err);
   }
+}
+
+/** An exchange whose body is not read: the caller streams it on (and must consume or destroy it). */
+export interface StreamedExchange extends Omit<Exchange, 'body'> {
+  body: Readable;
+}
+
+/**
+ * Like `exchange`, but answers as soon as the headers arrived, with the body as a stream (backpressure
+ * reaches the platform's socket). Network trouble before the headers is thrown typed; later trouble is
+ * an error event on the stream.
+ */
+export async function exchangeStream(ctx: DriverContext, url: string, options: ExchangeOptions): Promise<StreamedExchange> {
+  try {
+    const response = await request(url, {
+      dispatcher: ctx.dispatcher,
+      method: options.method,
+      headers: options.headers,
+      ...(options.body === undefined ? {} : { body: options.body }),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    const { headers, setCookies } = splitHeaders(response.headers);
+    return { status: response.statusCode, headers, setCookies, body: response.body };
+  } catch (err) {
+    throw networkError(ctx, err);
+  }
+}
+
+function splitHeaders(raw: Record<string, string | string[] | undefined>): { headers: Record<string, string>; setCookies: string[] } {
+  const headers: Record<string, string> = {};
+  const setCookies: string[] = [];
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    const key = name.toLowerCase();
+    if (key === 'set-cookie') setCookies.push(...(Array.isArray(value) ? value : [value]));
+    else headers[key] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return { headers, setCookies };
 }
 
 /** What a failed undici call should be thrown as. */

@@ -3,6 +3,7 @@ import { UpstreamUnavailableError } from '../net/errors.js';
 import {
   deviceCookie,
   exchange,
+  exchangeStream,
   forwardableRequestHeaders,
   forwardableResponseHeaders,
   idString,
@@ -210,7 +211,7 @@ export function createOnlyFansDriver(opts: { baseUrl: string }): PlatformDriver 
   }
 
   /** The session with the cookies the platform rotated in `reply`, or undefined when none were. */
-  function rotated(session: PlatformSession, reply: Exchange): PlatformSession | undefined {
+  function rotated(session: PlatformSession, reply: Pick<Exchange, 'setCookies'>): PlatformSession | undefined {
     const cookies = rotateCookies(session.cookies, reply.setCookies, SESSION_COOKIES);
     if (cookies === undefined) return undefined;
     return { ...session, cookies, authId: parseCookieString(cookies).get('auth_id') ?? session.authId };
@@ -269,7 +270,7 @@ export function createOnlyFansDriver(opts: { baseUrl: string }): PlatformDriver 
       if (!/^[A-Z]+$/.test(method)) throw new TypeError(`invalid HTTP method "${upstream.method}"`);
       const headers = forwardableRequestHeaders(upstream.headers);
       if (upstream.body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
-      const reply = await exchange(ctx, url(upstream.path), {
+      const reply = await exchangeStream(ctx, url(upstream.path), {
         method: method as Dispatcher.HttpMethod,
         headers: { accept: 'application/json', ...headers, ...sessionHeaders(session, ctx) },
         ...(upstream.body === undefined ? {} : { body: upstream.body }),

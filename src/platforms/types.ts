@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ProxySpec } from '../net/proxy-config.js';
 
@@ -86,7 +87,8 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   headers: Record<string, string>;
-  body: Buffer;
+  /** The platform's body as it arrives; the caller consumes or destroys it. */
+  body: Readable;
   /** Set when the platform rotated cookies: FanGate stores it back. */
   session?: PlatformSession;
 }

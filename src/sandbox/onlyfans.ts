@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -26,6 +27,10 @@ const LoginBody = Type.Object({
 const LoginToken = Type.String({ minLength: 1, maxLength: 200 });
 const TokenBody = Type.Object({ login_token: LoginToken });
 const CodeBody = Type.Object({ login_token: LoginToken, code: Type.String({ minLength: 1, maxLength: 32 }) });
+const DownloadQuery = Type.Object({
+  bytes: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'size of the answer, 0–268435456 (default 1 MiB)' })),
+  chunk_ms: Type.Optional(Type.String({ pattern: '^([0-9]{1,3}|1000)$', description: 'pause between 64 KiB chunks, 0–1000 ms' })),
+});
 const ChatParams = Type.Object({ chatId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const MessageParams = Type.Object({ ...ChatParams.properties, messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const SendBody = Type.Object({
@@ -254,6 +259,22 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
         hasMore: page.hasMore,
         nextOffset: page.nextOffset,
       };
+    });
+
+    // A large answer, sent in 64 KiB chunks with a pause between them: what an Access API must stream.
+    authed.get('/media/download', { schema: { querystring: DownloadQuery } }, async (request, reply) => {
+      sessionOf(request);
+      const total = Math.min(256 * 1024 * 1024, request.query.bytes === undefined ? 1024 * 1024 : Number(request.query.bytes));
+      const pauseMs = request.query.chunk_ms === undefined ? 0 : Number(request.query.chunk_ms);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      async function* body() {
+        for (let sent = 0; sent < total; sent += chunk.length) {
+          if (sent > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+          yield chunk.subarray(0, Math.min(chunk.length, total - sent));
+        }
+      }
+      reply.header('content-type', 'application/octet-stream').header('content-length', String(total));
+      return reply.send(Readable.from(body()));
     });
 
     authed.get('/posts', { schema: { querystring: PageQuery } }, async (request) => {

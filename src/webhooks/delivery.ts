@@ -75,6 +75,8 @@ interface Claimed {
   secret_enc: string;
   previous_secret_enc: string | null;
   previous_secret_expires_at: Date | null;
+  /** The endpoint's `failing_since` when claimed: health is written only when an outcome changes it. */
+  failing_since: Date | null;
   account_id: string | null;
   attempt_id: string | null;
   client_reference_id: string | null;
@@ -96,6 +98,8 @@ export interface Outcome {
   error: string | null;
   responseBody: string | null;
   effect: 'success' | 'failure' | 'gone';
+  /** The endpoint was failing when the delivery was claimed. */
+  wasFailing: boolean;
 }
 
 export interface DeliveryWorkerDeps {
@@ -156,25 +160,28 @@ async function repairHeads(db: Kysely<DB>, now: Date): Promise<number> {
 export async function promoteHeads(db: Kysely<DB> | Transaction<DB>, groups: Array<{ endpointId: string; orderKey: string }>, now: Date): Promise<void> {
   if (groups.length === 0) return;
   const values = sql.join(groups.map((g) => sql`(${g.endpointId}::text, ${g.orderKey}::text)`));
+  // Per group two probes of the (endpoint_id, order_key, seq) index: the oldest waiting delivery, and
+  // whether the group already has a due or in-flight head.
   await sql`
     update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
-    from (
-      select distinct on (w.endpoint_id, w.order_key) w.id
-      from webhook_deliveries w
-      join (select distinct * from (values ${values}) as v(endpoint_id, order_key)) g on w.endpoint_id = g.endpoint_id and w.order_key = g.order_key
-      where w.status = 'pending' and w.next_attempt_at is null
-        and not exists (
-          select 1 from webhook_deliveries h
-          where h.endpoint_id = w.endpoint_id and h.order_key = w.order_key and h.status = 'pending' and h.next_attempt_at is not null)
-      order by w.endpoint_id, w.order_key, w.seq
+    from (select distinct * from (values ${values}) as v(endpoint_id, order_key)) g
+    cross join lateral (
+      select w.id from webhook_deliveries w
+      where w.endpoint_id = g.endpoint_id and w.order_key = g.order_key and w.status = 'pending' and w.next_attempt_at is null
+      order by w.seq limit 1
     ) nxt
-    where d.id = nxt.id`.execute(db);
+    where d.id = nxt.id
+      and not exists (
+        select 1 from webhook_deliveries h
+        where h.endpoint_id = g.endpoint_id and h.order_key = g.order_key and h.status = 'pending' and h.next_attempt_at is not null)`.execute(db);
 }
 
 export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   const { db, database, vault, sender, clock, logger, tuning } = deps;
   const leaseMs = tuning.timeoutMs + 30_000;
   const refillAt = Math.max(1, Math.floor(tuning.concurrency / 4));
+  /** Claimed rows kept ready beside the slots, so that one claim feeds many tries. */
+  const maxQueued = tuning.concurrency * 2;
 
   const deliveries = new Counter({
     name: 'fangate_webhook_deliveries_total',
@@ -196,6 +203,19 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   const failing = new Set<string>();
   const capOf = (endpointId: string) =>
     failing.has(endpointId) ? Math.min(tuning.failingEndpointConcurrency, tuning.perEndpointConcurrency) : tuning.perEndpointConcurrency;
+  /**
+   * Claimed, leased and not started yet. An endpoint holds (in flight + queued) at most four times its
+   * slots when healthy, twice when failing: a slow endpoint's rows wait here without blocking others,
+   * whose rows are started first whenever the slow one has no free slot.
+   */
+  let queue: Array<{ row: Claimed; leaseUntil: Date }> = [];
+  const queuedPerEndpoint = new Map<string, number>();
+  const holdOf = (endpointId: string) => capOf(endpointId) * (failing.has(endpointId) ? 2 : 4);
+  const heldBy = (endpointId: string) => (perEndpoint.get(endpointId) ?? 0) + (queuedPerEndpoint.get(endpointId) ?? 0);
+  /** Outcomes tried but not yet written; bounds memory when writing falls behind sending. */
+  let unwritten = 0;
+  /** The last claim found less than it asked for: claim again only when something may have become due. */
+  let starved = false;
   const running = new Set<Promise<void>>();
   /**
    * Runs `body` one run at a time; a trigger while it runs asks for one more run after it, so no wake-up
@@ -301,7 +321,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     });
     if (inserted > 0) {
       await database.notify(DELIVERIES_CHANNEL, '').catch(() => undefined);
-      pump();
+      wakePump();
     }
     return inserted < 0 ? 0 : Math.max(inserted, 1);
   }
@@ -317,10 +337,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
 
   // ---- delivery -----------------------------------------------------------------------------
 
-  async function claim(limit: number): Promise<Claimed[]> {
+  async function claim(limit: number): Promise<{ rows: Claimed[]; leaseUntil: Date; full: boolean }> {
     const now = clock.now();
     const leaseUntil = new Date(now.getTime() + leaseMs);
-    const saturated = [...perEndpoint].filter(([id, n]) => n >= capOf(id)).map(([id]) => id);
+    const held = new Set([...perEndpoint.keys(), ...queuedPerEndpoint.keys()]);
+    const saturated = [...held].filter((id) => heldBy(id) >= holdOf(id));
+    // What each endpoint held here may still take; others up to a healthy endpoint's hold.
+    const partly = [...held].filter((id) => heldBy(id) < holdOf(id));
+    const partlyRoom = partly.map((id) => holdOf(id) - heldBy(id));
     const rows = await sql<Claimed>`
       with cand as (
         select d.id, d.endpoint_id, d.next_attempt_at, d.seq
@@ -332,30 +356,33 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         limit ${limit * 4}
         for update of d skip locked
       ), ranked as (
-        select id, next_attempt_at, seq, row_number() over (partition by endpoint_id order by next_attempt_at, seq) as rn from cand
+        select id, endpoint_id, next_attempt_at, seq, row_number() over (partition by endpoint_id order by next_attempt_at, seq) as rn from cand
       ), picked as (
-        select id from ranked where rn <= ${tuning.perEndpointConcurrency} order by next_attempt_at, seq limit ${limit}
+        select r.id from ranked r
+        left join unnest(${partly}::text[], ${partlyRoom}::int[]) as h(endpoint_id, room) on h.endpoint_id = r.endpoint_id
+        where r.rn <= coalesce(h.room, ${tuning.perEndpointConcurrency * 4})
+        order by r.next_attempt_at, r.seq limit ${limit}
       )
       update webhook_deliveries d set next_attempt_at = ${leaseUntil}, updated_at = ${now}
       from picked, events e, webhook_endpoints w
       where d.id = picked.id and e.id = d.event_id and w.id = d.endpoint_id
       returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
-        w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at,
+        w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
         e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
-    // Over the per-endpoint bound (deliveries of this endpoint were already in flight): hand back.
+    // Over the per-endpoint bound (deliveries of this endpoint were already held here): hand back.
     const keep: Claimed[] = [];
     const giveBack: string[] = [];
-    const counts = new Map(perEndpoint);
+    const counts = new Map<string, number>();
     for (const row of rows.rows) {
-      const n = counts.get(row.endpoint_id) ?? 0;
-      if (n >= capOf(row.endpoint_id)) giveBack.push(row.id);
+      const n = counts.get(row.endpoint_id) ?? heldBy(row.endpoint_id);
+      if (n >= holdOf(row.endpoint_id)) giveBack.push(row.id);
       else {
         counts.set(row.endpoint_id, n + 1);
         keep.push(row);
       }
     }
     if (giveBack.length > 0) await db.updateTable('webhook_deliveries').set({ next_attempt_at: now }).where('id', 'in', giveBack).execute();
-    return keep;
+    return { rows: keep, leaseUntil, full: rows.rows.length >= limit || saturated.length > 0 || giveBack.length > 0 };
   }
 
   /** Sends one claimed delivery and decides what comes next; writes nothing. */
@@ -372,7 +399,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const tryAt = clock.now();
     const result = await sender.send(row.endpoint_url, headers, body);
     const attempts = row.attempts + 1;
-    const base = { id: row.id, endpointId: row.endpoint_id, orderKey: row.order_key, attempts, responseStatus: result.status, tryAt, durationMs: result.durationMs, error: result.error, responseBody: result.body };
+    const base = { id: row.id, endpointId: row.endpoint_id, orderKey: row.order_key, wasFailing: row.failing_since !== null, attempts, responseStatus: result.status, tryAt, durationMs: result.durationMs, error: result.error, responseBody: result.body };
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     if (ok) {
       lag.observe(Math.max(0, (Date.now() - new Date(row.event_created_at).getTime()) / 1000));
@@ -395,8 +422,20 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
       await sql`set local synchronous_commit = off`.execute(trx);
       await lockEndpoints(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => o.endpointId));
-      // Deliveries deleted meanwhile (with their endpoint) have nothing to record; the others stay until we commit.
-      const alive = await sql<{ id: string }>`select id from webhook_deliveries where id = any(${outcomes.map((o) => o.id)}::text[]) for key share`.execute(trx);
+      const values = sql.join(
+        outcomes.map(
+          (o) =>
+            sql`(${o.id}::text, ${o.status}::text, ${o.attempts}::int, ${o.responseStatus}::int, ${o.nextAttemptAt}::timestamptz, ${o.deliveredAt}::timestamptz)`,
+        ),
+      );
+      // Deliveries deleted meanwhile (with their endpoint) match nothing and have nothing to record; the
+      // updated ones stay locked until we commit.
+      const alive = await sql<{ id: string }>`
+        update webhook_deliveries d set status = v.status, attempts = v.attempts, last_response_status = v.rs,
+          next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
+        from (values ${values}) as v(id, status, attempts, rs, nat, da)
+        where d.id = v.id
+        returning d.id`.execute(trx);
       const ids = new Set(alive.rows.map((r) => r.id));
       outcomes = outcomes.filter((o) => ids.has(o.id));
       if (outcomes.length === 0) return [];
@@ -404,34 +443,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         .insertInto('webhook_delivery_tries')
         .values(outcomes.map((o) => ({ delivery_id: o.id, attempted_at: o.tryAt, response_status: o.responseStatus, duration_ms: o.durationMs, error: o.error, response_body: o.responseBody })))
         .execute();
-      const values = sql.join(
-        outcomes.map(
-          (o) =>
-            sql`(${o.id}::text, ${o.status}::text, ${o.attempts}::int, ${o.responseStatus}::int, ${o.nextAttemptAt}::timestamptz, ${o.deliveredAt}::timestamptz)`,
-        ),
-      );
-      await sql`
-        update webhook_deliveries d set status = v.status, attempts = v.attempts, last_response_status = v.rs,
-          next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
-        from (values ${values}) as v(id, status, attempts, rs, nat, da)
-        where d.id = v.id`.execute(trx);
       // Final outcomes hand their group over to the next waiting delivery.
       await promoteHeads(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => ({ endpointId: o.endpointId, orderKey: o.orderKey })), now);
       const succeeded = [...new Set(outcomes.filter((o) => o.effect === 'success').map((o) => o.endpointId))];
       const failing = [...new Set(outcomes.filter((o) => o.effect === 'failure').map((o) => o.endpointId))].filter((id) => !succeeded.includes(id));
       const gone = [...new Set(outcomes.filter((o) => o.effect === 'gone').map((o) => o.endpointId))];
       const changed: Array<{ id: string; org_id: string; disabled_reason: string | null }> = [];
-      if (succeeded.length > 0) {
-        await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', 'in', succeeded).where('failing_since', 'is not', null).execute();
+      // Endpoint health is written only when it changes: a success clears a failing endpoint, a failure
+      // marks a healthy one; the claim told us which they were. (An endpoint marked by another worker
+      // after our claim is cleared by our next claim's success.)
+      const wasFailing = new Set(outcomes.filter((o) => o.wasFailing).map((o) => o.endpointId));
+      const toClear = succeeded.filter((id) => wasFailing.has(id));
+      const toMark = failing.filter((id) => !wasFailing.has(id));
+      const toCheck = failing.filter((id) => wasFailing.has(id));
+      if (toClear.length > 0) {
+        await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', 'in', toClear).where('failing_since', 'is not', null).execute();
       }
-      if (failing.length > 0) {
-        await trx.updateTable('webhook_endpoints').set({ failing_since: now }).where('id', 'in', failing).where('failing_since', 'is', null).execute();
+      if (toMark.length > 0) {
+        await trx.updateTable('webhook_endpoints').set({ failing_since: now }).where('id', 'in', toMark).where('failing_since', 'is', null).execute();
+      }
+      if (toCheck.length > 0) {
         const cutoff = new Date(now.getTime() - tuning.disableAfterFailingMs);
         changed.push(
           ...(await trx
             .updateTable('webhook_endpoints')
             .set({ enabled: false, disabled_reason: 'failing_for_5_days', updated_at: now })
-            .where('id', 'in', failing)
+            .where('id', 'in', toCheck)
             .where('enabled', '=', true)
             .where('failing_since', '<=', cutoff)
             .returning(['id', 'org_id', 'disabled_reason'])
@@ -487,9 +524,16 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     })().finally(() => {
       flushing = undefined;
       if (pendingOutcomes.length > 0) flushSoon();
+      // Final outcomes made the next deliveries of their groups due.
+      starved = false;
+      pump();
     });
   }
 
+  /**
+   * Sends one claimed delivery. Its slot is free once the receiver answered; the outcome is written
+   * in the next batch (the lease covers a crash before that: sent again, at least once).
+   */
   function start(row: Claimed): void {
     inflight++;
     perEndpoint.set(row.endpoint_id, (perEndpoint.get(row.endpoint_id) ?? 0) + 1);
@@ -500,42 +544,88 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       } catch (error) {
         logger.error({ err: error, delivery: row.id }, 'webhook delivery crashed; the lease makes it due again');
       }
-      if (outcome) {
-        const o = outcome;
-        await new Promise<void>((resolve) => {
-          pendingOutcomes.push({ outcome: o, done: resolve });
-          flushSoon();
-        });
-      }
-    })().finally(() => {
       inflight--;
       const n = (perEndpoint.get(row.endpoint_id) ?? 1) - 1;
       if (n <= 0) perEndpoint.delete(row.endpoint_id);
       else perEndpoint.set(row.endpoint_id, n);
+      if (outcome) {
+        const o = outcome;
+        unwritten++;
+        // The failing set decides the endpoint's slots before the write lands.
+        if (o.effect === 'success') failing.delete(o.endpointId);
+        else if (failing.size < 10_000) failing.add(o.endpointId);
+        startQueued();
+        pumpSoon();
+        await new Promise<void>((resolve) => {
+          pendingOutcomes.push({ outcome: o, done: resolve });
+          flushSoon();
+        });
+        unwritten--;
+      }
+    })().finally(() => {
       running.delete(task);
-      // Refill in batches, not one claim per finished delivery.
-      if (inflight === 0 || tuning.concurrency - inflight >= refillAt) pump();
+      startQueued();
+      pumpSoon();
     });
     running.add(task);
   }
 
-  /** Fills free slots with due deliveries; one run at a time, re-run when woken meanwhile. */
+  /** Starts queued rows that have a free slot (theirs and the worker's); drops rows whose lease is nearly over. */
+  function startQueued(): void {
+    if (stopped || queue.length === 0) return;
+    const latest = clock.now().getTime() + tuning.timeoutMs + 5_000;
+    const left: typeof queue = [];
+    for (const item of queue) {
+      const id = item.row.endpoint_id;
+      const expiring = item.leaseUntil.getTime() < latest;
+      const startable = !expiring && inflight < tuning.concurrency && unwritten < maxQueued * 2 && (perEndpoint.get(id) ?? 0) < capOf(id);
+      if (startable || expiring) {
+        const q = (queuedPerEndpoint.get(id) ?? 1) - 1;
+        if (q <= 0) queuedPerEndpoint.delete(id);
+        else queuedPerEndpoint.set(id, q);
+        // An expiring row is left to its lease: due again soon, here or on another worker.
+        if (startable) start(item.row);
+      } else left.push(item);
+    }
+    queue = left;
+  }
+
+  /** Claims again when the queue runs low, unless the last claim found nothing more to do. */
+  function pumpSoon(): void {
+    if (!starved && queue.length <= refillAt) pump();
+    else if (inflight === 0 && queue.length === 0 && unwritten === 0) pump();
+  }
+
+  /** Fills the queue and the free slots with due deliveries; one run at a time, re-run when woken meanwhile. */
   const pumper = coalesced(
     async () => {
-      while (!stopped && inflight < tuning.concurrency) {
-        const rows = await claim(tuning.concurrency - inflight);
-        for (const row of rows) start(row);
-        if (rows.length === 0) break;
+      while (!stopped) {
+        startQueued();
+        // Free slots that no queued row can take (their endpoints are busy) are always fed.
+        const room = Math.max(maxQueued - queue.length - inflight, queue.length > 0 ? tuning.concurrency - inflight : 0, 0);
+        if (room === 0 || queue.length >= maxQueued * 2 || unwritten >= maxQueued * 2) break;
+        const claimed = await claim(room);
+        for (const row of claimed.rows) {
+          queue.push({ row, leaseUntil: claimed.leaseUntil });
+          queuedPerEndpoint.set(row.endpoint_id, (queuedPerEndpoint.get(row.endpoint_id) ?? 0) + 1);
+        }
+        starved = !claimed.full;
+        startQueued();
+        if (!claimed.full || claimed.rows.length === 0) break;
       }
     },
     (error) => logger.error({ err: error }, 'claiming webhook deliveries failed; the next poll retries'),
   );
+  const wakePump = () => {
+    starved = false;
+    pumper.trigger();
+  };
   const pump = pumper.trigger;
 
   let lastRepair = 0;
   function tick(): void {
     dispatch();
-    pump();
+    wakePump();
     if (Date.now() - lastRepair > 30_000) {
       lastRepair = Date.now();
       void repairHeads(db, clock.now())
@@ -557,7 +647,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         from events e, webhook_endpoints w
         where d.id = ${deliveryId} and e.id = d.event_id and w.id = d.endpoint_id and d.status = 'pending'
         returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
-          w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at,
+          w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
           e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
       const row = rows.rows[0];
       if (!row) return undefined;
@@ -569,14 +659,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     /** Wakes this worker (and, through NOTIFY, every other) for deliveries due now. */
     async wake(): Promise<void> {
       await database.notify(DELIVERIES_CHANNEL, '').catch(() => undefined);
-      pump();
+      wakePump();
     },
 
     async start(): Promise<void> {
       if (!stopped) return;
       stopped = false;
       unlisteners.push(await database.listen(EVENTS_CHANNEL, () => dispatch()));
-      unlisteners.push(await database.listen(DELIVERIES_CHANNEL, () => pump()));
+      unlisteners.push(await database.listen(DELIVERIES_CHANNEL, () => wakePump()));
       tick();
     },
 
@@ -586,8 +676,24 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       stopped = true;
       clearTimeout(timer);
       for (const unlisten of unlisteners.splice(0)) await unlisten().catch(() => undefined);
-      await Promise.allSettled([dispatcher.running, pumper.running, ...running]);
-      await flushing;
+      await Promise.allSettled([dispatcher.running, pumper.running]);
+      // Rows claimed but not started are due again at once (unless their lease passed to someone else).
+      const unstarted = queue.splice(0);
+      queuedPerEndpoint.clear();
+      const byLease = new Map<number, string[]>();
+      for (const item of unstarted) byLease.set(item.leaseUntil.getTime(), [...(byLease.get(item.leaseUntil.getTime()) ?? []), item.row.id]);
+      for (const [lease, ids] of byLease) {
+        await db
+          .updateTable('webhook_deliveries')
+          .set({ next_attempt_at: clock.now() })
+          .where('id', 'in', ids)
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '=', new Date(lease))
+          .execute()
+          .catch((error) => logger.warn({ err: error }, 'handing back unstarted webhook deliveries failed; their lease makes them due'));
+      }
+      await Promise.allSettled([...running]);
+      while (flushing) await flushing;
     },
   };
 }

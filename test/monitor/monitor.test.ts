@@ -114,6 +114,34 @@ describeEachStore('health monitor', (kind) => {
     expect(app.logs.some((l) => l.includes('"health check"') && l.includes(account.id) && l.includes('"result":"expired"'))).toBe(true);
   });
 
+  it('a re-authentication that needs the creator parks: needs_otp, account awaiting_2fa, challenge event emitted', async () => {
+    const email = 'mon-parks+sms@sandbox.test';
+    const { account } = await connectAccount(app, email);
+    // As if the creator's last login had needed no code (FanGate may log in alone) and the platform asks
+    // for one now (the creator turned SMS verification on since).
+    await app.fangate.database.db.updateTable('accounts').set({ last_challenges: [] as never }).where('id', '=', account.id).execute();
+    await revokeSessions(app, email);
+
+    const res = await check(account.id);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ session_valid: false, attempt_id: expect.stringMatching(/^auth_/) });
+    const parked = await follow(app, res.body.attempt_id);
+    expect(parked.state).toBe('needs_otp');
+    expect((await app.api(`/api/accounts/${account.id}`)).body.status).toBe('awaiting_2fa');
+    expect(await events(account.id)).toContain('accounts.otp_code_required');
+    // Meanwhile the Access API says to wait, and touches no platform.
+    const waiting = await app.api(`/api/${account.id}/proxy/users/me`);
+    expect(waiting.status, waiting.text).toBe(503);
+    expect(waiting.body.code).toBe('account_reauthenticating');
+
+    // The creator answers: the account is back.
+    const code = await app.api(`/api/authenticate/${parked.attempt_id}`, { method: 'PUT', body: { code: '123456' } });
+    expect(code.status, code.text).toBe(202);
+    expect((await follow(app, parked.attempt_id)).state).toBe('completed_success');
+    expect((await app.api(`/api/accounts/${account.id}`)).body.status).toBe('active');
+    expect(await events(account.id)).toContain('accounts.reconnected');
+  });
+
   it('single-flight: two checks of the same account at once start one re-authentication', async () => {
     const email = 'mon-twice+slow@sandbox.test';
     const { account } = await connectAccount(app, email);

@@ -47,6 +47,8 @@ export interface StartOptions {
   webhooks?: FanGateOptions['webhooks'];
   /** How host names resolve for the custom-proxy SSRF guard. */
   resolver?: FanGateOptions['resolver'];
+  /** Access API tuning (a short upstream time limit). */
+  access?: FanGateOptions['access'];
 }
 
 export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOptions = {}): Promise<TestApp> {
@@ -88,6 +90,7 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     clock,
     sweepIntervalMs: 500,
     webhooks: options.webhooks,
+    ...(options.access ? { access: options.access } : {}),
     ...(options.resolver ? { resolver: options.resolver } : {}),
   });
   await fangate.start();

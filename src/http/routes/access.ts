@@ -77,8 +77,17 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
         rateHeaders(reply, answer.rate);
         // Marks the platform's own answer (any status, any body) apart from FanGate's problem documents.
         (reply as FastifyReply).code(answer.status).headers(answer.headers).header('x-fangate-relayed', 'true');
-        // The platform's bytes as they came: no serialisation by the 200 schema.
-        return reply.serializer((payload: unknown) => payload as string).send(answer.body);
+        // A caller that goes away lets go of the platform's answer too (its connection goes back to the pool
+        // or is closed), whatever the stream was doing.
+        const upstream = answer.body;
+        reply.raw.once('close', () => {
+          if (!upstream.readableEnded && !upstream.destroyed) {
+            upstream.on('error', () => undefined);
+            upstream.destroy();
+          }
+        });
+        // The platform's bytes as they came, streamed with backpressure: no serialisation by the 200 schema.
+        return reply.serializer((payload: unknown) => payload as string).send(upstream);
       },
     });
   handler('accounts:read', ['GET']);
