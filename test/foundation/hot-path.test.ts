@@ -96,15 +96,16 @@ describeEachStore('hot path: per-node caches, counted limits, steps run at once'
     expect((await app.api(`/api/authenticate/${id}`)).body.state).not.toBe('needs_otp');
   });
 
-  it("an attempt's step runs at once in the process that started it, and leaves no queued job behind", async () => {
+  it("an attempt's step runs at once in the process that started it, claiming its queued job before any worker could", async () => {
     const t0 = performance.now();
     const start = await app.api('/api/authenticate', { method: 'POST', body: { email: `inline-${kind}@sandbox.test`, password: 'password' } });
     const done = await app.api(`/api/authenticate/${start.body.attempt_id}?wait=15&state=pending`);
     expect(done.body.state).toBe('completed_success');
     expect(performance.now() - t0).toBeLessThan(10_000);
-    // Run inline: its queued fallback was deleted once it succeeded (a job a worker ran would stay, completed).
-    const { rows } = await sql<{ state: string }>`select state from pgboss.job where name = 'connect-step' and data->>'attemptId' = ${start.body.attempt_id}`.execute(app.fangate.database.db);
-    expect(rows).toEqual([]);
+    // Run inline: its job was held back from the workers (start_after) and claimed by this process before
+    // that, as a worker's fetch would (a worker could only have started it after start_after).
+    const { rows } = await sql<{ state: string; early: boolean }>`select state, started_on < start_after as early from pgboss.job where name = 'connect-step' and data->>'attemptId' = ${start.body.attempt_id}`.execute(app.fangate.database.db);
+    expect(rows).toEqual([{ state: 'completed', early: true }]);
   });
 
   it('one node counts the per-key limit exactly, even under concurrent requests', async () => {
