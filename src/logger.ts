@@ -4,7 +4,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
  * Every path that can carry a secret. Bodies are not logged at all; these catch secrets
  * that reach a log line through headers, error objects or explicit context.
  */
-const SECRET_FIELDS = [
+export const SECRET_FIELDS = [
   'password', 'cookie', 'cookies', 'xbc', 'x-bc', 'code', 'totp_secret', 'token', 'secret', 'signing_secret',
   'key', 'api_key', 'apiKey', 'masterKey', 'auth_id', 'sess', 'session', 'resume_state', 'credentials',
 ];
@@ -14,7 +14,8 @@ export const REDACT_PATHS = [
   'req.headers["x-bc"]',
   'req.headers["idempotency-key"]',
   'res.headers["set-cookie"]',
-  ...SECRET_FIELDS.flatMap((f) => [`${JSON.stringify(f)}`, `*[${JSON.stringify(f)}]`, `*.*[${JSON.stringify(f)}]`]),
+  // Top level in bracket form: a bare quoted name (`"password"`) is no path to pino and redacts nothing.
+  ...SECRET_FIELDS.flatMap((f) => [`[${JSON.stringify(f)}]`, `*[${JSON.stringify(f)}]`, `*.*[${JSON.stringify(f)}]`]),
 ];
 
 /** Paths whose segments are credentials themselves (the mobile hand-off code). */
