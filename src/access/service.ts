@@ -39,6 +39,8 @@ export interface ProxyCall {
   /** The raw query string, without `?` ('' for none). */
   query: string;
   contentType?: string;
+  /** The caller's `accept-encoding`: a compressed answer is relayed as it is, with its `content-encoding`. */
+  acceptEncoding?: string;
   body?: Buffer;
 }
 
@@ -66,8 +68,11 @@ const RETRY_AFTER_REAUTHENTICATING_SEC = 5;
 const DECRYPTED_MAX = 10_000;
 const RETRY_AFTER_AWAITING_2FA_SEC = 30;
 
-/** Hop-by-hop and cookie headers never pass in either direction; the driver adds the session's own. */
-const RESPONSE_DROPPED = new Set(['content-length', 'content-encoding', 'date', 'server', 'keep-alive', 'connection', 'transfer-encoding']);
+/**
+ * Hop-by-hop and cookie headers never pass in either direction; the driver adds the session's own. The body
+ * is relayed byte for byte (streamed, so without its length), so its `content-encoding` passes with it.
+ */
+const RESPONSE_DROPPED = new Set(['content-length', 'date', 'server', 'keep-alive', 'connection', 'transfer-encoding']);
 
 export function createAccessService(deps: AccessServiceDeps & { ratePerMin: number }) {
   const { accounts, platforms, logger } = deps;
@@ -82,7 +87,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
    */
   const decrypted = new Map<string, { key: string; session: PlatformSession | null; identity: PlatformIdentity }>();
   function secretsOf(account: AccountRow) {
-    const key = `${account.session_enc ?? ''}|${account.proxy_password_enc ?? ''}|${JSON.stringify(account.proxy)}|${account.user_agent}|${account.device_id}`;
+    const key = `${account.session_enc ?? ''}|${account.proxy_password_enc ?? ''}|${account.proxy_username_enc ?? ''}|${JSON.stringify(account.proxy)}|${account.user_agent}|${account.device_id}`;
     const hit = decrypted.get(account.id);
     if (hit && hit.key === key) return hit;
     const entry = { key, session: accounts.session(account), identity: accounts.identity(account) };
@@ -143,7 +148,10 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
             driver.request(ctx, session, {
               method: call.method,
               path,
-              ...(call.contentType ? { headers: { 'content-type': call.contentType } } : {}),
+              headers: {
+                ...(call.contentType ? { 'content-type': call.contentType } : {}),
+                ...(call.acceptEncoding ? { 'accept-encoding': call.acceptEncoding } : {}),
+              },
               ...(call.body && call.body.length > 0 ? { body: call.body } : {}),
             }),
           // Never retried: exactly one platform request per call (a failed pool proxy reached no platform).

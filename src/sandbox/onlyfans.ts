@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -273,8 +274,12 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
           yield chunk.subarray(0, Math.min(chunk.length, total - sent));
         }
       }
-      reply.header('content-type', 'application/octet-stream').header('content-length', String(total));
-      return reply.send(Readable.from(body()));
+      reply.header('content-type', 'application/octet-stream');
+      // Compressed when the caller accepts it, as a real platform's CDN does.
+      if (/\bgzip\b/.test(header(request, 'accept-encoding') ?? '')) {
+        return reply.header('content-encoding', 'gzip').send(Readable.from(body()).pipe(createGzip()));
+      }
+      return reply.header('content-length', String(total)).send(Readable.from(body()));
     });
 
     authed.get('/posts', { schema: { querystring: PageQuery } }, async (request) => {

@@ -1,3 +1,5 @@
+import { gunzipSync } from 'node:zlib';
+import { request } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decryptSession } from '../../src/accounts/repository.js';
 import { BOOTSTRAP_KEY, startTestApp, type TestApp } from '../support/app.js';
@@ -22,7 +24,10 @@ describeEachStore('Access API: streaming', (kind) => {
     const before = decryptSession(app.fangate.vault, (await accountRow(app, account.id))!)!.cookies;
     const bytes = 48 * 64 * 1024; // 48 chunks, 60 ms apart: about 2.8 s on the platform's side
     const started = Date.now();
-    const res = await fetch(`${app.url}/api/${account.id}/proxy/media/download?bytes=${bytes}&chunk_ms=60`, { headers: { authorization: `Bearer ${BOOTSTRAP_KEY}` } });
+    const res = await fetch(`${app.url}/api/${account.id}/proxy/media/download?bytes=${bytes}&chunk_ms=60`, {
+      // Uncompressed: a gzip stream of this (very compressible) body would hold its bytes back until the end.
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, 'accept-encoding': 'identity' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
     expect(res.headers.get('set-cookie')).toBeNull();
@@ -47,6 +52,20 @@ describeEachStore('Access API: streaming', (kind) => {
     const after = decryptSession(app.fangate.vault, (await accountRow(app, account.id))!)!.cookies;
     expect(after).not.toBe(before);
     expect((await app.api(`/api/${account.id}/proxy/users/me`)).status).toBe(200);
+  });
+
+  it('relays a compressed answer with its content-encoding, byte for byte', async () => {
+    const { account } = await importAccount(app, 'acc-gzip@sandbox.test');
+    const bytes = 5 * 64 * 1024;
+    // undici's request does not decompress: the test sees exactly what a client receives.
+    const res = await request(`${app.url}/api/${account.id}/proxy/media/download?bytes=${bytes}`, {
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, 'accept-encoding': 'gzip' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-encoding']).toBe('gzip');
+    const body = Buffer.from(await res.body.arrayBuffer());
+    expect(body.length).toBeLessThan(bytes);
+    expect(gunzipSync(body).equals(Buffer.alloc(bytes, 0x61))).toBe(true);
   });
 });
 

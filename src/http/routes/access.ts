@@ -72,6 +72,7 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
           path: request.params['*'],
           query: q === -1 ? '' : raw.slice(q + 1),
           ...(request.headers['content-type'] ? { contentType: request.headers['content-type'] } : {}),
+          ...(request.headers['accept-encoding'] ? { acceptEncoding: request.headers['accept-encoding'] } : {}),
           ...(body ? { body } : {}),
         });
         rateHeaders(reply, answer.rate);
