@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -18,6 +20,9 @@ import {
   type RunningSandbox,
 } from '../../src/sandbox/index.js';
 import { startHttpProxy, type TestProxy } from '../support/proxies.js';
+
+/** A streamed answer's body, parsed. */
+const readJson = async (body: Readable): Promise<any> => JSON.parse(await text(body));
 
 /** The Fansly driver against a real sandbox over real HTTP (and a real proxy). */
 
@@ -231,7 +236,7 @@ describe('Fansly driver: Access API requests', () => {
     expect(groups.status).toBe(200);
     expect(groups.headers['content-type']).toMatch(/^application\/json/);
     expect(groups.session).toBeUndefined();
-    const page = JSON.parse(groups.body.toString());
+    const page = (await readJson(groups.body));
     expect(page.response.data).toHaveLength(3);
     const groupId = page.response.data[2].groupId;
 
@@ -241,10 +246,10 @@ describe('Fansly driver: Access API requests', () => {
       body: JSON.stringify({ groupId, content: 'Hi from FanGate' }),
     });
     expect(sent.status).toBe(200);
-    expect(JSON.parse(sent.body.toString()).response).toMatchObject({ groupId, senderId: user.id, content: 'Hi from FanGate' });
+    expect((await readJson(sent.body)).response).toMatchObject({ groupId, senderId: user.id, content: 'Hi from FanGate' });
 
     const messages = await driver.request(ctx, session, { method: 'GET', path: `/api/v1/message?groupId=${groupId}&limit=1` });
-    expect(JSON.parse(messages.body.toString()).response.data[0].content).toBe('Hi from FanGate');
+    expect((await readJson(messages.body)).response.data[0].content).toBe('Hi from FanGate');
 
     const unauthorised = await driver.request(ctx, { ...session, token: 'nope' }, { method: 'GET', path: '/api/v1/account/me' });
     expect(unauthorised.status).toBe(401);

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -21,6 +23,9 @@ import {
   type RunningSandbox,
 } from '../../src/sandbox/index.js';
 import { startHttpProxy, startSocksProxy, type TestProxy } from '../support/proxies.js';
+
+/** A streamed answer's body, parsed. */
+const readJson = async (body: Readable): Promise<any> => JSON.parse(await text(body));
 
 /** The OnlyFans driver against a real sandbox over real HTTP (and real proxies). */
 
@@ -383,7 +388,7 @@ describe('OnlyFans driver: Access API requests', () => {
     expect(response.headers.connection).toBeUndefined();
     expect(response.headers['keep-alive']).toBeUndefined();
     expect(response.session).toBeUndefined();
-    const page = JSON.parse(response.body.toString());
+    const page = (await readJson(response.body));
     expect(page.list).toHaveLength(5);
     expect(page.hasMore).toBe(true);
 
@@ -395,7 +400,7 @@ describe('OnlyFans driver: Access API requests', () => {
   it('sends a message (write) and sees it at the top of the chats', async () => {
     const ctx = context();
     const { session, user } = await login('jane@sandbox.test', ctx);
-    const chats = JSON.parse((await driver.request(ctx, session, { method: 'GET', path: '/api2/v2/chats?limit=3' })).body.toString());
+    const chats = (await readJson((await driver.request(ctx, session, { method: 'GET', path: '/api2/v2/chats?limit=3' })).body));
     const last = chats.list[2].withUser.id;
 
     const sent = await driver.request(ctx, session, {
@@ -404,9 +409,9 @@ describe('OnlyFans driver: Access API requests', () => {
       body: JSON.stringify({ text: 'Hello from FanGate' }),
     });
     expect(sent.status).toBe(200);
-    expect(JSON.parse(sent.body.toString())).toMatchObject({ text: 'Hello from FanGate', fromUser: { id: Number(user.id) } });
+    expect((await readJson(sent.body))).toMatchObject({ text: 'Hello from FanGate', fromUser: { id: Number(user.id) } });
 
-    const after = JSON.parse((await driver.request(ctx, session, { method: 'GET', path: '/api2/v2/chats?limit=1' })).body.toString());
+    const after = (await readJson((await driver.request(ctx, session, { method: 'GET', path: '/api2/v2/chats?limit=1' })).body));
     expect(after.list[0]).toMatchObject({ withUser: { id: last }, lastMessage: { text: 'Hello from FanGate' } });
   });
 
@@ -415,7 +420,7 @@ describe('OnlyFans driver: Access API requests', () => {
     const { session } = await login('jane@sandbox.test', ctx);
     const missing = await driver.request(ctx, session, { method: 'GET', path: '/api2/v2/chats/1/messages' });
     expect(missing.status).toBe(404);
-    expect(JSON.parse(missing.body.toString()).error.reason).toBe('not_found');
+    expect((await readJson(missing.body)).error.reason).toBe('not_found');
     const revoked = await driver.request(ctx, { ...session, userAgent: OTHER_UA }, { method: 'GET', path: '/api2/v2/users/me' });
     expect(revoked.status).toBe(401);
   });
