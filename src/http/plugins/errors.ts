@@ -238,16 +238,21 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
   socket.destroy(error);
 }
 
-/** A schema 422 joined by the route's own field checks on the members the schema let through. */
+/**
+ * A schema 422 joined by the route's own field checks on the members the schema let through. What they say
+ * about a member the schema already named is left out, also where it only names it ("email or username is
+ * required" when username was sent but invalid): that member was sent, it is just wrong.
+ */
 async function withFieldChecks(error: ApiError, request: FastifyRequest): Promise<ApiError> {
   const check = request.routeOptions.config?.fieldCheck;
   const body = request.body;
   if (!check || !body || typeof body !== 'object' || Array.isArray(body) || !error.errors) return error;
   const failed = new Set(error.errors.map((e) => e.field.split('.')[0]!));
   const passed = Object.fromEntries(Object.entries(body as Record<string, unknown>).filter(([key]) => !failed.has(key)));
+  const names = (message: string, member: string) => new RegExp(`(^|[^\\w.])${member.replace(/[^\w]/g, '\\$&')}([^\\w]|$)`).test(message);
   let more: FieldError[] = [];
   try {
-    more = (await check(passed)).filter((e) => !failed.has(e.field.split('.')[0]!));
+    more = (await check(passed)).filter((e) => !failed.has(e.field.split('.')[0]!) && ![...failed].some((member) => names(e.message, member)));
   } catch {
     return error;
   }
