@@ -3,6 +3,7 @@ import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.js';
+import { runAsActor, SYSTEM_ACTOR } from '../lib/audit.js';
 import { Gauge, type Registry } from '../lib/metrics.js';
 
 export interface JobOptions {
@@ -110,7 +111,8 @@ export function createJobQueue(options: JobQueueOptions) {
    * worker's, and a failure goes through the queue's retries.
    */
   function runClaimed(def: QueueDefinition<any>, id: string, data: unknown): void {
-    const run = (async () => {
+    // As the system, like a worker's run: not as the request that happened to queue it (the audit log's actor).
+    const run = runAsActor(SYSTEM_ACTOR, async () => {
       try {
         await def.handler(data, { id, retryCount: 0 });
       } catch (error) {
@@ -119,7 +121,7 @@ export function createJobQueue(options: JobQueueOptions) {
         return;
       }
       await boss.complete(def.name, id).catch((e: unknown) => logger.warn({ err: e, queue: def.name, jobId: id }, 'could not mark a job done; it will expire and find nothing to do'));
-    })().finally(() => inlineRuns.delete(run));
+    }).finally(() => inlineRuns.delete(run));
     inlineRuns.add(run);
   }
 
