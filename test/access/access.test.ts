@@ -64,6 +64,12 @@ describeEachStore('Access API: /api/{account_id}/proxy/*', (kind) => {
     const bad = await app.api(`/api/${account.id}/proxy/posts?limit=0`);
     expect(bad.status).toBe(400);
     expect((await log(email)).slice(before)).toHaveLength(4);
+
+    // The path goes on as it was sent, still encoded: an encoded line break is the platform's 404, not a 500.
+    const odd = await app.api(`/api/${account.id}/proxy/posts%0D%0Ax`);
+    expect(odd.status).toBe(404);
+    expect(odd.headers.get('x-fangate-relayed')).toBe('true');
+    expect((await log(email)).at(-1)).toMatchObject({ path: '/api2/v2/posts%0D%0Ax' });
   });
 
   it('passes a POST body through (scope accounts:write) and a DELETE', async () => {

@@ -66,10 +66,13 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
       handler: async (request, reply) => {
         const raw = request.raw.url ?? '';
         const q = raw.indexOf('?');
+        // The path as the client sent it, still percent-encoded: passed on byte for byte (decoded, a %0D%0A
+        // would be a line break no HTTP request may carry).
+        const sentPath = q === -1 ? raw : raw.slice(0, q);
         const body = Buffer.isBuffer(request.body) ? request.body : undefined;
         const answer = await access.proxy(request.principal.organization.id, request.params.account_id, {
           method: request.method,
-          path: request.params['*'],
+          path: sentPath.slice(sentPath.indexOf('/proxy/') + '/proxy/'.length),
           query: q === -1 ? '' : raw.slice(q + 1),
           ...(request.headers['content-type'] ? { contentType: request.headers['content-type'] } : {}),
           ...(request.headers['accept-encoding'] ? { acceptEncoding: request.headers['accept-encoding'] } : {}),
