@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { request, type Dispatcher } from 'undici';
 import { ProxyError, UpstreamUnavailableError, classifyNetworkError } from '../net/errors.js';
 import type { DriverContext, StepResult } from './types.js';
@@ -30,17 +31,9 @@ export interface ExchangeOptions {
  * `ctx.signal`, a closed dispatcher) is rethrown as it is. HTTP statuses are the caller's business.
  */
 export async function exchange(ctx: DriverContext, url: string, options: ExchangeOptions): Promise<Exchange> {
+  const streamed = await exchangeStream(ctx, url, options);
   try {
-    const response = await request(url, {
-      dispatcher: ctx.dispatcher,
-      method: options.method,
-      headers: options.headers,
-      ...(options.body === undefined ? {} : { body: options.body }),
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
-    const body = Buffer.from(await response.body.arrayBuffer());
-    const { headers, setCookies } = splitHeaders(response.headers);
-    return { status: response.statusCode, headers, setCookies, body };
+    return { ...streamed, body: await buffer(streamed.body) };
   } catch (err) {
     throw networkError(ctx, err);
   }
