@@ -34,6 +34,9 @@ import { createAccessBucket } from './access/bucket.js';
 import { createAccessService } from './access/service.js';
 import { createMonitor, type Monitor } from './monitor/service.js';
 
+
+/** How long a stop waits for requests in flight before cutting their connections. */
+const HTTP_CLOSE_GRACE_MS = 10_000;
 export interface FanGateOptions {
   config: Config;
   logger?: Logger;
@@ -220,7 +223,11 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     stop() {
       stopping ??= (async () => {
         if (localAdminToken) await removeLocalAdmin(config.dataDir);
+        // Requests in flight get a grace period; then whatever connection is still open is cut (a response
+        // streamed to a client that vanished would otherwise hold the close forever).
+        const cut = setTimeout(() => http.server.closeAllConnections(), HTTP_CLOSE_GRACE_MS);
         await http.close();
+        clearTimeout(cut);
         await accessBucket.close();
         await connectDomain.close();
         await webhooks.stop();
