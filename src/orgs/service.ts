@@ -86,14 +86,18 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
     );
   }
 
-  async function lookup(hash: string): Promise<Principal | undefined> {
-    const row = await db
+  /** Keys not revoked, with their organisation: what a principal is made of. */
+  const activeKeys = () =>
+    db
       .selectFrom('api_keys as k')
       .innerJoin('organizations as o', 'o.id', 'k.org_id')
       .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
-      .where('k.key_hash', '=', hash)
-      .where('k.revoked_at', 'is', null)
-      .executeTakeFirst();
+      .where('k.revoked_at', 'is', null);
+  type ActiveKeyRow = NonNullable<Awaited<ReturnType<ReturnType<typeof activeKeys>['executeTakeFirst']>>>;
+  const toPrincipal = (row: ActiveKeyRow): Principal => ({ organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) });
+
+  async function lookup(hash: string): Promise<Principal | undefined> {
+    const row = await activeKeys().where('k.key_hash', '=', hash).executeTakeFirst();
     if (!row) return undefined;
     const now = Date.now();
     if ((lastTouched.get(row.id) ?? 0) < now - 60_000) {
@@ -102,7 +106,7 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
       // Not awaited: a bookkeeping write never delays (or fails) the request.
       void db.updateTable('api_keys').set({ last_used_at: sql`now()` }).where('id', '=', row.id).execute().catch(() => undefined);
     }
-    return { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) };
+    return toPrincipal(row);
   }
 
   async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[]): Promise<CreatedApiKey> {
@@ -139,14 +143,8 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
 
     /** An active (not revoked) key by id, with its organisation: console sessions check theirs on every page. */
     async findActiveKey(id: string): Promise<Principal | undefined> {
-      const row = await db
-        .selectFrom('api_keys as k')
-        .innerJoin('organizations as o', 'o.id', 'k.org_id')
-        .select(['k.id', 'k.name', 'k.key_prefix', 'k.scopes', 'k.created_at', 'k.last_used_at', 'o.id as org_id', 'o.name as org_name'])
-        .where('k.id', '=', id)
-        .where('k.revoked_at', 'is', null)
-        .executeTakeFirst();
-      return row ? { organization: { id: row.org_id, name: row.org_name }, apiKey: toInfo(row) } : undefined;
+      const row = await activeKeys().where('k.id', '=', id).executeTakeFirst();
+      return row ? toPrincipal(row) : undefined;
     },
 
     /** Every organisation by name (the admin's view in the operator console). */
