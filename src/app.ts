@@ -26,6 +26,7 @@ import { createProxyPool } from './net/proxy-pool.js';
 import { createPlatformGateway, type PlatformGateway } from './platforms/gateway.js';
 import { createDrivers } from './platforms/index.js';
 import { registerAccountMetrics } from './accounts/metrics.js';
+import { createAccountCache } from './accounts/cache.js';
 import { createAccountHealthPort, createAccountsPort } from './accounts/port.js';
 import { type AccountService, createAccountService } from './accounts/service.js';
 import { createLinkService, type LinkService } from './link/service.js';
@@ -163,7 +164,8 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   const webhooks = createWebhookService({ db: database.db, database, vault, clock, logger, metrics, allowPrivate: config.allowPrivateWebhooks, concurrency: config.webhookConcurrency, missingAccounts, options: options.webhooks, audit: audit.record });
   if (config.role !== 'api') await webhooks.registerWorkers(jobs);
 
-  const health = createAccountHealthPort({ db: database.db, vault, clock });
+  const accountCache = createAccountCache(database);
+  const health = createAccountHealthPort({ db: database.db, vault, clock, cache: accountCache });
   const moveProxy = accountsPort.moveProxy;
   const monitor = createMonitor({
     accounts: health, platforms, moveProxy, metrics, logger,
@@ -229,6 +231,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
         await http.close();
         clearTimeout(cut);
         await accessBucket.close();
+        await accountCache.close();
         await connectDomain.close();
         await webhooks.stop();
         await jobs.stop();

@@ -19,7 +19,7 @@ import type { BucketDecision, AccessBucket } from './bucket.js';
  */
 
 export interface AccessServiceDeps {
-  accounts: Pick<AccountHealthPort, 'load' | 'session' | 'identity' | 'storeRotatedSession'>;
+  accounts: Pick<AccountHealthPort, 'current' | 'session' | 'identity' | 'storeRotatedSession'>;
   platforms: Pick<PlatformGateway, 'call'>;
   /** Persists a pool-proxy failover (accounts' moveProxy). */
   moveProxy: (accountId: string, from: ProxyColumn, to: ProxyColumn) => Promise<void>;
@@ -97,9 +97,12 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
     return entry;
   }
 
-  /** The account, if it can be used right now (503 while re-authenticating, 410 when expired). */
+  /**
+   * The account, if it can be used right now (503 while re-authenticating, 410 when expired). Read through
+   * the node's account cache, which every change of the account clears by NOTIFY.
+   */
   async function usable(orgId: string, accountId: string) {
-    const account = await accounts.load(orgId, accountId);
+    const account = await accounts.current(orgId, accountId);
     if (!account) throw notFound('Account');
     if (account.status === 'reauthenticating' || account.status === 'awaiting_2fa') {
       const waiting = account.status === 'awaiting_2fa';

@@ -6,6 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import type { PlatformSession, PlatformUser } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { recordEvent } from '../webhooks/outbox.js';
+import type { AccountCache } from './cache.js';
 import { type AccountRow, type AccountView, accountSecretPlace, canReauth, serializeAccount } from './model.js';
 import {
   accountIdentity,
@@ -117,11 +118,13 @@ const BACKOFF_MAX_EXPONENT = 10;
  * check results, rotated sessions and expiry. Each is one statement or one locked transaction, so
  * several nodes can run them at once.
  */
-export function createAccountHealthPort(deps: { db: Kysely<DB>; vault: Vault; clock: Clock }) {
-  const { db, vault, clock } = deps;
+export function createAccountHealthPort(deps: { db: Kysely<DB>; vault: Vault; clock: Clock; cache?: AccountCache }) {
+  const { db, vault, clock, cache } = deps;
   const canReauthRow = (row: AccountRow) => canReauth(row);
   return {
     load: (orgId: string, id: string) => findAccount(db, orgId, id),
+    /** `load` through this node's account cache (the Access API's read on every call), when there is one. */
+    current: (orgId: string, id: string) => (cache ? cache.load(orgId, id, () => findAccount(db, orgId, id)) : findAccount(db, orgId, id)),
     byId: (id: string) => db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst(),
     canReauth: canReauthRow,
     view: (row: AccountRow) => serializeAccount(row),

@@ -193,6 +193,26 @@ describeEachStore('Access API: /api/{account_id}/proxy/*', (kind) => {
     expect((await app.api(`/api/accounts/${imported.id}`)).status).toBe(200);
   });
 
+  it('the next call after any change of an account sees the change, though the account was just used', async () => {
+    // The node keeps the account in memory between calls; every change must reach the very next call.
+    const { account } = await importAccount(app, 'acc-cached-a@sandbox.test');
+    expect((await app.api(`/api/${account.id}/proxy/users/me`)).status).toBe(200);
+    expect((await app.api(`/api/${account.id}/proxy/users/me`)).status).toBe(200);
+    expect((await app.api(`/api/accounts/${account.id}/invalidate`, { method: 'POST' })).status).toBe(200);
+    expect((await app.api(`/api/${account.id}/proxy/users/me`)).status).toBe(410);
+
+    const { account: connected } = await connectAccount(app, 'acc-cached-b+sms@sandbox.test');
+    expect((await app.api(`/api/${connected.id}/proxy/users/me`)).status).toBe(200);
+    const attemptId = await forceReauth(app, connected.id);
+    expect((await follow(app, attemptId)).state).toBe('needs_otp');
+    expect((await app.api(`/api/${connected.id}/proxy/users/me`)).status).toBe(503);
+
+    const { account: deleted } = await importAccount(app, 'acc-cached-c@sandbox.test');
+    expect((await app.api(`/api/${deleted.id}/proxy/users/me`)).status).toBe(200);
+    expect((await app.api(`/api/accounts/${deleted.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await app.api(`/api/${deleted.id}/proxy/users/me`)).status).toBe(404);
+  });
+
   it('answers 401 session_expired on a revoked session and starts a re-authentication', async () => {
     const email = 'acc-revoked@sandbox.test';
     const { account } = await connectAccount(app, email);

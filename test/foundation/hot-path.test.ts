@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestApp, type TestApp } from '../support/app.js';
+import { importAccount } from '../accounts/helpers.js';
 import { createTestStore, describeEachStore, type TestStore } from '../support/stores.js';
 
 const serverUrl = process.env.FANGATE_TEST_DATABASE_URL;
@@ -162,6 +163,14 @@ describe.skipIf(!serverUrl)('hot path across two nodes on one PostgreSQL', () =>
     const done = await nodeB.api(`/api/authenticate/${id}?wait=15&state=pending`);
     expect((await nodeB.api(`/api/authenticate/${id}?wait=15&state=${done.body.state}`)).body.state).toBe('completed_success');
     expect((await nodeA.api(`/api/authenticate/${id}`)).body.state).toBe('completed_success');
+  });
+
+  it('an account changed on node A answers the change on node B within 1 s, though B had it cached', async () => {
+    const { account } = await importAccount(nodeA, 'twonodes-access@sandbox.test');
+    for (let i = 0; i < 2; i++) expect((await nodeB.api(`/api/${account.id}/proxy/users/me`)).status).toBe(200);
+    expect((await nodeA.api(`/api/accounts/${account.id}/invalidate`, { method: 'POST' })).status).toBe(200);
+    const took = await within(1000, async () => (await nodeB.api(`/api/${account.id}/proxy/users/me`)).status === 410);
+    expect(took).toBeLessThan(1000);
   });
 
   it('counts one per-key limit across both nodes, within the documented overshoot', async () => {
