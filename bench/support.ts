@@ -308,7 +308,7 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     ...options.env,
   };
   if (!childEnv.FANGATE_MASTER_KEY) delete childEnv.FANGATE_MASTER_KEY;
-  const child = spawn(process.execPath, [join(ROOT, 'bin/fangate.js'), 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...(env.BENCH_SERVER_NODE_ARGS ? env.BENCH_SERVER_NODE_ARGS.split(' ') : []), join(ROOT, 'bin/fangate.js'), 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -34,7 +34,26 @@ export function createLogger(options: { level: string; destination?: Destination
         err: pino.stdSerializers.err,
       },
     },
-    // Asynchronous by default: a log line never blocks a request on a write (pino flushes what is left on exit).
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? bufferedStdout(),
   );
+}
+
+/** How long a log line may wait in the buffer at most. */
+const LOG_FLUSH_MS = 250;
+
+/**
+ * Standard output, asynchronous and buffered: a log line never blocks a request on a write, and lines go out
+ * 4 KiB at a time instead of one write each (a tenth of a plain request's CPU went to those writes), at the
+ * latest after LOG_FLUSH_MS. pino flushes what is left when the process exits.
+ */
+function bufferedStdout(): DestinationStream {
+  const stream = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => {
+    try {
+      stream.flush();
+    } catch {
+      // Not open yet, or closed at exit: the next tick or pino's exit flush writes the lines.
+    }
+  }, LOG_FLUSH_MS).unref();
+  return stream;
 }

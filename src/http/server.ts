@@ -32,6 +32,7 @@ import { accessRoutes, accountRoutes } from './routes/accounts.js';
 import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
+import { LazyRequestLogger } from './request-logger.js';
 import { linkRoutes } from './routes/link.js';
 import { linkPageRoutes } from './routes/link-page.js';
 import type { LinkService } from '../link/service.js';
@@ -114,6 +115,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     routerOptions: { maxParamLength: 200 },
     // One line per request (when it completes) instead of Fastify's two.
     logController: new OneLinePerRequest(logger),
+    childLoggerFactory: (parent, bindings, options) => new LazyRequestLogger(parent as Logger, bindings, options) as unknown as FastifyBaseLogger,
     // Bodies without type coercion, query/params/headers with it (src/http/validation.ts).
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   }).withTypeProvider<TypeBoxTypeProvider>();
