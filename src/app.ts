@@ -35,7 +35,6 @@ import { createAccessBucket } from './access/bucket.js';
 import { createAccessService } from './access/service.js';
 import { createMonitor, type Monitor } from './monitor/service.js';
 
-
 /** How long a stop waits for requests in flight before cutting their connections. */
 const HTTP_CLOSE_GRACE_MS = 10_000;
 export interface FanGateOptions {
@@ -54,6 +53,8 @@ export interface FanGateOptions {
   webhooks?: WebhookServiceOptions;
   /** Tests: Access API upstream time limit (DESIGN 10: 30 s). */
   access?: { timeoutMs?: number };
+  /** Tests: how long a stop waits for requests in flight before cutting their connections (default 10 s). */
+  closeGraceMs?: number;
   /** Health monitor tuning (default: looks for due accounts every 5 s, or every sweep when sweeps are faster). */
   monitor?: { tickMs?: number; batchSize?: number; concurrency?: number };
 }
@@ -225,9 +226,13 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
     stop() {
       stopping ??= (async () => {
         if (localAdminToken) await removeLocalAdmin(config.dataDir);
-        // Requests in flight get a grace period; then whatever connection is still open is cut (a response
-        // streamed to a client that vanished would otherwise hold the close forever).
-        const cut = setTimeout(() => http.server.closeAllConnections(), HTTP_CLOSE_GRACE_MS);
+        // Requests in flight get a grace period; then whatever connection is still open is cut (a client that
+        // stops reading, or never finishes sending its request, would otherwise hold the close forever).
+        const graceMs = options.closeGraceMs ?? HTTP_CLOSE_GRACE_MS;
+        const cut = setTimeout(() => {
+          logger.warn({ graceMs }, 'stop: cutting the HTTP connections still open after the grace period');
+          http.server.closeAllConnections();
+        }, graceMs);
         await http.close();
         clearTimeout(cut);
         await accessBucket.close();

@@ -4,10 +4,10 @@ import type { Registry } from 'prom-client';
 import type { AccountRow } from '../accounts/model.js';
 import type { AccountHealthPort } from '../accounts/port.js';
 import type { ProxyColumn } from '../db/schema.js';
-import { ApiError, notFound } from '../lib/errors.js';
+import { ApiError, callerGone, notFound } from '../lib/errors.js';
 import { ProxyError, UpstreamUnavailableError } from '../net/errors.js';
 import { capabilitiesOf } from '../platforms/capabilities.js';
-import { NoPoolProxyError, type PlatformGateway, type PlatformIdentity, UpstreamTimeoutError } from '../platforms/gateway.js';
+import { CallAbandonedError, NoPoolProxyError, type PlatformGateway, type PlatformIdentity, UpstreamTimeoutError } from '../platforms/gateway.js';
 import type { PlatformSession } from '../platforms/types.js';
 import { statusOutcome, upstreamDurationMetric } from '../platforms/metrics.js';
 import type { BucketDecision, AccessBucket } from './bucket.js';
@@ -42,6 +42,8 @@ export interface ProxyCall {
   /** The caller's `accept-encoding`: a compressed answer is relayed as it is, with its `content-encoding`. */
   acceptEncoding?: string;
   body?: Buffer;
+  /** The caller's: aborted when the client hangs up, which drops the platform request still waiting for its answer. */
+  signal?: AbortSignal;
 }
 
 export interface ProxyAnswer {
@@ -158,7 +160,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
               ...(call.body && call.body.length > 0 ? { body: call.body } : {}),
             }),
           // Never retried: exactly one platform request per call (a failed pool proxy reached no platform).
-          { timeoutMs, onFailover: (to) => deps.moveProxy(account.id, account.proxy, to) },
+          { timeoutMs, ...(call.signal ? { signal: call.signal } : {}), onFailover: (to) => deps.moveProxy(account.id, account.proxy, to) },
         );
         outcome = statusOutcome(answer.status);
         if (answer.session) {
@@ -195,6 +197,10 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         return { status: answer.status, headers, body, rate };
       } catch (error) {
         if (error instanceof ApiError) throw error;
+        if (error instanceof CallAbandonedError) {
+          outcome = 'client_closed';
+          throw callerGone();
+        }
         if (error instanceof NoPoolProxyError || error instanceof ProxyError) {
           outcome = 'proxy_error';
           const detail = error instanceof ProxyError ? error.publicMessage : `${error.message}.`;

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { runAsActor } from '../lib/audit.js';
 import { fastifySSE as sse } from '@fastify/sse';
 import swagger from '@fastify/swagger';
@@ -129,7 +130,18 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   // Shutting down: waiting requests (long-polls, event streams) answer now, and every answer from
   // here on closes its connection, so that a graceful stop does not wait on keep-alive sockets.
   const shutdown = new AbortController();
-  app.addHook('preClose', async () => shutdown.abort());
+  // Connections that never sent a byte (a client's spare, opened ahead of need, as fetch's pool and browsers
+  // do) are not "idle" to Node.js, so its close would wait on them until the client drops them: closed here,
+  // just before the server stops listening. Those that sent a request are left to finish it.
+  const connections = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  app.addHook('preClose', async () => {
+    shutdown.abort();
+    for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
+  });
   app.addHook('onSend', async (_request, reply) => {
     if (shutdown.signal.aborted) reply.header('connection', 'close');
   });

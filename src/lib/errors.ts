@@ -39,6 +39,12 @@ export class ApiError extends Error {
 
 export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} was not found.`);
 
+/**
+ * The client hung up before its answer: nobody reads this problem. Thrown to end the handler as an expected
+ * outcome (499, as nginx names it), never a 500 or an error log line of FanGate's.
+ */
+export const callerGone = () => new ApiError(499, 'client_closed_request', 'The client closed the connection before the answer was sent.', { retryable: true });
+
 /** "is required" → "password is required": every message names its field, so it reads alone. */
 export function fieldMessage(field: string, message: string): string {
   if (message.startsWith(`${field} `) || !/^[a-z]/.test(message)) return message;

@@ -25,6 +25,15 @@ export class UpstreamTimeoutError extends Error {
   }
 }
 
+/** The caller went away (`CallOptions.signal` aborted) before the platform answered: the call was dropped. */
+export class CallAbandonedError extends Error {
+  readonly code = 'call_abandoned';
+  constructor(options?: ErrorOptions) {
+    super('the caller went away before the platform answered', options);
+    this.name = 'CallAbandonedError';
+  }
+}
+
 /** What the platform sees of an account: its proxy, browser and device. */
 export interface PlatformIdentity {
   proxy: ProxyColumn;
@@ -43,6 +52,12 @@ export interface CallOptions {
   retryDelayMs?: number;
   /** Each try is aborted after this long. Default: none beyond the driver's own. */
   timeoutMs?: number;
+  /**
+   * The caller's: once aborted (the client hung up), the call is dropped — the request to the platform is
+   * aborted, nothing is retried or failed over — and `CallAbandonedError` thrown. Like `timeoutMs`, it covers
+   * the call until the driver answers; a streamed body read after that is the caller's to destroy.
+   */
+  signal?: AbortSignal;
   /**
    * A pool proxy failed and the call moved to another proxy of the same country: persist the move
    * (the account sticks to it from now on, DESIGN 8). Called before the retry.
@@ -125,14 +140,23 @@ export function createPlatformGateway(deps: {
     const chosen = driver(platform);
     const retries = options.retries ?? 0;
     let failedOver = false;
+    const caller = options.signal;
     for (let attempt = 0; ; attempt++) {
+      if (caller?.aborted) throw new CallAbandonedError();
       // The limit runs until `fn` answers: a streamed body read after that is not cut off by it.
-      const controller = options.timeoutMs === undefined ? undefined : new AbortController();
-      const timer = controller && setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), options.timeoutMs);
+      const controller = options.timeoutMs === undefined && !caller ? undefined : new AbortController();
+      const timer =
+        controller && options.timeoutMs !== undefined
+          ? setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), options.timeoutMs)
+          : undefined;
+      const callerGone = () => controller?.abort(new DOMException('The caller went away', 'AbortError'));
+      caller?.addEventListener('abort', callerGone, { once: true });
       const signal = controller?.signal;
       try {
         return await fn(chosen, context(identity, signal, await guarded(identity)));
       } catch (error) {
+        // Whatever the abort looked like on the way (a reset, a proxy error), nobody waits for it any more.
+        if (caller?.aborted) throw new CallAbandonedError({ cause: error });
         if (error instanceof ProxyError) {
           const proxy = identity.proxy;
           const next = !failedOver && proxy.type === 'country' && proxy.country ? deps.pool.failover(proxy.country, error.proxyId) : null;
@@ -148,6 +172,7 @@ export function createPlatformGateway(deps: {
         if (options.retryDelayMs) await sleep(options.retryDelayMs * (attempt + 1));
       } finally {
         clearTimeout(timer);
+        caller?.removeEventListener('abort', callerGone);
       }
     }
   }

@@ -4,7 +4,8 @@ const NAME = 'fangate_upstream_request_duration_seconds';
 
 /**
  * Time of calls to a platform (Access API requests, health checks) by platform and outcome: `2xx`…`5xx`
- * for answers, `unavailable`, `timeout` or `proxy_error` for failures. One histogram per registry, shared
+ * for answers, `unavailable`, `timeout` or `proxy_error` for failures, `client_closed` for an Access API
+ * call dropped because its client hung up first. One histogram per registry, shared
  * by the domains that call platforms.
  */
 export function upstreamDurationMetric(registry: Registry): Histogram<'platform' | 'outcome'> {

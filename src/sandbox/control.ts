@@ -85,6 +85,8 @@ export const controlApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = as
     return { data };
   });
 
+  app.get('/open-requests', async () => ({ open: state.openRequests }));
+
   app.post('/face/:token/complete', { schema: { params: FaceParams } }, async (request) => {
     if (!state.logins.completeFace(request.params.token)) throw errors.notFound('Unknown or expired face verification token');
     return { token: request.params.token, status: 'completed' };

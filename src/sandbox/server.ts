@@ -45,6 +45,14 @@ export async function buildSandboxApp(options: SandboxAppOptions): Promise<{ app
     sendError(request, reply, errors.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found`)),
   );
 
+  // Platform API requests in flight: counted until the answer is sent or the connection closed, whichever
+  // comes first ('close' fires once for both).
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/api2/v2/') && !request.url.startsWith('/api/v1/')) return;
+    state.openRequests++;
+    reply.raw.once('close', () => state.openRequests--);
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     const attributed = state.attribution(request);
     if (!attributed) return;

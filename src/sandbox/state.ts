@@ -21,6 +21,11 @@ export class SandboxState {
   };
   readonly sessions: SessionStore;
   readonly logins: LoginService;
+  /**
+   * Platform API requests received and not yet over (answer not fully sent, connection not closed): a client
+   * that lets go of a request, before or during its answer, leaves this count (GET /__sandbox/open-requests).
+   */
+  openRequests = 0;
   /** Which user each in-flight request belongs to, for the request log. */
   private readonly attributed = new WeakMap<FastifyRequest, Attribution>();
 

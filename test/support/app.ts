@@ -49,6 +49,8 @@ export interface StartOptions {
   resolver?: FanGateOptions['resolver'];
   /** Access API tuning (a short upstream time limit). */
   access?: FanGateOptions['access'];
+  /** How long a stop waits for requests in flight before cutting connections. */
+  closeGraceMs?: number;
 }
 
 export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOptions = {}): Promise<TestApp> {
@@ -91,6 +93,7 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
     sweepIntervalMs: 500,
     webhooks: options.webhooks,
     ...(options.access ? { access: options.access } : {}),
+    ...(options.closeGraceMs === undefined ? {} : { closeGraceMs: options.closeGraceMs }),
     ...(options.resolver ? { resolver: options.resolver } : {}),
   });
   await fangate.start();

@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { BucketDecision } from '../../access/bucket.js';
 import { AccessRateLimitedError, type AccessService } from '../../access/service.js';
+import { callerGone } from '../../lib/errors.js';
 import type { Monitor } from '../../monitor/service.js';
 import { componentExamples } from '../components.js';
 import { AccountSchema } from '../connect-schemas.js';
@@ -77,19 +78,26 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
           ...(request.headers['content-type'] ? { contentType: request.headers['content-type'] } : {}),
           ...(request.headers['accept-encoding'] ? { acceptEncoding: request.headers['accept-encoding'] } : {}),
           ...(body ? { body } : {}),
+          // A caller that hangs up while the platform has not answered yet drops the platform request.
+          signal: request.signal,
         });
-        rateHeaders(reply, answer.rate);
-        // Marks the platform's own answer (any status, any body) apart from FanGate's problem documents.
-        (reply as FastifyReply).code(answer.status).headers(answer.headers).header('x-fangate-relayed', 'true');
-        // A caller that goes away lets go of the platform's answer too (its connection goes back to the pool
-        // or is closed), whatever the stream was doing.
+        // From here on a caller that goes away lets go of the platform's answer too (its connection goes back
+        // to the pool or is closed), whatever the stream was doing: also when it went away just now.
         const upstream = answer.body;
-        reply.raw.once('close', () => {
+        const letGo = () => {
           if (!upstream.readableEnded && !upstream.destroyed) {
             upstream.on('error', () => undefined);
             upstream.destroy();
           }
-        });
+        };
+        if (request.signal.aborted || reply.raw.destroyed) {
+          letGo();
+          throw callerGone();
+        }
+        reply.raw.once('close', letGo);
+        rateHeaders(reply, answer.rate);
+        // Marks the platform's own answer (any status, any body) apart from FanGate's problem documents.
+        (reply as FastifyReply).code(answer.status).headers(answer.headers).header('x-fangate-relayed', 'true');
         // The platform's bytes as they came, streamed with backpressure: no serialisation by the 200 schema.
         return reply.serializer((payload: unknown) => payload as string).send(upstream);
       },

@@ -1,0 +1,107 @@
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { BOOTSTRAP_KEY, startTestApp, type TestApp } from '../support/app.js';
+import { describeEachStore } from '../support/stores.js';
+import { importAccount } from '../accounts/helpers.js';
+
+/** A caller that hangs up lets go of the platform's request with it (issue #9): nothing is left open upstream. */
+describeEachStore('Access API: a caller that hangs up', (kind) => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp(kind);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  /** The platform requests the sandbox has received and not yet finished answering. */
+  async function openUpstream(): Promise<number> {
+    const res = await fetch(`${app.sandbox.url}/__sandbox/open-requests`);
+    return ((await res.json()) as { open: number }).open;
+  }
+
+  async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await probe())) {
+      if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** A bare HTTP/1.1 client: the test decides exactly when its socket goes. */
+  async function send(path: string): Promise<Socket> {
+    const url = new URL(app.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${BOOTSTRAP_KEY}\r\naccept-encoding: identity\r\n\r\n`);
+    return socket;
+  }
+
+  /** Lines FanGate logged at warn or above. */
+  const troubles = () => app.logs.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((line) => line.level >= 40);
+
+  // An answer that would take minutes: whatever ends it early, it is not the platform being done.
+  const LONG_DOWNLOAD = `media/download?bytes=${256 * 1024 * 1024}&chunk_ms=100`;
+
+  it('in the middle of a streamed answer: the platform request is closed at once, nothing is logged as a failure', async () => {
+    const { account } = await importAccount(app, `acc-hangup-body-${kind}@sandbox.test`);
+    const before = troubles().length;
+    const socket = await send(`/api/${account.id}/proxy/${LONG_DOWNLOAD}`);
+    let received = '';
+    await new Promise<void>((resolve) =>
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('latin1');
+        if (received.includes('aaaa')) resolve(); // headers and the first body bytes are here
+      }),
+    );
+    expect(received.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(await openUpstream()).toBe(1);
+
+    socket.destroy();
+    await until('the platform request to close', async () => (await openUpstream()) === 0);
+    expect(troubles().slice(before)).toEqual([]);
+  });
+
+  it('while the client is not reading (backpressure): the platform request is closed at once', async () => {
+    const { account } = await importAccount(app, `acc-hangup-paused-${kind}@sandbox.test`);
+    const socket = await send(`/api/${account.id}/proxy/media/download?bytes=${256 * 1024 * 1024}`);
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.pause(); // the platform sends as fast as it can; FanGate's buffers fill and the platform waits
+    await until('the platform request to start', async () => (await openUpstream()) === 1);
+
+    socket.destroy();
+    await until('the platform request to close', async () => (await openUpstream()) === 0);
+  });
+
+  it('through fetch, aborted after the first bytes: the platform request is closed at once', async () => {
+    const { account } = await importAccount(app, `acc-hangup-fetch-${kind}@sandbox.test`);
+    const caller = new AbortController();
+    const res = await fetch(`${app.url}/api/${account.id}/proxy/${LONG_DOWNLOAD}`, {
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, 'accept-encoding': 'identity' },
+      signal: caller.signal,
+    });
+    expect(res.status).toBe(200);
+    await res.body!.getReader().read();
+    expect(await openUpstream()).toBe(1);
+
+    caller.abort();
+    await until('the platform request to close', async () => (await openUpstream()) === 0);
+  });
+
+  it('before the platform answered: the platform request is dropped, not waited for', async () => {
+    // +slow: the platform takes 2 s before it answers anything.
+    const { account } = await importAccount(app, `acc-hangup-early-${kind}+slow@sandbox.test`);
+    const before = troubles().length;
+    const socket = await send(`/api/${account.id}/proxy/${LONG_DOWNLOAD}`);
+    await until('the platform request to arrive', async () => (await openUpstream()) === 1);
+
+    socket.destroy();
+    await until('the platform request to close', async () => (await openUpstream()) === 0);
+    // Counted as dropped by the caller, not as an answer of the platform (which would have been a 200).
+    const dropped = /fangate_upstream_request_duration_seconds_count\{platform="onlyfans",outcome="client_closed"\} 1\b/;
+    await until('the dropped call in the metrics', async () => dropped.test(await (await fetch(`${app.url}/metrics`)).text()));
+    expect(troubles().slice(before)).toEqual([]);
+  });
+});
