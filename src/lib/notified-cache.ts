@@ -34,6 +34,18 @@ export function createNotifiedCache<K, V>(options: NotifiedCacheOptions): Notifi
   let generation = 0;
   let clearedAt = 0;
 
+  /**
+   * Drops entries past their TTL. Every entry lives the same TTL and is inserted at the end, so the expired
+   * ones are at the front: an entry nobody asks for again (a parked attempt, an idle account) is let go once
+   * its TTL passes instead of staying until the cache fills up.
+   */
+  const sweep = (now: number) => {
+    for (const [key, entry] of entries) {
+      if (entry.until > now) break;
+      entries.delete(key);
+    }
+  };
+
   const markInvalidated = (key: K) => {
     const inflight = loading.get(key);
     if (inflight) inflight.invalidatedAt = ++generation;
@@ -61,8 +73,12 @@ export function createNotifiedCache<K, V>(options: NotifiedCacheOptions): Notifi
       try {
         const value = await loader();
         if (value !== undefined && inflight.invalidatedAt <= startedAt && clearedAt <= startedAt && options.live()) {
+          const now = Date.now();
+          sweep(now);
           if (entries.size >= options.maxEntries) entries.clear();
-          entries.set(key, { value, until: Date.now() + options.ttlMs });
+          // Re-inserted at the end, so the map stays in expiry order for `sweep`.
+          entries.delete(key);
+          entries.set(key, { value, until: now + options.ttlMs });
         }
         return value;
       } finally {
