@@ -62,7 +62,7 @@ export const defaultTuning = (concurrency = 32): DeliveryTuning => ({
   disableAfterFailingMs: FIVE_DAYS_MS,
 });
 
-interface Claimed {
+export interface Claimed {
   id: string;
   org_id: string;
   endpoint_id: string;
@@ -153,27 +153,43 @@ async function repairHeads(db: Kysely<DB>, now: Date): Promise<number> {
   return Number(result.numAffectedRows ?? 0);
 }
 
+/** The columns a worker needs to send a delivery, on `d` (delivery), `w` (endpoint) and `e` (event). */
+const CLAIMED_COLUMNS = sql`d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
+  w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
+  e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`;
+
 /**
  * Makes the oldest waiting delivery of each group due now, in groups with no due (or in-flight)
  * delivery: after a head's final outcome, and after deliveries are queued again by hand.
+ *
+ * With `leaseUntil` (a running worker recording outcomes) the new heads of enabled endpoints are leased
+ * to the caller at once and returned, as a claim would: the next delivery of a group then needs no claim
+ * of its own. Heads of disabled endpoints are only made due.
  */
-export async function promoteHeads(db: Kysely<DB> | Transaction<DB>, groups: Array<{ endpointId: string; orderKey: string }>, now: Date): Promise<void> {
-  if (groups.length === 0) return;
+export async function promoteHeads(db: Kysely<DB> | Transaction<DB>, groups: Array<{ endpointId: string; orderKey: string }>, now: Date, leaseUntil?: Date): Promise<Claimed[]> {
+  if (groups.length === 0) return [];
   const values = sql.join(groups.map((g) => sql`(${g.endpointId}::text, ${g.orderKey}::text)`));
+  const due = leaseUntil ? sql`case when w.enabled then ${leaseUntil}::timestamptz else ${now}::timestamptz end` : sql`${now}::timestamptz`;
   // Per group two probes of the (endpoint_id, order_key, seq) index: the oldest waiting delivery, and
-  // whether the group already has a due or in-flight head.
-  await sql`
-    update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
+  // whether the group already has a due or in-flight head. Both are LATERAL … LIMIT 1 so that the planner
+  // keeps them per group: with stale statistics (PGlite never auto-analyzes) it turned a NOT EXISTS into
+  // a hash anti-join over every pending delivery.
+  const promoted = await sql<Claimed & { leased: boolean }>`
+    update webhook_deliveries d set next_attempt_at = ${due}, updated_at = ${now}
     from (select distinct * from (values ${values}) as v(endpoint_id, order_key)) g
     cross join lateral (
-      select w.id from webhook_deliveries w
-      where w.endpoint_id = g.endpoint_id and w.order_key = g.order_key and w.status = 'pending' and w.next_attempt_at is null
-      order by w.seq limit 1
+      select q.id from webhook_deliveries q
+      where q.endpoint_id = g.endpoint_id and q.order_key = g.order_key and q.status = 'pending' and q.next_attempt_at is null
+      order by q.seq limit 1
     ) nxt
-    where d.id = nxt.id
-      and not exists (
-        select 1 from webhook_deliveries h
-        where h.endpoint_id = g.endpoint_id and h.order_key = g.order_key and h.status = 'pending' and h.next_attempt_at is not null)`.execute(db);
+    left join lateral (
+      select true as busy from webhook_deliveries h
+      where h.endpoint_id = g.endpoint_id and h.order_key = g.order_key and h.status = 'pending' and h.next_attempt_at is not null
+      limit 1
+    ) head on true, events e, webhook_endpoints w
+    where d.id = nxt.id and head.busy is null and e.id = d.event_id and w.id = d.endpoint_id
+    returning ${leaseUntil ? sql`${CLAIMED_COLUMNS}, w.enabled as leased` : sql`d.id, false as leased`}`.execute(db);
+  return promoted.rows.filter((r) => r.leased);
 }
 
 export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
@@ -366,9 +382,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       update webhook_deliveries d set next_attempt_at = ${leaseUntil}, updated_at = ${now}
       from picked, events e, webhook_endpoints w
       where d.id = picked.id and e.id = d.event_id and w.id = d.endpoint_id
-      returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
-        w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
-        e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
+      returning ${CLAIMED_COLUMNS}`.execute(db);
     // Over the per-endpoint bound (deliveries of this endpoint were already held here): hand back.
     const keep: Claimed[] = [];
     const giveBack: string[] = [];
@@ -418,7 +432,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     if (all.length === 0) return;
     const now = clock.now();
     let outcomes = all;
-    const disabled = await db.transaction().execute(async (trx) => {
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const { changed: disabled, leased } = await db.transaction().execute(async (trx) => {
       // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
       await sql`set local synchronous_commit = off`.execute(trx);
       await lockEndpoints(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => o.endpointId));
@@ -438,13 +453,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         returning d.id`.execute(trx);
       const ids = new Set(alive.rows.map((r) => r.id));
       outcomes = outcomes.filter((o) => ids.has(o.id));
-      if (outcomes.length === 0) return [];
+      if (outcomes.length === 0) return { changed: [], leased: [] };
       await trx
         .insertInto('webhook_delivery_tries')
         .values(outcomes.map((o) => ({ delivery_id: o.id, attempted_at: o.tryAt, response_status: o.responseStatus, duration_ms: o.durationMs, error: o.error, response_body: o.responseBody })))
         .execute();
-      // Final outcomes hand their group over to the next waiting delivery.
-      await promoteHeads(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => ({ endpointId: o.endpointId, orderKey: o.orderKey })), now);
       const succeeded = [...new Set(outcomes.filter((o) => o.effect === 'success').map((o) => o.endpointId))];
       const failing = [...new Set(outcomes.filter((o) => o.effect === 'failure').map((o) => o.endpointId))].filter((id) => !succeeded.includes(id));
       const gone = [...new Set(outcomes.filter((o) => o.effect === 'gone').map((o) => o.endpointId))];
@@ -486,8 +499,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
             .execute()),
         );
       }
-      return changed;
+      // Final outcomes hand their group over to the next waiting delivery (after the endpoint updates
+      // above: an endpoint disabled here gets no new lease). A running worker leases those heads itself.
+      const finals = outcomes.filter((o) => o.status !== 'pending').map((o) => ({ endpointId: o.endpointId, orderKey: o.orderKey }));
+      const leased = await promoteHeads(trx, finals, now, stopped ? undefined : leaseUntil);
+      return { changed, leased };
     });
+    await enqueue(leased, leaseUntil);
     for (const o of outcomes) {
       if (o.effect === 'success') failing.delete(o.endpointId);
       else if (failing.size < 10_000) failing.add(o.endpointId);
@@ -524,9 +542,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     })().finally(() => {
       flushing = undefined;
       if (pendingOutcomes.length > 0) flushSoon();
-      // Final outcomes made the next deliveries of their groups due.
-      starved = false;
-      pump();
+      // The next deliveries of finished groups came back leased with the write: a claim is needed only
+      // when the queue runs low (and the last claim found more), or for retries (the poll wakes those).
+      pumpSoon();
     });
   }
 
@@ -590,6 +608,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     queue = left;
   }
 
+  /** Queues rows leased to this worker and starts what has a slot; after a stop, hands them back instead. */
+  async function enqueue(rows: Claimed[], leaseUntil: Date): Promise<void> {
+    if (rows.length === 0) return;
+    if (stopped) {
+      await handBack(rows.map((r) => r.id), leaseUntil);
+      return;
+    }
+    for (const row of rows) {
+      queue.push({ row, leaseUntil });
+      queuedPerEndpoint.set(row.endpoint_id, (queuedPerEndpoint.get(row.endpoint_id) ?? 0) + 1);
+    }
+    startQueued();
+  }
+
+  /** Makes leased rows due again at once, unless their lease passed to someone else meanwhile. */
+  async function handBack(ids: string[], leaseUntil: Date): Promise<void> {
+    await db
+      .updateTable('webhook_deliveries')
+      .set({ next_attempt_at: clock.now() })
+      .where('id', 'in', ids)
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '=', leaseUntil)
+      .execute()
+      .catch((error) => logger.warn({ err: error }, 'handing back unstarted webhook deliveries failed; their lease makes them due'));
+  }
+
   /** Claims again when the queue runs low, unless the last claim found nothing more to do. */
   function pumpSoon(): void {
     if (!starved && queue.length <= refillAt) pump();
@@ -605,12 +649,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         const room = Math.max(maxQueued - queue.length - inflight, queue.length > 0 ? tuning.concurrency - inflight : 0, 0);
         if (room === 0 || queue.length >= maxQueued * 2 || unwritten >= maxQueued * 2) break;
         const claimed = await claim(room);
-        for (const row of claimed.rows) {
-          queue.push({ row, leaseUntil: claimed.leaseUntil });
-          queuedPerEndpoint.set(row.endpoint_id, (queuedPerEndpoint.get(row.endpoint_id) ?? 0) + 1);
-        }
+        await enqueue(claimed.rows, claimed.leaseUntil);
         starved = !claimed.full;
-        startQueued();
         if (!claimed.full || claimed.rows.length === 0) break;
       }
     },
@@ -646,9 +686,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         update webhook_deliveries d set next_attempt_at = ${new Date(now.getTime() + leaseMs)}, updated_at = ${now}
         from events e, webhook_endpoints w
         where d.id = ${deliveryId} and e.id = d.event_id and w.id = d.endpoint_id and d.status = 'pending'
-        returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
-          w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
-          e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
+        returning ${CLAIMED_COLUMNS}`.execute(db);
       const row = rows.rows[0];
       if (!row) return undefined;
       const outcome = await attempt(row);
@@ -682,16 +720,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       queuedPerEndpoint.clear();
       const byLease = new Map<number, string[]>();
       for (const item of unstarted) byLease.set(item.leaseUntil.getTime(), [...(byLease.get(item.leaseUntil.getTime()) ?? []), item.row.id]);
-      for (const [lease, ids] of byLease) {
-        await db
-          .updateTable('webhook_deliveries')
-          .set({ next_attempt_at: clock.now() })
-          .where('id', 'in', ids)
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '=', new Date(lease))
-          .execute()
-          .catch((error) => logger.warn({ err: error }, 'handing back unstarted webhook deliveries failed; their lease makes them due'));
-      }
+      for (const [lease, ids] of byLease) await handBack(ids, new Date(lease));
       await Promise.allSettled([...running]);
       while (flushing) await flushing;
     },
