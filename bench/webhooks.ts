@@ -8,6 +8,8 @@
  *            drained by the worker: deliveries/s from commit to the last receipt (goal ≥ 2,000/s);
  *   steady:  events written at BENCH_WEBHOOK_RATE/s (default 1000) for BENCH_DURATION s in small
  *            transactions: outbox-to-receiver lag p50/p99 under that load.
+ * Beside each run, FanGate's CPU time per delivery (this process; with PGlite the database too): a figure
+ * that holds up on a shared machine, where deliveries/s moves with whatever else runs.
  * FANGATE_WEBHOOK_CONCURRENCY sets the deliveries in flight (default 32).
  */
 import { fork } from 'node:child_process';
@@ -82,9 +84,14 @@ await runBench(async () => {
     for (let i = 0; i < EVENTS; i++) await recordEvent(trx, event(i));
   });
   const committed = Date.now();
+  const cpuBefore = process.cpuUsage();
   console.error(`backlog of ${EVENTS} events committed`);
   const backlog = await waitForCount(EVENTS, 300_000);
   const drainedMs = Date.now() - committed;
+  const cpu = process.cpuUsage(cpuBefore);
+  // FanGate's own CPU per delivery (this process: worker and, on PGlite, the database): unlike deliveries/s,
+  // it hardly moves when other processes compete for the cores.
+  const cpuPerDelivery = (cpu.user + cpu.system) / 1000 / Math.max(1, backlog.count);
   console.error(`backlog: ${backlog.count} in ${drainedMs} ms`);
   await reset();
 
@@ -92,6 +99,7 @@ await runBench(async () => {
   const tickMs = 20;
   const perTick = Math.max(1, Math.round((RATE * tickMs) / 1000));
   const steadyStart = Date.now();
+  const steadyCpuBefore = process.cpuUsage();
   let written = 0;
   while (Date.now() - steadyStart < settings.duration * 1000) {
     const tickStart = Date.now();
@@ -104,15 +112,19 @@ await runBench(async () => {
   }
   const writeSeconds = (Date.now() - steadyStart) / 1000;
   const steady = await waitForCount(written, 120_000);
+  const steadyCpu = process.cpuUsage(steadyCpuBefore);
+  const steadyCpuPerEvent = (steadyCpu.user + steadyCpu.system) / 1000 / Math.max(1, written);
 
   console.log(`\nWebhook delivery, one worker (${app.fangate.database.kind}, concurrency ${app.config.webhookConcurrency}), receiver in a child process on loopback`);
   printTable(
-    ['run', 'deliveries', 'per second', 'lag p50 ms', 'lag p99 ms', 'duplicates'],
+    ['run', 'deliveries', 'per second', 'lag p50 ms', 'lag p99 ms', 'duplicates', 'CPU ms each'],
     [
-      ['receiver hit directly (autocannon)', String(direct.requests.total), direct.requests.average.toFixed(0), ms(direct.latency.p50), ms(direct.latency.p99), '-'],
-      [`backlog of ${EVENTS} events`, String(backlog.count), ((backlog.count / drainedMs) * 1000).toFixed(0), ms(percentile(backlog.lags, 50)), ms(percentile(backlog.lags, 99)), String(backlog.duplicates)],
-      [`steady ${(written / writeSeconds).toFixed(0)} events/s`, `${steady.count}/${written}`, (written / writeSeconds).toFixed(0), ms(percentile(steady.lags, 50)), ms(percentile(steady.lags, 99)), String(steady.duplicates)],
+      ['receiver hit directly (autocannon)', String(direct.requests.total), direct.requests.average.toFixed(0), ms(direct.latency.p50), ms(direct.latency.p99), '-', '-'],
+      [`backlog of ${EVENTS} events`, String(backlog.count), ((backlog.count / drainedMs) * 1000).toFixed(0), ms(percentile(backlog.lags, 50)), ms(percentile(backlog.lags, 99)), String(backlog.duplicates), cpuPerDelivery.toFixed(2)],
+      [`steady ${(written / writeSeconds).toFixed(0)} events/s`, `${steady.count}/${written}`, (written / writeSeconds).toFixed(0), ms(percentile(steady.lags, 50)), ms(percentile(steady.lags, 99)), String(steady.duplicates), steadyCpuPerEvent.toFixed(2)],
     ],
   );
   console.log('Baseline latency is per request; FanGate lag is from the event being written to the receiver getting it.');
+  console.log("CPU ms each: this process's CPU time (user + system) per delivery, writing the events included in the steady run;");
+  console.log('on PGlite the database runs in this process too. It depends little on other load, unlike deliveries/s.');
 }, cleanup);

@@ -1,4 +1,4 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
@@ -62,7 +62,7 @@ export const defaultTuning = (concurrency = 32): DeliveryTuning => ({
   disableAfterFailingMs: FIVE_DAYS_MS,
 });
 
-interface Claimed {
+export interface Claimed {
   id: string;
   org_id: string;
   endpoint_id: string;
@@ -153,27 +153,47 @@ async function repairHeads(db: Kysely<DB>, now: Date): Promise<number> {
   return Number(result.numAffectedRows ?? 0);
 }
 
+/** The columns a worker needs to send a delivery, on `d` (delivery), `w` (endpoint) and `e` (event). */
+const CLAIMED_COLUMNS = sql`d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
+  w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
+  e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`;
+
+/**
+ * The oldest waiting delivery of each group of `groups` (a relation with `endpoint_id`, `order_key`) whose
+ * group has no due or in-flight head, not counting `finishing` (heads whose final outcome the same
+ * statement records). Per group two probes of the (endpoint_id, order_key, seq) index, both LATERAL … LIMIT 1
+ * so that the planner keeps them per group: with stale statistics (PGlite never auto-analyzes) it turned
+ * a NOT EXISTS into a hash anti-join over every pending delivery.
+ */
+function nextHeads(groups: RawBuilder<unknown>, finishing: string[]): RawBuilder<{ id: string }> {
+  return sql`
+    select nxt.id from ${groups} g
+    cross join lateral (
+      select q.id from webhook_deliveries q
+      where q.endpoint_id = g.endpoint_id and q.order_key = g.order_key and q.status = 'pending' and q.next_attempt_at is null
+      order by q.seq limit 1
+    ) nxt
+    left join lateral (
+      select true as busy from webhook_deliveries h
+      where h.endpoint_id = g.endpoint_id and h.order_key = g.order_key and h.status = 'pending' and h.next_attempt_at is not null
+        and h.id <> all(${finishing}::text[])
+      limit 1
+    ) head on true
+    where head.busy is null`;
+}
+
 /**
  * Makes the oldest waiting delivery of each group due now, in groups with no due (or in-flight)
- * delivery: after a head's final outcome, and after deliveries are queued again by hand.
+ * delivery: after deliveries are queued again by hand. (A worker's outcomes do the same in their own
+ * statement, see `writeOutcomes`.)
  */
 export async function promoteHeads(db: Kysely<DB> | Transaction<DB>, groups: Array<{ endpointId: string; orderKey: string }>, now: Date): Promise<void> {
   if (groups.length === 0) return;
   const values = sql.join(groups.map((g) => sql`(${g.endpointId}::text, ${g.orderKey}::text)`));
-  // Per group two probes of the (endpoint_id, order_key, seq) index: the oldest waiting delivery, and
-  // whether the group already has a due or in-flight head.
   await sql`
     update webhook_deliveries d set next_attempt_at = ${now}, updated_at = ${now}
-    from (select distinct * from (values ${values}) as v(endpoint_id, order_key)) g
-    cross join lateral (
-      select w.id from webhook_deliveries w
-      where w.endpoint_id = g.endpoint_id and w.order_key = g.order_key and w.status = 'pending' and w.next_attempt_at is null
-      order by w.seq limit 1
-    ) nxt
-    where d.id = nxt.id
-      and not exists (
-        select 1 from webhook_deliveries h
-        where h.endpoint_id = g.endpoint_id and h.order_key = g.order_key and h.status = 'pending' and h.next_attempt_at is not null)`.execute(db);
+    from (${nextHeads(sql`(select distinct * from (values ${values}) as v(endpoint_id, order_key))`, [])}) nxt
+    where d.id = nxt.id`.execute(db);
 }
 
 export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
@@ -211,11 +231,23 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   let queue: Array<{ row: Claimed; leaseUntil: Date }> = [];
   const queuedPerEndpoint = new Map<string, number>();
   const holdOf = (endpointId: string) => capOf(endpointId) * (failing.has(endpointId) ? 2 : 4);
-  const heldBy = (endpointId: string) => (perEndpoint.get(endpointId) ?? 0) + (queuedPerEndpoint.get(endpointId) ?? 0);
+  /** Answered, outcome not written yet: its write may lease the group's next delivery to us. */
+  const writingPerEndpoint = new Map<string, number>();
+  const heldBy = (endpointId: string) => (perEndpoint.get(endpointId) ?? 0) + (queuedPerEndpoint.get(endpointId) ?? 0) + (writingPerEndpoint.get(endpointId) ?? 0);
+  const bump = (map: Map<string, number>, key: string, by: number) => {
+    const n = (map.get(key) ?? 0) + by;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+  };
   /** Outcomes tried but not yet written; bounds memory when writing falls behind sending. */
   let unwritten = 0;
   /** The last claim found less than it asked for: claim again only when something may have become due. */
   let starved = false;
+  /**
+   * The last claim found nothing but skipped these endpoints (they held all they may): claim again when
+   * one of them has room, not at every answer.
+   */
+  let blockedOn: string[] = [];
   const running = new Set<Promise<void>>();
   /**
    * Runs `body` one run at a time; a trigger while it runs asks for one more run after it, so no wake-up
@@ -259,31 +291,37 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
 
   async function dispatchBatch(limit = 500): Promise<number> {
     const now = clock.now();
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const leased: Claimed[] = [];
+    let leftDue = false;
     const inserted = await db.transaction().execute(async (trx) => {
       // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
       await sql`set local synchronous_commit = off`.execute(trx);
       const events = (
-        await sql<{ id: string; org_id: string; event: string; account_id: string | null; seq: string }>`
-          select id, org_id, event, account_id, seq from events
+        await sql<{ id: string; org_id: string; event: string; account_id: string | null; attempt_id: string | null; client_reference_id: string | null; payload: unknown; created_at: Date; seq: string }>`
+          select id, org_id, event, account_id, attempt_id, client_reference_id, payload, created_at, seq from events
           where dispatched_at is null order by seq limit ${limit} for update skip locked`.execute(trx)
       ).rows;
       if (events.length === 0) return -1;
       const orgIds = [...new Set(events.map((e) => e.org_id))];
       const endpoints = await trx
         .selectFrom('webhook_endpoints')
-        .select(['id', 'org_id', 'events', 'account_scope', 'account_ids'])
+        .select(['id', 'org_id', 'events', 'account_scope', 'account_ids', 'endpoint_url', 'secret_enc', 'previous_secret_enc', 'previous_secret_expires_at', 'failing_since'])
         .where('org_id', 'in', orgIds)
         .where('enabled', '=', true)
         .execute();
       await lockEndpoints(trx, endpoints.map((w) => w.id));
       const rows = [];
+      const sources = new Map<string, { e: (typeof events)[number]; w: (typeof endpoints)[number] }>();
       for (const e of events) {
         for (const w of endpoints) {
           if (w.org_id !== e.org_id) continue;
           if (w.events.length > 0 && !w.events.includes(e.event)) continue;
           if (w.account_scope === 'accounts' && (!e.account_id || !w.account_ids.includes(e.account_id))) continue;
+          const id = newId('whd');
+          sources.set(id, { e, w });
           rows.push({
-            id: newId('whd'),
+            id,
             org_id: e.org_id,
             endpoint_id: w.id,
             event_id: e.id,
@@ -297,29 +335,50 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
           });
         }
       }
-      // The first new delivery of a group is its head, unless the group already has pending ones.
+      // The first new delivery of a group is its head, unless the group already has pending ones (one
+      // LATERAL … LIMIT 1 probe per group, whatever the statistics say).
       const groupKey = (endpointId: string, orderKey: string) => `${endpointId}\u0000${orderKey}`;
       const busy = new Set<string>();
       for (let i = 0; i < rows.length; i += 500) {
         const chunk = rows.slice(i, i + 500);
         const pairs = sql.join(chunk.map((r) => sql`(${r.endpoint_id}::text, ${r.order_key}::text)`));
         const pending = await sql<{ endpoint_id: string; order_key: string }>`
-          select distinct d.endpoint_id, d.order_key from webhook_deliveries d
-          join (values ${pairs}) as g(endpoint_id, order_key) on d.endpoint_id = g.endpoint_id and d.order_key = g.order_key
-          where d.status = 'pending'`.execute(trx);
+          select g.endpoint_id, g.order_key from (select distinct * from (values ${pairs}) as v(endpoint_id, order_key)) g
+          cross join lateral (
+            select 1 from webhook_deliveries d
+            where d.endpoint_id = g.endpoint_id and d.order_key = g.order_key and d.status = 'pending' limit 1
+          ) p`.execute(trx);
         for (const p of pending.rows) busy.add(groupKey(p.endpoint_id, p.order_key));
       }
+      // A running worker leases new heads to itself as a claim would (within each endpoint's hold): the
+      // common delivery, the only pending one of its account, then needs no claim.
+      const room = new Map<string, number>();
       for (const r of rows) {
         const key = groupKey(r.endpoint_id, r.order_key);
         if (busy.has(key)) continue;
         busy.add(key);
-        r.next_attempt_at = now;
+        const left = room.get(r.endpoint_id) ?? (stopped ? 0 : holdOf(r.endpoint_id) - heldBy(r.endpoint_id));
+        if (left > 0) {
+          r.next_attempt_at = leaseUntil;
+          room.set(r.endpoint_id, left - 1);
+          const { e, w } = sources.get(r.id)!;
+          leased.push({
+            id: r.id, org_id: r.org_id, endpoint_id: w.id, event_id: e.id, event: e.event, order_key: r.order_key, attempts: 0, manual_retry: false,
+            endpoint_url: w.endpoint_url, secret_enc: w.secret_enc, previous_secret_enc: w.previous_secret_enc, previous_secret_expires_at: w.previous_secret_expires_at, failing_since: w.failing_since,
+            account_id: e.account_id, attempt_id: e.attempt_id, client_reference_id: e.client_reference_id, payload: e.payload, event_created_at: e.created_at,
+          });
+        } else {
+          room.set(r.endpoint_id, 0);
+          r.next_attempt_at = now;
+          leftDue = true;
+        }
       }
       for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('webhook_deliveries').values(rows.slice(i, i + 1000)).execute();
       await trx.updateTable('events').set({ dispatched_at: now }).where('id', 'in', events.map((e) => e.id)).execute();
       return rows.length;
     });
-    if (inserted > 0) {
+    await enqueue(leased, leaseUntil);
+    if (leftDue) {
       await database.notify(DELIVERIES_CHANNEL, '').catch(() => undefined);
       wakePump();
     }
@@ -366,9 +425,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       update webhook_deliveries d set next_attempt_at = ${leaseUntil}, updated_at = ${now}
       from picked, events e, webhook_endpoints w
       where d.id = picked.id and e.id = d.event_id and w.id = d.endpoint_id
-      returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
-        w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
-        e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
+      returning ${CLAIMED_COLUMNS}`.execute(db);
     // Over the per-endpoint bound (deliveries of this endpoint were already held here): hand back.
     const keep: Claimed[] = [];
     const giveBack: string[] = [];
@@ -382,6 +439,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       }
     }
     if (giveBack.length > 0) await db.updateTable('webhook_deliveries').set({ next_attempt_at: now }).where('id', 'in', giveBack).execute();
+    blockedOn = keep.length === 0 && giveBack.length === 0 ? saturated : [];
     return { rows: keep, leaseUntil, full: rows.rows.length >= limit || saturated.length > 0 || giveBack.length > 0 };
   }
 
@@ -418,33 +476,56 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     if (all.length === 0) return;
     const now = clock.now();
     let outcomes = all;
-    const disabled = await db.transaction().execute(async (trx) => {
-      // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
-      await sql`set local synchronous_commit = off`.execute(trx);
-      await lockEndpoints(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => o.endpointId));
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const finals = outcomes.filter((o) => o.status !== 'pending');
+    // Heads of endpoints that this batch may disable are made due, not leased: the claim checks them again.
+    const noLease = [...new Set(outcomes.filter((o) => o.effect === 'gone' || (o.effect === 'failure' && o.wasFailing)).map((o) => o.endpointId))];
+    const lease = stopped ? null : leaseUntil;
+    const { changed: disabled, leased } = await db.transaction().execute(async (trx) => {
+      // A lost outcome means one more try (at least once), so the commit need not wait for the disk. The
+      // endpoint locks serialise head decisions with fan-out and manual retries (in id order: no deadlock).
+      const lockIds = [...new Set(finals.map((o) => o.endpointId))].sort();
+      await sql`
+        select set_config('synchronous_commit', 'off', true)
+        union all
+        select s.locked::text from (
+          select pg_advisory_xact_lock(7245017, hashtext(id)) as locked from (select unnest(${lockIds}::text[]) as id order by 1) ids
+        ) s`.execute(trx);
       const values = sql.join(
         outcomes.map(
           (o) =>
-            sql`(${o.id}::text, ${o.status}::text, ${o.attempts}::int, ${o.responseStatus}::int, ${o.nextAttemptAt}::timestamptz, ${o.deliveredAt}::timestamptz)`,
+            sql`(${o.id}::text, ${o.status}::text, ${o.attempts}::int, ${o.responseStatus}::int, ${o.nextAttemptAt}::timestamptz, ${o.deliveredAt}::timestamptz, ${o.tryAt}::timestamptz, ${o.durationMs}::int, ${o.error}::text, ${o.responseBody}::text)`,
         ),
       );
-      // Deliveries deleted meanwhile (with their endpoint) match nothing and have nothing to record; the
-      // updated ones stay locked until we commit.
-      const alive = await sql<{ id: string }>`
-        update webhook_deliveries d set status = v.status, attempts = v.attempts, last_response_status = v.rs,
-          next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
-        from (values ${values}) as v(id, status, attempts, rs, nat, da)
-        where d.id = v.id
-        returning d.id`.execute(trx);
-      const ids = new Set(alive.rows.map((r) => r.id));
+      // One statement records the outcomes and their tries, and hands each finished group over to its next
+      // waiting delivery, leased to this worker (a running one) as a claim would. Deliveries deleted
+      // meanwhile (with their endpoint) match nothing and have nothing to record.
+      const result = await sql<Claimed & { alive: string[] | null; leased: boolean | null }>`
+        with v(id, status, attempts, rs, nat, da, tried_at, duration_ms, error, body) as (values ${values}),
+        upd as (
+          update webhook_deliveries d set status = v.status, attempts = v.attempts, last_response_status = v.rs,
+            next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
+          from v where d.id = v.id
+          returning d.id, d.endpoint_id, d.order_key, d.status
+        ),
+        tries as (
+          insert into webhook_delivery_tries (delivery_id, attempted_at, response_status, duration_ms, error, response_body)
+          select v.id, v.tried_at, v.rs, v.duration_ms, v.error, v.body from v join upd on upd.id = v.id
+        ),
+        nxt as (${nextHeads(sql`(select distinct endpoint_id, order_key from upd where status <> 'pending')`, finals.map((o) => o.id))}),
+        promoted as (
+          update webhook_deliveries d
+          set next_attempt_at = case when ${lease}::timestamptz is not null and w.enabled and not (w.id = any(${noLease}::text[])) then ${lease}::timestamptz else ${now}::timestamptz end,
+            updated_at = ${now}
+          from nxt, events e, webhook_endpoints w
+          where d.id = nxt.id and e.id = d.event_id and w.id = d.endpoint_id
+          returning ${CLAIMED_COLUMNS}, d.next_attempt_at > ${now}::timestamptz as leased
+        )
+        select a.alive, p.* from (select array_agg(id) as alive from upd) a left join promoted p on true`.execute(trx);
+      const ids = new Set(result.rows[0]?.alive ?? []);
       outcomes = outcomes.filter((o) => ids.has(o.id));
-      if (outcomes.length === 0) return [];
-      await trx
-        .insertInto('webhook_delivery_tries')
-        .values(outcomes.map((o) => ({ delivery_id: o.id, attempted_at: o.tryAt, response_status: o.responseStatus, duration_ms: o.durationMs, error: o.error, response_body: o.responseBody })))
-        .execute();
-      // Final outcomes hand their group over to the next waiting delivery.
-      await promoteHeads(trx, outcomes.filter((o) => o.status !== 'pending').map((o) => ({ endpointId: o.endpointId, orderKey: o.orderKey })), now);
+      const leased: Claimed[] = result.rows.filter((r) => r.leased);
+      if (outcomes.length === 0) return { changed: [], leased };
       const succeeded = [...new Set(outcomes.filter((o) => o.effect === 'success').map((o) => o.endpointId))];
       const failing = [...new Set(outcomes.filter((o) => o.effect === 'failure').map((o) => o.endpointId))].filter((id) => !succeeded.includes(id));
       const gone = [...new Set(outcomes.filter((o) => o.effect === 'gone').map((o) => o.endpointId))];
@@ -486,8 +567,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
             .execute()),
         );
       }
-      return changed;
+      return { changed, leased };
     });
+    await enqueue(leased, leaseUntil);
     for (const o of outcomes) {
       if (o.effect === 'success') failing.delete(o.endpointId);
       else if (failing.size < 10_000) failing.add(o.endpointId);
@@ -524,9 +606,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     })().finally(() => {
       flushing = undefined;
       if (pendingOutcomes.length > 0) flushSoon();
-      // Final outcomes made the next deliveries of their groups due.
-      starved = false;
-      pump();
+      // The next deliveries of finished groups came back leased with the write: a claim is needed only
+      // when the queue runs low (and the last claim found more), or for retries (the poll wakes those).
+      pumpSoon();
     });
   }
 
@@ -551,6 +633,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       if (outcome) {
         const o = outcome;
         unwritten++;
+        bump(writingPerEndpoint, o.endpointId, 1);
         // The failing set decides the endpoint's slots before the write lands.
         if (o.effect === 'success') failing.delete(o.endpointId);
         else if (failing.size < 10_000) failing.add(o.endpointId);
@@ -561,6 +644,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
           flushSoon();
         });
         unwritten--;
+        bump(writingPerEndpoint, o.endpointId, -1);
       }
     })().finally(() => {
       running.delete(task);
@@ -590,9 +674,36 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     queue = left;
   }
 
+  /** Queues rows leased to this worker and starts what has a slot; after a stop, hands them back instead. */
+  async function enqueue(rows: Claimed[], leaseUntil: Date): Promise<void> {
+    if (rows.length === 0) return;
+    if (stopped) {
+      await handBack(rows.map((r) => r.id), leaseUntil);
+      return;
+    }
+    for (const row of rows) {
+      queue.push({ row, leaseUntil });
+      queuedPerEndpoint.set(row.endpoint_id, (queuedPerEndpoint.get(row.endpoint_id) ?? 0) + 1);
+    }
+    startQueued();
+  }
+
+  /** Makes leased rows due again at once, unless their lease passed to someone else meanwhile. */
+  async function handBack(ids: string[], leaseUntil: Date): Promise<void> {
+    await db
+      .updateTable('webhook_deliveries')
+      .set({ next_attempt_at: clock.now() })
+      .where('id', 'in', ids)
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '=', leaseUntil)
+      .execute()
+      .catch((error) => logger.warn({ err: error }, 'handing back unstarted webhook deliveries failed; their lease makes them due'));
+  }
+
   /** Claims again when the queue runs low, unless the last claim found nothing more to do. */
   function pumpSoon(): void {
-    if (!starved && queue.length <= refillAt) pump();
+    const blocked = blockedOn.length > 0 && blockedOn.every((id) => heldBy(id) >= holdOf(id));
+    if (!starved && !blocked && queue.length <= refillAt) pump();
     else if (inflight === 0 && queue.length === 0 && unwritten === 0) pump();
   }
 
@@ -605,12 +716,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         const room = Math.max(maxQueued - queue.length - inflight, queue.length > 0 ? tuning.concurrency - inflight : 0, 0);
         if (room === 0 || queue.length >= maxQueued * 2 || unwritten >= maxQueued * 2) break;
         const claimed = await claim(room);
-        for (const row of claimed.rows) {
-          queue.push({ row, leaseUntil: claimed.leaseUntil });
-          queuedPerEndpoint.set(row.endpoint_id, (queuedPerEndpoint.get(row.endpoint_id) ?? 0) + 1);
-        }
+        await enqueue(claimed.rows, claimed.leaseUntil);
         starved = !claimed.full;
-        startQueued();
         if (!claimed.full || claimed.rows.length === 0) break;
       }
     },
@@ -618,6 +725,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   );
   const wakePump = () => {
     starved = false;
+    blockedOn = [];
     pumper.trigger();
   };
   const pump = pumper.trigger;
@@ -646,9 +754,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         update webhook_deliveries d set next_attempt_at = ${new Date(now.getTime() + leaseMs)}, updated_at = ${now}
         from events e, webhook_endpoints w
         where d.id = ${deliveryId} and e.id = d.event_id and w.id = d.endpoint_id and d.status = 'pending'
-        returning d.id, d.org_id, d.endpoint_id, d.event_id, d.event, d.order_key, d.attempts, d.manual_retry,
-          w.endpoint_url, w.secret_enc, w.previous_secret_enc, w.previous_secret_expires_at, w.failing_since,
-          e.account_id, e.attempt_id, e.client_reference_id, e.payload, e.created_at as event_created_at`.execute(db);
+        returning ${CLAIMED_COLUMNS}`.execute(db);
       const row = rows.rows[0];
       if (!row) return undefined;
       const outcome = await attempt(row);
@@ -682,16 +788,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       queuedPerEndpoint.clear();
       const byLease = new Map<number, string[]>();
       for (const item of unstarted) byLease.set(item.leaseUntil.getTime(), [...(byLease.get(item.leaseUntil.getTime()) ?? []), item.row.id]);
-      for (const [lease, ids] of byLease) {
-        await db
-          .updateTable('webhook_deliveries')
-          .set({ next_attempt_at: clock.now() })
-          .where('id', 'in', ids)
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '=', new Date(lease))
-          .execute()
-          .catch((error) => logger.warn({ err: error }, 'handing back unstarted webhook deliveries failed; their lease makes them due'));
-      }
+      for (const [lease, ids] of byLease) await handBack(ids, new Date(lease));
       await Promise.allSettled([...running]);
       while (flushing) await flushing;
     },
