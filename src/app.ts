@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { lockDataDir, removeLocalAdmin, writeLocalAdmin } from './db/data-dir-lock.js';
 import { randomBase62 } from './lib/ids.js';
 import { type Database, openDatabase } from './db/database.js';
+import { vacuumEmbedded } from './db/maintenance.js';
 import { migrateToLatest } from './db/migrate.js';
 import { purgeExpiredIdempotencyKeys } from './http/plugins/idempotency.js';
 import { buildHttpServer } from './http/server.js';
@@ -188,6 +189,18 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   await connectDomain.registerWorkers(jobs);
   await monitor.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
+  if (database.kind === 'pglite') {
+    await jobs.every({
+      name: 'embedded-vacuum',
+      intervalMs: config.embeddedVacuumIntervalMs,
+      expireInSeconds: 900,
+      handler: async () => {
+        const started = performance.now();
+        await vacuumEmbedded(database.db);
+        logger.debug({ ms: Math.round(performance.now() - started) }, 'embedded database vacuumed and analysed');
+      },
+    });
+  }
 
   // Vault rotation concerns every organisation: one audit row without one (the admin or system rotated).
   const rotateVault = async () => {
