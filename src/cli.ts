@@ -105,20 +105,16 @@ async function serve(): Promise<void> {
   const fangate = await createFanGate({ config });
   const { logger } = fangate;
   let sandbox: { url: string; close(): Promise<void> } | undefined;
-  if (config.sandbox.enabled && config.role !== 'worker') {
-    const { startSandbox } = await import('./sandbox/index.js');
-    sandbox = await startSandbox({ port: config.sandbox.port, host: '127.0.0.1', logger: logger.child({ component: 'sandbox' }) });
-    logger.info({ url: sandbox.url }, 'sandbox platform listening');
-  }
-  await fangate.start();
-  logger.info({ url: config.publicUrl, role: config.role, database: fangate.database.kind }, 'FanGate is ready');
-  if (config.role !== 'worker') printWelcome(config, fangate.firstRunKey, sandbox?.url);
-
+  // Signals are handled from here on: /readyz may answer before start() returns, and a SIGTERM in between
+  // must still stop gracefully (after the start finishes) instead of killing the process.
+  let started: Promise<unknown> = Promise.resolve();
   let signals = 0;
   const shutdown = (signal: string) => {
     if (++signals > 1) process.exit(1);
     logger.info({ signal }, 'shutting down: finishing running jobs');
-    void Promise.all([fangate.stop(), sandbox?.close()])
+    void started
+      .catch(() => undefined)
+      .then(() => Promise.all([fangate.stop(), sandbox?.close()]))
       .then(() => process.exit(0))
       .catch((error) => {
         logger.error({ err: error }, 'shutdown failed');
@@ -127,6 +123,15 @@ async function serve(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  if (config.sandbox.enabled && config.role !== 'worker') {
+    const { startSandbox } = await import('./sandbox/index.js');
+    sandbox = await startSandbox({ port: config.sandbox.port, host: '127.0.0.1', logger: logger.child({ component: 'sandbox' }) });
+    logger.info({ url: sandbox.url }, 'sandbox platform listening');
+  }
+  started = fangate.start();
+  await started;
+  logger.info({ url: config.publicUrl, role: config.role, database: fangate.database.kind }, 'FanGate is ready');
+  if (config.role !== 'worker') printWelcome(config, fangate.firstRunKey, sandbox?.url);
 }
 
 /**

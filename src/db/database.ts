@@ -8,6 +8,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { createWriteWatch, type WriteWatch } from './write-watch.js';
 import { createPGlitePool } from './pglite-adapter.js';
 import type { DB } from './schema.js';
 
@@ -41,6 +42,8 @@ export interface Database {
    * is back): caches drop everything they hold. Answers an unsubscribe function.
    */
   onListenGap(handler: () => void): () => void;
+  /** This process's own UPDATEs and DELETEs of a table, as each statement returns (see WriteWatch). */
+  watchWrites: WriteWatch['watch'];
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -108,7 +111,8 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
   }
   const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS });
   const pool = createPGlitePool(pglite);
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }) });
+  const writes = createWriteWatch();
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }), plugins: [writes.plugin] });
   // One process, one connection: the session lock lives exactly as long as this process has the database open.
   const nodeKey = newNodeKey();
   await sql`select pg_advisory_lock(${nodeKey}::bigint)`.execute(db);
@@ -127,6 +131,7 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     // One process owns the embedded database: every NOTIFY is delivered in-process, none is ever missed.
     listenLive: () => true,
     onListenGap: () => () => undefined,
+    watchWrites: writes.watch,
     async ping() {
       await sql`select 1`.execute(db);
     },
@@ -139,7 +144,8 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
 async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, application_name: 'fangate' });
   pool.on('error', (error) => options.logger.error({ err: error }, 'idle PostgreSQL client failed'));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const writes = createWriteWatch();
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [writes.plugin] });
   const listener = createPostgresListener(url, options.logger);
   const nodeKey = newNodeKey();
   const liveness = await holdLivenessLock(url, nodeKey, options.logger);
@@ -151,6 +157,7 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     listen: listener.listen,
     listenLive: listener.live,
     onListenGap: listener.onGap,
+    watchWrites: writes.watch,
     async notify(channel, payload) {
       await sql`select pg_notify(${channel}, ${payload})`.execute(db);
     },
