@@ -49,6 +49,11 @@ export interface DeliveryTuning {
   pollMs: number;
   /** How long a failing endpoint is kept before it is disabled. */
   disableAfterFailingMs: number;
+  /**
+   * Outcome writes in flight per worker; by default 3 on PostgreSQL (a write mostly waits for round
+   * trips, and writes of distinct groups do not wait for each other), 1 on PGlite (one connection).
+   */
+  outcomeWriters?: number;
 }
 
 export const defaultTuning = (concurrency = 32): DeliveryTuning => ({
@@ -104,7 +109,7 @@ export interface Outcome {
 
 export interface DeliveryWorkerDeps {
   db: Kysely<DB>;
-  database: Pick<Database, 'listen' | 'notify'>;
+  database: Pick<Database, 'listen' | 'notify' | 'kind'>;
   vault: Vault;
   sender: Sender;
   clock: Clock;
@@ -134,6 +139,34 @@ export async function lockEndpoints(trx: Transaction<DB>, endpointIds: string[])
   const ids = [...new Set(endpointIds)].sort();
   if (ids.length === 0) return;
   await sql`select pg_advisory_xact_lock(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(trx);
+}
+
+/**
+ * Runs `body` in a transaction that begins with synchronous_commit off and shared endpoint locks, sent in
+ * one round trip (parameterless SQL may hold several statements; ids are ours, quoted as literals).
+ * Shared: outcome writes of one endpoint touch distinct groups (a group has one head at a time, and only
+ * its outcome promotes the next), so they need not wait for each other, only for fan-out and manual
+ * retries, which take the lock exclusively (same order: no deadlock).
+ */
+async function inOutcomeTransaction<T>(db: Kysely<DB>, endpointIds: string[], body: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+  const ids = [...new Set(endpointIds)].sort();
+  const plain = ids.every((id) => /^[A-Za-z0-9_-]+$/.test(id));
+  const locks = plain && ids.length > 0
+    ? `; select pg_advisory_xact_lock_shared(7245017, hashtext(id)) from (select unnest(array[${ids.map((id) => `'${id}'`).join(',')}]::text[]) as id order by 1) s`
+    : '';
+  return db.connection().execute(async (conn) => {
+    // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
+    await sql.raw(`begin; select set_config('synchronous_commit', 'off', true)${locks}`).execute(conn);
+    try {
+      if (!plain) await sql`select pg_advisory_xact_lock_shared(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(conn);
+      const result = await body(conn);
+      await sql`commit`.execute(conn);
+      return result;
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw error;
+    }
+  });
 }
 
 /** Groups with waiting deliveries and no head (a safety net; the locks above should leave none). */
@@ -285,7 +318,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   let timer: NodeJS.Timeout | undefined;
   const unlisteners: Array<() => Promise<void>> = [];
   let pendingOutcomes: Array<{ outcome: Outcome; done: () => void }> = [];
-  let flushing: Promise<void> | undefined;
+  const writers = new Set<Promise<void>>();
+  const maxWriters = Math.max(1, tuning.outcomeWriters ?? (database.kind === 'postgres' ? 3 : 1));
+  /** Outcomes waiting that justify a write beside the running one (fewer wait for it, in a bigger batch). */
+  const extraWriterAt = Math.max(1, Math.floor(tuning.concurrency / 4));
 
   // ---- fan-out ------------------------------------------------------------------------------
 
@@ -481,16 +517,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     // Heads of endpoints that this batch may disable are made due, not leased: the claim checks them again.
     const noLease = [...new Set(outcomes.filter((o) => o.effect === 'gone' || (o.effect === 'failure' && o.wasFailing)).map((o) => o.endpointId))];
     const lease = stopped ? null : leaseUntil;
-    const { changed: disabled, leased } = await db.transaction().execute(async (trx) => {
-      // A lost outcome means one more try (at least once), so the commit need not wait for the disk. The
-      // endpoint locks serialise head decisions with fan-out and manual retries (in id order: no deadlock).
-      const lockIds = [...new Set(finals.map((o) => o.endpointId))].sort();
-      await sql`
-        select set_config('synchronous_commit', 'off', true)
-        union all
-        select s.locked::text from (
-          select pg_advisory_xact_lock(7245017, hashtext(id)) as locked from (select unnest(${lockIds}::text[]) as id order by 1) ids
-        ) s`.execute(trx);
+    // The endpoint locks serialise head decisions with fan-out and manual retries.
+    const { changed: disabled, leased } = await inOutcomeTransaction(db, finals.map((o) => o.endpointId), async (trx) => {
       const values = sql.join(
         outcomes.map(
           (o) =>
@@ -537,6 +565,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       const toClear = succeeded.filter((id) => wasFailing.has(id));
       const toMark = failing.filter((id) => !wasFailing.has(id));
       const toCheck = failing.filter((id) => wasFailing.has(id));
+      const touched = [...new Set([...toClear, ...toMark, ...toCheck, ...gone])];
+      if (touched.length > 1) {
+        // Writes running side by side lock the endpoint rows they change in one order: no deadlock.
+        await sql`select 1 from webhook_endpoints where id = any(${touched}::text[]) order by id for no key update`.execute(trx);
+      }
       if (toClear.length > 0) {
         await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', 'in', toClear).where('failing_since', 'is not', null).execute();
       }
@@ -583,12 +616,19 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     for (const e of disabled) logger.warn({ endpoint: e.id, org: e.org_id, reason: e.disabled_reason }, 'webhook endpoint disabled');
   }
 
+  /**
+   * Writes pending outcomes in batches. One writer gathers what finishes close together (each write is a
+   * transaction); while it runs, more writers start (up to maxWriters) once enough outcomes wait. A
+   * writer goes on with what is left only if it is the last one or a batch is worth it, so batches stay big.
+   */
   function flushSoon(): void {
-    if (flushing) return;
-    flushing = (async () => {
-      // Let outcomes that finish close together share one write: each write is a transaction.
-      await new Promise((resolve) => setTimeout(resolve, inflight > pendingOutcomes.length ? 2 : 0));
-      while (pendingOutcomes.length > 0) {
+    if (pendingOutcomes.length === 0 || writers.size >= maxWriters) return;
+    if (writers.size > 0 && pendingOutcomes.length < extraWriterAt) return;
+    const first = writers.size === 0;
+    // Runs after it is counted among the writers (the loop below asks whether it is the last one).
+    const writer = Promise.resolve().then(async () => {
+      if (first) await new Promise((resolve) => setTimeout(resolve, inflight > pendingOutcomes.length ? 2 : 0));
+      while (pendingOutcomes.length > 0 && (writers.size === 1 || pendingOutcomes.length >= extraWriterAt)) {
         const batch = pendingOutcomes;
         pendingOutcomes = [];
         try {
@@ -603,13 +643,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         }
         for (const b of batch) b.done();
       }
-    })().finally(() => {
-      flushing = undefined;
-      if (pendingOutcomes.length > 0) flushSoon();
+    }).finally(() => {
+      writers.delete(writer);
+      flushSoon();
       // The next deliveries of finished groups came back leased with the write: a claim is needed only
       // when the queue runs low (and the last claim found more), or for retries (the poll wakes those).
       pumpSoon();
     });
+    writers.add(writer);
   }
 
   /**
@@ -790,7 +831,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       for (const item of unstarted) byLease.set(item.leaseUntil.getTime(), [...(byLease.get(item.leaseUntil.getTime()) ?? []), item.row.id]);
       for (const [lease, ids] of byLease) await handBack(ids, new Date(lease));
       await Promise.allSettled([...running]);
-      while (flushing) await flushing;
+      while (writers.size > 0) await Promise.all([...writers]);
     },
   };
 }
