@@ -519,17 +519,17 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const lease = stopped ? null : leaseUntil;
     // The endpoint locks serialise head decisions with fan-out and manual retries.
     const { changed: disabled, leased } = await inOutcomeTransaction(db, finals.map((o) => o.endpointId), async (trx) => {
-      const values = sql.join(
-        outcomes.map(
-          (o) =>
-            sql`(${o.id}::text, ${o.status}::text, ${o.attempts}::int, ${o.responseStatus}::int, ${o.nextAttemptAt}::timestamptz, ${o.deliveredAt}::timestamptz, ${o.tryAt}::timestamptz, ${o.durationMs}::int, ${o.error}::text, ${o.responseBody}::text)`,
-        ),
-      );
+      // One array per column: the statement's text and its 10 parameters are the same whatever the batch
+      // size (a row of parameters per outcome cost compiling, sending and parsing).
+      const col = <T,>(f: (o: Outcome) => T) => outcomes.map(f);
+      const v = sql`select * from unnest(${col((o) => o.id)}::text[], ${col((o) => o.status)}::text[], ${col((o) => o.attempts)}::int[],
+        ${col((o) => o.responseStatus)}::int[], ${col((o) => o.nextAttemptAt)}::timestamptz[], ${col((o) => o.deliveredAt)}::timestamptz[],
+        ${col((o) => o.tryAt)}::timestamptz[], ${col((o) => o.durationMs)}::int[], ${col((o) => o.error)}::text[], ${col((o) => o.responseBody)}::text[])`;
       // One statement records the outcomes and their tries, and hands each finished group over to its next
       // waiting delivery, leased to this worker (a running one) as a claim would. Deliveries deleted
       // meanwhile (with their endpoint) match nothing and have nothing to record.
       const result = await sql<Claimed & { alive: string[] | null; leased: boolean | null }>`
-        with v(id, status, attempts, rs, nat, da, tried_at, duration_ms, error, body) as (values ${values}),
+        with v(id, status, attempts, rs, nat, da, tried_at, duration_ms, error, body) as (${v}),
         upd as (
           update webhook_deliveries d set status = v.status, attempts = v.attempts, last_response_status = v.rs,
             next_attempt_at = v.nat, delivered_at = v.da, manual_retry = false, updated_at = ${now}
