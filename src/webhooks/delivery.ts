@@ -479,13 +479,29 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     return { rows: keep, leaseUntil, full: rows.rows.length >= limit || saturated.length > 0 || giveBack.length > 0 };
   }
 
+  /**
+   * Endpoint secrets decrypted once per worker rather than once per delivery (the signer kept them in
+   * memory already). Keyed by where the ciphertext sits too, so the vault's binding of a ciphertext to its
+   * record still holds; a rotated secret is a new ciphertext, hence a new entry.
+   */
+  const secretCache = new Map<string, string>();
+  function secretOf(row: Claimed, field: 'secret_enc' | 'previous_secret_enc', ciphertext: string): string {
+    const key = `${row.org_id}\u0000${row.endpoint_id}\u0000${field}\u0000${ciphertext}`;
+    let secret = secretCache.get(key);
+    if (secret === undefined) {
+      secret = vault.decrypt(ciphertext, { orgId: row.org_id, table: 'webhook_endpoints', recordId: row.endpoint_id, field });
+      if (secretCache.size >= 1000) secretCache.clear();
+      secretCache.set(key, secret);
+    }
+    return secret;
+  }
+
   /** Sends one claimed delivery and decides what comes next; writes nothing. */
   async function attempt(row: Claimed): Promise<Outcome> {
-    const place = { orgId: row.org_id, table: 'webhook_endpoints', recordId: row.endpoint_id };
-    const secrets = [vault.decrypt(row.secret_enc, { ...place, field: 'secret_enc' })];
+    const secrets = [secretOf(row, 'secret_enc', row.secret_enc)];
     const now = clock.now();
     if (row.previous_secret_enc && row.previous_secret_expires_at && new Date(row.previous_secret_expires_at) > now) {
-      secrets.push(vault.decrypt(row.previous_secret_enc, { ...place, field: 'previous_secret_enc' }));
+      secrets.push(secretOf(row, 'previous_secret_enc', row.previous_secret_enc));
     }
     const body = eventBody(row);
     // Real time, not the injectable clock: receivers compare it with their own clock.
