@@ -1,7 +1,8 @@
 /**
  * A webhook receiver alone, as a child of bench/webhooks.ts: answers every POST 200 at once, and records
  * the lag of each delivery (now − the event's `created_at`, same machine clock). IPC: sends {url} when
- * listening; answers {type:'stats'} with {count, lags} and {type:'reset'} by clearing them.
+ * listening; answers {type:'stats'} with {count, lags}, {type:'count'} with {count} alone (polled while waiting: no
+ * lags array to copy each time) and {type:'reset'} by clearing them.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +36,7 @@ server.keepAliveTimeout = 10_000;
 server.listen(0, '127.0.0.1', () => process.send?.({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` }));
 process.on('message', (message: { type: string }) => {
   if (message.type === 'stats') process.send?.({ type: 'stats', count, lags, duplicates });
+  if (message.type === 'count') process.send?.({ type: 'count', count });
   if (message.type === 'reset') {
     count = 0;
     lags = [];

@@ -27,7 +27,7 @@ export interface WebhookServiceOptions extends Partial<DeliveryTuning> {
 
 export interface WebhookServiceDeps {
   db: Kysely<DB>;
-  database: Pick<Database, 'listen' | 'notify'>;
+  database: Pick<Database, 'listen' | 'notify' | 'kind'>;
   vault: Vault;
   clock: Clock;
   logger: Logger;

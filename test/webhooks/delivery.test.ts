@@ -2,6 +2,7 @@ import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { Webhook as SvixWebhook } from 'svix';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectAccount } from '../accounts/helpers.js';
+import { recordEvent } from '../../src/webhooks/outbox.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
 import { createEndpoint, type Receiver, startReceiver, waitForDeliveries } from './helpers.js';
@@ -158,5 +159,34 @@ describeEachStore('webhooks: delivery', (kind) => {
     // A 0 (failed, retried until it succeeded) before anything else of A: nothing overtook it.
     expect(as.filter((n) => n === 'A 0').length).toBeGreaterThanOrEqual(2);
     expect(as.filter((n, i) => n !== as[i - 1])).toEqual(['A 0', 'A 1', 'A 2', 'A 3', 'A 4']);
+  });
+
+  it('events written while earlier ones are being delivered all arrive, each account\'s in order, at every endpoint', async () => {
+    // Fan-out of new events races the outcome writes that hand each account's queue to its next delivery
+    // (several writes at once on PostgreSQL): none may be left waiting behind no one, none may overtake.
+    const r1 = await receiver();
+    const r2 = await receiver();
+    const endpoint = await createEndpoint(app, { endpoint_url: r1.url, events: ['accounts.reconnected'] });
+    await createEndpoint(app, { endpoint_url: r2.url, events: ['accounts.reconnected'] });
+    const db = app.fangate.database.db;
+    const { org_id: orgId } = await db.selectFrom('webhook_endpoints').select('org_id').where('id', '=', endpoint.id).executeTakeFirstOrThrow();
+    const accounts = 12;
+    const rounds = 8;
+    for (let round = 0; round < rounds; round++) {
+      await db.transaction().execute(async (trx) => {
+        for (let a = 0; a < accounts; a++) {
+          await recordEvent(trx, { orgId, event: 'accounts.reconnected', accountId: `acct_race_${a}`, attemptId: null, clientReferenceId: String(round), payload: { account: null, attempt: null } });
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 15));
+    }
+    for (const r of [r1, r2]) {
+      // Every event once (a repeat, allowed by at-least-once, is not counted twice).
+      await r.waitFor(accounts * rounds, 20_000, (x) => r.received.find((y) => y.json.id === x.json.id) === x);
+      for (let a = 0; a < accounts; a++) {
+        const seen = r.received.filter((x) => x.json.account_id === `acct_race_${a}`).map((x) => Number(x.json.client_reference_id));
+        expect(seen.filter((n, i) => n !== seen[i - 1])).toEqual([...Array(rounds).keys()]);
+      }
+    }
   });
 });
