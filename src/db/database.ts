@@ -3,12 +3,12 @@ import { constants, existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { createPGlitePool } from './pglite-adapter.js';
+import { compilePGliteWasm } from './pglite-wasm.js';
 import type { DB } from './schema.js';
 
 export type StoreKind = 'pglite' | 'postgres';
@@ -81,19 +81,6 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
 
 /**
- * PGlite is PostgreSQL compiled to WebAssembly. V8 compiles it with its baseline compiler (Liftoff) and then again
- * with TurboFan for hot functions: that second compile of PostgreSQL's executor holds ≈ 60 MB more resident and
- * burns start-up CPU, for no measurable gain in FanGate's queries, whose time goes to the wire protocol and JS
- * (docs/performance.md). Set once, before the first PGlite compiles; it applies to WebAssembly only.
- */
-let wasmTuned = false;
-function baselineWasmOnly(): void {
-  if (wasmTuned) return;
-  wasmTuned = true;
-  v8.setFlagsFromString('--liftoff-only');
-}
-
-/**
  * Copies the template into an empty data directory: every file through the thread pool, several at a time (a
  * copy-on-write clone where the file system has them), instead of `fs.cp`, which copies one entry after another
  * and checks every parent directory at each one: ≈ 1 s of CPU for its 1,088 files, half of a first start.
@@ -117,7 +104,8 @@ async function copyTemplate(to: string): Promise<void> {
 }
 
 async function openPGlite(options: DatabaseOptions): Promise<Database> {
-  baselineWasmOnly();
+  const wasm = await compilePGliteWasm();
+  const wasmOption = wasm ? { pgliteWasmModule: wasm } : {};
   const dir = options.pgliteDir;
   if (dir && !existsSync(join(dir, 'PG_VERSION'))) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -126,10 +114,10 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     } else {
       // initdb is twice as fast without waiting on every flush; close() flushes it all, and
       // the database is then reopened with full durability for real work.
-      await (await PGlite.create(dir, { relaxedDurability: true, startParams: PGLITE_START_PARAMS })).close();
+      await (await PGlite.create(dir, { relaxedDurability: true, startParams: PGLITE_START_PARAMS, ...wasmOption })).close();
     }
   }
-  const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS });
+  const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...wasmOption });
   const pool = createPGlitePool(pglite);
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }) });
   // One process, one connection: the session lock lives exactly as long as this process has the database open.
