@@ -100,8 +100,10 @@ function printWelcome(config: ReturnType<typeof loadConfig>, firstRunKey: string
 }
 
 async function serve(): Promise<void> {
-  const { createFanGate } = await import('./app.js');
   const config = loadConfig();
+  // PGlite's WebAssembly compiles on background threads while the rest of FanGate loads.
+  if (!config.databaseUrl) void (await import('./db/pglite-wasm.js')).compilePGliteWasm();
+  const { createFanGate } = await import('./app.js');
   const fangate = await createFanGate({ config });
   const { logger } = fangate;
   let sandbox: { url: string; close(): Promise<void> } | undefined;

@@ -37,7 +37,8 @@ import { LazyRequestLogger } from './request-logger.js';
 import { linkRoutes } from './routes/link.js';
 import { linkPageRoutes } from './routes/link-page.js';
 import type { LinkService } from '../link/service.js';
-import { buildValidator } from './validation.js';
+import { createValidatorBuilder, type LazyCompile } from './validation.js';
+import { createSerializerBuilder } from './serialization.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import type { WebhookService } from '../webhooks/service.js';
 import { accessApiRoutes } from './routes/access.js';
@@ -96,9 +97,21 @@ const SUCCESS_TEXT: Record<string, string> = { '200': 'OK', '201': 'Created', '2
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/** Each app's route schema compile steps (they run on first use: src/http/validation.ts). */
+const schemaCompiles = new WeakMap<FastifyInstance, LazyCompile[]>();
+
+/** Compiles every route schema of `app` that has not been used yet, as a start used to; answers how many there are. */
+export function compileRouteSchemas(app: FastifyInstance): number {
+  const compiles = schemaCompiles.get(app) ?? [];
+  for (const compile of compiles) compile();
+  return compiles.length;
+}
+
 /** The Fastify app: plugins, the OpenAPI document and every route module. */
 export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyInstance> {
   const { config, logger, database, vault, orgs, connect, accounts } = deps;
+  const compiles: LazyCompile[] = [];
+  const track = (compile: LazyCompile) => void compiles.push(compile);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
@@ -117,9 +130,11 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     // One line per request (when it completes) instead of Fastify's two.
     logController: new OneLinePerRequest(logger),
     childLoggerFactory: (parent, bindings, options) => new LazyRequestLogger(parent as Logger, bindings, options) as unknown as FastifyBaseLogger,
-    // Bodies without type coercion, query/params/headers with it (src/http/validation.ts).
-    schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
+    // Bodies without type coercion, query/params/headers with it (src/http/validation.ts); validators and
+    // serialisers compile on first use.
+    schemaController: { compilersFactory: { buildValidator: createValidatorBuilder(track) as never, buildSerializer: createSerializerBuilder(track) as never } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  schemaCompiles.set(app, compiles);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

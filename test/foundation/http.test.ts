@@ -2,6 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, BOOTSTRAP_KEY, startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
+import { compileRouteSchemas } from '../../src/http/server.js';
 
 const PROBLEM = 'application/problem+json';
 
@@ -237,6 +238,15 @@ describeEachStore('HTTP foundation', (kind) => {
       const docs = await fetch(`${app.url}/docs/`);
       expect(docs.status).toBe(200);
       expect(await docs.text()).toContain('swagger-ui');
+    });
+  });
+
+  describe('route schemas', () => {
+    it('compile on first use, and every one of them compiles', async () => {
+      // Start compiles none of them (start-up time); a schema broken by a change must still show up here.
+      expect(compileRouteSchemas(app.fangate.http)).toBeGreaterThan(100);
+      expect((await app.api('/api/whoami')).status).toBe(200);
+      expectProblem(await app.api('/api/api-keys', { method: 'POST', body: { name: 5 } }), 422, 'validation_failed');
     });
   });
 
