@@ -11,7 +11,7 @@
 import { sql } from 'kysely';
 import { insertAccount } from '../src/accounts/repository.js';
 import { newId } from '../src/lib/ids.js';
-import { fetchJson, pool, printTable, runBench, startBenchAppWithSandbox, startSandboxChild } from './support.js';
+import { fetchJson, pool, printTable, report, runBench, startBenchAppWithSandbox, startSandboxChild } from './support.js';
 
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_MONITOR_CONCURRENCY ?? 64);
@@ -72,6 +72,7 @@ await runBench(async () => {
     [['one worker, all due', String(checked), String(valid.n), seconds.toFixed(1), (checked / seconds).toFixed(0)]],
   );
   console.log(`checks per second per worker: ${(checked / seconds).toFixed(0)} (goal ≥ 1,000)`);
+  report([{ bench: `monitor (${app.fangate.database.kind})`, figure: 'health checks/s, one worker', value: checked / seconds, unit: '/s', goal: { min: 1000 } }]);
 
   // After the run, the next checks: one interval after each check, so as spread as the run itself.
   const next = await db.selectFrom('accounts').select([sql<number>`extract(epoch from (min(next_check_at) - now()))`.as('first'), sql<number>`extract(epoch from (max(next_check_at) - now()))`.as('last')]).executeTakeFirstOrThrow();

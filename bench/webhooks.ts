@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { recordEvent } from '../src/webhooks/outbox.js';
-import { ms, percentile, printTable, runBench, settings, startBenchApp } from './support.js';
+import { ms, percentile, printTable, report, runBench, settings, startBenchApp } from './support.js';
 
 const EVENTS = Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000);
 const RATE = Number(process.env.BENCH_WEBHOOK_RATE ?? 1_000);
@@ -130,4 +130,10 @@ await runBench(async () => {
   console.log('Baseline latency is per request; FanGate lag is from the event being written to the receiver getting it.');
   console.log("CPU ms each: this process's CPU time (user + system) per delivery, writing the events included in the steady run;");
   console.log('on PGlite the database runs in this process too. It depends little on other load, unlike deliveries/s.');
+  const bench = `webhooks (${app.fangate.database.kind})`;
+  report([
+    { bench, figure: `deliveries/s, backlog of ${EVENTS}`, value: (backlog.count / drainedMs) * 1000, unit: '/s', baseline: { label: 'receiver hit directly', value: direct.requests.average }, goal: { min: 2000 } },
+    { bench, figure: 'lag p50, steady', value: percentile(steady.lags, 50), unit: 'ms' },
+    { bench, figure: 'lag p99, steady', value: percentile(steady.lags, 99), unit: 'ms' },
+  ]);
 }, cleanup);
