@@ -33,6 +33,8 @@ export interface BatchedSync<S> {
   add(key: string, delta: number, param: number): void;
   /** Flushes now (coalesced with a flush in flight); resolves once this node's deltas so far are shared. */
   sync(): Promise<void>;
+  /** Starts a flush in the background unless one is in flight (sharing ahead of need, without waiting). */
+  nudge(): void;
   /** Stops the background flush after a last one. */
   close(): Promise<void>;
 }
@@ -106,6 +108,9 @@ export function createBatchedSync<S>(options: BatchedSyncOptions<S>): BatchedSyn
       } else pending.set(key, { delta, param });
     },
     sync,
+    nudge() {
+      if (!current) sync().catch(options.onError);
+    },
     async close() {
       clearInterval(timer);
       if (pending.size > 0) await sync().catch(options.onError);
