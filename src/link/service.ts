@@ -158,14 +158,18 @@ export function createLinkService(deps: LinkDeps) {
     const now = clock.now();
     const status = linkStatusFor(change.state, change.errorCode);
     const terminal = TERMINAL_ATTEMPT_STATES.has(change.state);
-    const attempt = terminal ? ((await change.view()) as (LinkAttempt & { account?: unknown }) | undefined) : undefined;
+    const failed = change.state === 'completed_failed';
+    const pageMessage = failed ? PAGE_MESSAGES[change.errorCode ?? ''] : undefined;
+    // The attempt's view reads its account: only when a message or a link's event needs it (most attempts have no link).
+    const viewAttempt = async () => (await change.view()) as (LinkAttempt & { account?: unknown }) | undefined;
+    let attempt = failed && pageMessage === undefined ? await viewAttempt() : undefined;
     const row = await trx
       .updateTable('link_sessions')
       .set((eb) => ({
         status,
         attempt_state: change.state,
-        error_code: change.state === 'completed_failed' ? change.errorCode : null,
-        error_message: change.state === 'completed_failed' ? (PAGE_MESSAGES[change.errorCode ?? ''] ?? attempt?.error?.message ?? null) : null,
+        error_code: failed ? change.errorCode : null,
+        error_message: failed ? (pageMessage ?? attempt?.error?.message ?? null) : null,
         updated_at: now,
         ...(status === 'completed' ? { connection_id: change.accountId, completed_at: now, finished_at: now } : {}),
         ...(status === 'cancelled' ? { completed_at: now, finished_at: now, cancel_step: eb.fn.coalesce('cancel_step', eb.val(change.previousState)) } : {}),
@@ -176,6 +180,7 @@ export function createLinkService(deps: LinkDeps) {
       .returningAll()
       .executeTakeFirst();
     if (!row || !terminal) return;
+    attempt ??= await viewAttempt();
     await recordLinkEvent(trx, row, status === 'completed' ? 'link.completed' : 'link.failed', attempt ?? null);
     logger.info({ link: row.id, attempt: change.attemptId, status: row.status, error_code: row.error_code }, 'link attempt ended');
   }
