@@ -115,6 +115,9 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    // No byte either way for this long closes the socket: a caller that stopped reading a streamed Access API
+    // answer would otherwise hold it, and the platform request behind it, until the process stops.
+    connectionTimeout: config.httpIdleTimeoutMs,
     // Honour a caller's x-request-id when it is sane, so traces join up across services.
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];

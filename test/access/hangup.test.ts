@@ -105,3 +105,36 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
     expect(troubles().slice(before)).toEqual([]);
   });
 });
+
+/** A caller that stays connected but stops reading is let go after FANGATE_HTTP_IDLE_TIMEOUT_SEC, and the platform request with it. */
+describeEachStore('Access API: a caller that stops reading', (kind) => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp(kind, { env: { FANGATE_HTTP_IDLE_TIMEOUT_SEC: '5' } });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('is closed once no byte has moved for the idle timeout, and nothing stays open upstream', async () => {
+    const { account } = await importAccount(app, `acc-stalled-${kind}@sandbox.test`);
+    const url = new URL(app.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /api/${account.id}/proxy/media/download?bytes=${256 * 1024 * 1024} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${BOOTSTRAP_KEY}\r\naccept-encoding: identity\r\n\r\n`);
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.pause(); // connected, never reading again: every buffer fills and nothing moves
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const open = async () => ((await (await fetch(`${app.sandbox.url}/__sandbox/open-requests`)).json()) as { open: number }).open;
+    expect(await open()).toBe(1);
+    const started = Date.now();
+    const deadline = started + 30_000;
+    while ((await open()) !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await open()).toBe(0);
+    // Not before the idle timeout: a slow reader is no stalled one.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4_000);
+    socket.resume();
+    await closed;
+  }, 60_000);
+});
