@@ -2,7 +2,8 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProxyAgent, Socks5ProxyAgent, request } from 'undici';
+import { type Dispatcher, ProxyAgent, request } from 'undici';
+import { createDispatcher } from '../../src/net/dispatcher.js';
 import { startHttpProxy, startSocksProxy } from '../support/proxies.js';
 
 /** The test proxies themselves: forwarding, tunnelling, auth and source-address binding. */
@@ -23,7 +24,7 @@ afterAll(() => new Promise<void>((resolve) => target.close(() => resolve())));
 
 const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 
-async function fetchVia(dispatcher: ProxyAgent | Socks5ProxyAgent, path = '/hello?x=1') {
+async function fetchVia(dispatcher: Dispatcher, path = '/hello?x=1') {
   try {
     const response = await request(`${targetUrl}${path}`, { dispatcher });
     return { status: response.statusCode, body: (await response.body.json()) as Record<string, unknown> };
@@ -66,11 +67,15 @@ describe('startHttpProxy', () => {
   });
 });
 
+/** FanGate's own SOCKS5 client (undici's Socks5ProxyAgent is experimental and warns). */
+const socksVia = (proxy: { host: string; port: number }, auth: { username?: string; password?: string } = {}) =>
+  createDispatcher({ protocol: 'socks5', host: proxy.host, port: proxy.port, ...auth });
+
 describe('startSocksProxy', () => {
   it('connects from the bound address', async () => {
     const proxy = await startSocksProxy({ localAddress: '127.0.0.2' });
     try {
-      expect((await fetchVia(new Socks5ProxyAgent(proxy.url))).body.remote).toBe('127.0.0.2');
+      expect((await fetchVia(socksVia(proxy))).body.remote).toBe('127.0.0.2');
       expect(proxy.connections).toBe(1);
     } finally {
       await proxy.close();
@@ -80,9 +85,9 @@ describe('startSocksProxy', () => {
   it('checks username and password', async () => {
     const proxy = await startSocksProxy({ auth: { username: 'u', password: 'p' } });
     try {
-      await expect(fetchVia(new Socks5ProxyAgent(proxy.url, { username: 'u', password: 'wrong' }))).rejects.toThrow();
-      await expect(fetchVia(new Socks5ProxyAgent(proxy.url))).rejects.toThrow();
-      const ok = await fetchVia(new Socks5ProxyAgent(proxy.url, { username: 'u', password: 'p' }));
+      await expect(fetchVia(socksVia(proxy, { username: 'u', password: 'wrong' }))).rejects.toThrow();
+      await expect(fetchVia(socksVia(proxy))).rejects.toThrow();
+      const ok = await fetchVia(socksVia(proxy, { username: 'u', password: 'p' }));
       expect(ok.body.remote).toBe('127.0.0.1');
       expect(proxy.connections).toBe(1);
     } finally {
