@@ -1,5 +1,5 @@
 import type { Database } from '../db/database.js';
-import { createNotifiedCache } from '../lib/notified-cache.js';
+import { cacheListener, type CacheNotifications, createNotifiedCache } from '../lib/notified-cache.js';
 import type { AccountRow } from './model.js';
 
 /** NOTIFY channel of account changes (migration 0032's trigger): the payload is the account's id. */
@@ -19,38 +19,23 @@ const ACCOUNT_CACHE_MS = 30_000;
  * statement returns, so a request sees what the request before it changed. While the LISTEN connection is
  * down every read goes to the database.
  */
-export function createAccountCache(notifications: Pick<Database, 'listen' | 'listenLive' | 'onListenGap' | 'watchWrites'>) {
-  let subscribed = false;
-  let subscribing: Promise<() => Promise<void>> | undefined;
-  const rows = createNotifiedCache<string, AccountRow>({ ttlMs: ACCOUNT_CACHE_MS, maxEntries: 20_000, live: () => subscribed && notifications.listenLive() });
-  const stopGaps = notifications.onListenGap(() => rows.clear());
+export function createAccountCache(notifications: CacheNotifications & Pick<Database, 'watchWrites'>) {
+  const listener = cacheListener(notifications, ACCOUNTS_CHANNEL, { onNotify: (accountId) => rows.invalidate(accountId), onGap: () => rows.clear() });
+  const rows = createNotifiedCache<string, AccountRow>({ ttlMs: ACCOUNT_CACHE_MS, maxEntries: 20_000, live: listener.live });
   // Which accounts a statement wrote is not known here; writes that matter are rare beside reads.
   const stopWrites = notifications.watchWrites('accounts', SCHEDULE_COLUMNS, () => rows.clear());
-
-  function subscribe(): void {
-    if (subscribing) return;
-    subscribing = notifications.listen(ACCOUNTS_CHANNEL, (accountId) => rows.invalidate(accountId));
-    subscribing.then(
-      () => void (subscribed = true),
-      () => void (subscribing = undefined),
-    );
-  }
 
   return {
     /** The account through the cache (keyed by id; another organisation's id reads as absent). */
     async load(orgId: string, id: string, loader: () => Promise<AccountRow | undefined>): Promise<AccountRow | undefined> {
-      subscribe();
+      listener.subscribe();
       const row = await rows.load(id, loader);
       return row && row.org_id === orgId ? row : undefined;
     },
     async close(): Promise<void> {
-      stopGaps();
       stopWrites();
-      subscribed = false;
+      await listener.close();
       rows.clear();
-      const unlisten = await subscribing?.catch(() => undefined);
-      subscribing = undefined;
-      await unlisten?.();
     },
   };
 }

@@ -109,3 +109,38 @@ export function createNotifiedCache<K, V>(options: NotifiedCacheOptions): Notifi
   };
   return cache;
 }
+
+/** What a per-node cache needs of the database's LISTEN/NOTIFY (`Database` has it). */
+export interface CacheNotifications {
+  listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  listenLive(): boolean;
+  onListenGap(handler: () => void): () => void;
+}
+
+/**
+ * The LISTEN that keeps a per-node cache: subscribed on first use (`subscribe`), `live()` only once it is in
+ * place and while NOTIFYs flow (the cache's `live` option), `onGap` whenever some may have been missed.
+ */
+export function cacheListener(notifications: CacheNotifications, channel: string, handlers: { onNotify: (payload: string) => void; onGap: () => void }) {
+  let subscribed = false;
+  let subscribing: Promise<() => Promise<void>> | undefined;
+  const stopGaps = notifications.onListenGap(handlers.onGap);
+  return {
+    live: () => subscribed && notifications.listenLive(),
+    subscribe(): void {
+      if (subscribing) return;
+      subscribing = notifications.listen(channel, handlers.onNotify);
+      subscribing.then(
+        () => void (subscribed = true),
+        () => void (subscribing = undefined),
+      );
+    },
+    async close(): Promise<void> {
+      stopGaps();
+      subscribed = false;
+      const unlisten = await subscribing?.catch(() => undefined);
+      subscribing = undefined;
+      await unlisten?.().catch(() => undefined);
+    },
+  };
+}

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { DB } from '../db/schema.js';
-import { createNotifiedCache } from '../lib/notified-cache.js';
+import { cacheListener, createNotifiedCache } from '../lib/notified-cache.js';
 import { ApiError } from '../lib/errors.js';
 import { newId, randomBase62 } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
@@ -66,25 +66,20 @@ export interface OrgServiceOptions {
 export function createOrgService({ db, notifications, principalCacheMs = 60_000, audit = noAudit }: OrgServiceOptions) {
   // Touching last_used_at on every request would turn each read into a write.
   const lastTouched = new Map<string, number>();
-  let subscribed = false;
-  let subscribing: Promise<() => Promise<void>> | undefined;
+  // Until the LISTEN is in place nothing is served from memory; without it (or a TTL) nothing ever is.
+  const listener =
+    notifications && principalCacheMs > 0
+      ? cacheListener(notifications, API_KEYS_CHANNEL, {
+          onNotify: (keyId) => evictKey(keyId),
+          onGap: () => principals.clear(),
+        })
+      : undefined;
   const principals = createNotifiedCache<string, Principal>({
     ttlMs: principalCacheMs,
     maxEntries: 10_000,
-    live: () => subscribed && (notifications?.listenLive() ?? false),
+    live: () => listener?.live() ?? false,
   });
   const evictKey = (keyId: string) => principals.invalidateWhere((principal) => principal.apiKey.id === keyId);
-  const stopGaps = notifications?.onListenGap(() => principals.clear());
-
-  /** Subscribes once; until the LISTEN is in place nothing is served from memory. */
-  function subscribe(): void {
-    if (!notifications || subscribing || principalCacheMs <= 0) return;
-    subscribing = notifications.listen(API_KEYS_CHANNEL, (keyId) => evictKey(keyId));
-    subscribing.then(
-      () => void (subscribed = true),
-      () => void (subscribing = undefined),
-    );
-  }
 
   /** Keys not revoked, with their organisation: what a principal is made of. */
   const activeKeys = () =>
@@ -190,17 +185,13 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
     /** The organisation and key behind a bearer token, or undefined for unknown and revoked keys. */
     async authenticate(key: string): Promise<Principal | undefined> {
       const hash = hashApiKey(key);
-      if (!subscribed) subscribe();
+      listener?.subscribe();
       return principals.load(hash, () => lookup(hash));
     },
 
     /** Stops listening for revocations (the process is shutting down). */
     async close(): Promise<void> {
-      stopGaps?.();
-      const unlisten = await subscribing?.catch(() => undefined);
-      subscribing = undefined;
-      subscribed = false;
-      await unlisten?.().catch(() => undefined);
+      await listener?.close();
     },
 
     async listApiKeys(orgId: string, page: { limit: number; cursor?: string }): Promise<Page<ApiKeyInfo>> {
