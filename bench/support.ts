@@ -3,7 +3,7 @@
  * with autocannon, small statistics, a plain-text table. Nothing here asserts: benchmarks print.
  */
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -308,7 +308,9 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     ...options.env,
   };
   if (!childEnv.FANGATE_MASTER_KEY) delete childEnv.FANGATE_MASTER_KEY;
-  const child = spawn(process.execPath, [...(env.BENCH_SERVER_NODE_ARGS ? env.BENCH_SERVER_NODE_ARGS.split(' ') : []), join(ROOT, 'bin/fangate.js'), 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  // BENCH_SERVER_LOG=file keeps the server's log lines (to follow one request or attempt through a run).
+  const logFile = env.BENCH_SERVER_LOG ? openSync(env.BENCH_SERVER_LOG, 'w') : 'ignore';
+  const child = spawn(process.execPath, [...(env.BENCH_SERVER_NODE_ARGS ? env.BENCH_SERVER_NODE_ARGS.split(' ') : []), join(ROOT, 'bin/fangate.js'), 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', logFile, 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

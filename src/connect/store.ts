@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Kysely, Transaction, Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
@@ -26,6 +27,16 @@ export interface DeadlineJob {
 export interface StepJob {
   attemptId: string;
   seq: number;
+}
+
+/**
+ * The id of an attempt's step job, derived from the attempt and its step counter (each step is queued once):
+ * the sender runs it after its commit by primary key, without carrying the id out of the transaction.
+ */
+export function stepJobId(attemptId: string, seq: number): string {
+  const h = createHash('sha256').update(`${STEP_QUEUE}:${attemptId}:${seq}`).digest('hex');
+  // UUID layout, version 8 (custom) and the RFC 4122 variant bits.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /** Secrets of an attempt, stored together as `input_enc`. */
@@ -151,7 +162,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    */
   async function enqueue(trx: Transaction<DB>, row: AttemptRow, effects: AttemptEffect[]): Promise<void> {
     for (const effect of effects) {
-      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx, inline: true });
+      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx, inline: true, id: stepJobId(row.id, row.step_seq) });
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
       if (effect.type === 'schedule_timeout') {
         await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at, trx });
@@ -170,7 +181,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
     // The step this change queued starts here at once; its job stays the durable copy (see JobQueue.runNow).
     if (effects.some((e) => e.type === 'run_step')) {
-      await jobs.runNow(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq }).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));
+      await jobs.runNow(STEP_QUEUE, stepJobId(row.id, row.step_seq)).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));
     }
   }
 

@@ -7,6 +7,8 @@ import { runAsActor, SYSTEM_ACTOR } from '../lib/audit.js';
 import { Gauge, type Registry } from '../lib/metrics.js';
 
 export interface JobOptions {
+  /** The job's id (a UUID); random unless given. A sender that knows it can run the job by id (`runNow`). */
+  id?: string;
   /** Seconds from now, or a date, before which the job does not run. */
   startAfter?: number | Date;
   /** Only one queued job with this key at a time (pg-boss singletonKey). */
@@ -223,8 +225,8 @@ export function createJobQueue(options: JobQueueOptions) {
       const { startAfter, trx, inline, ...rest } = opts;
       const hold = inline && startAfter === undefined && options.work ? INLINE_HOLD_SECONDS : startAfter;
       const id = await boss.send(name, data, {
-        id: randomUUID(),
         ...rest,
+        id: rest.id ?? randomUUID(),
         ...(trx ? { db: executorOn(trx) } : {}),
         ...(hold === undefined ? {} : { startAfter: typeof hold === 'number' ? Math.max(0, Math.round(hold)) : hold }),
       } as PgBoss.SendOptions);
@@ -237,22 +239,19 @@ export function createJobQueue(options: JobQueueOptions) {
     },
 
     /**
-     * Runs the waiting job of `name` whose data contains `match` in this process now, if no worker took it
-     * and an inline slot is free (otherwise a worker runs it once its hold ends). For the sender of an
-     * `inline` job, after its commit: the step starts without a worker's polling delay.
+     * Runs the waiting job `id` of `name` in this process now, if no worker took it and an inline slot is free
+     * (otherwise a worker runs it once its hold ends). For the sender of an `inline` job, after its commit: the
+     * step starts without a worker's polling delay. By id, on the primary key: a search by data went through
+     * every waiting job and the dead index entries that finished ones leave until a vacuum.
      */
-    async runNow(name: string, match: object): Promise<boolean> {
+    async runNow(name: string, id: string): Promise<boolean> {
       const def = definitions.find((d) => d.name === name);
       if (!def?.inline || !options.work || !started || inlineRuns.size >= INLINE_SLOTS) return false;
       const schema = sql.table(`${options.schema ?? 'pgboss'}.job`);
       const { rows } = await sql<{ id: string; data: unknown }>`
-        with next as (
-          select id from ${schema} where name = ${name} and state = 'created' and data @> ${JSON.stringify(match)}::jsonb
-          limit 1 for update skip locked
-        )
-        update ${schema} j set state = 'active', started_on = now()
-        from next where j.name = ${name} and j.id = next.id
-        returning j.id, j.data`.execute(database.db);
+        update ${schema} set state = 'active', started_on = now()
+        where name = ${name} and id = ${id}::uuid and state = 'created'
+        returning id, data`.execute(database.db);
       const job = rows[0];
       if (!job) return false;
       runClaimed(def, job.id, job.data);

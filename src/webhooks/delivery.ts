@@ -342,7 +342,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     let leftDue = false;
     const inserted = await db.transaction().execute(async (trx) => {
       // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
-      await sql`set local synchronous_commit = off`.execute(trx);
+      // No bitmap scan: every event fanned out leaves a dead entry in the undispatched index until a vacuum,
+      // and only a plain index scan marks them dead for the next scans (a bitmap scan visited all of them
+      // each time, 20 ms after 12,000 connects).
+      await sql`select set_config('synchronous_commit', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(trx);
       const events = (
         await sql<{ id: string; org_id: string; event: string; account_id: string | null; attempt_id: string | null; client_reference_id: string | null; payload: unknown; created_at: Date; seq: string }>`
           select id, org_id, event, account_id, attempt_id, client_reference_id, payload, created_at, seq from events

@@ -11,6 +11,7 @@ import * as consoleSessions from './0021_console_sessions.js';
 import * as proxyUsernameSecret from './0030_proxy_username_secret.js';
 import * as idempotencyOwner from './0031_idempotency_owner.js';
 import * as accountChanges from './0032_account_changes.js';
+import * as attemptSweepIndexes from './0033_attempt_sweep_indexes.js';
 
 /** Every migration, in order. Names never change once released; add new ones at the end. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '0030_proxy_username_secret': proxyUsernameSecret,
   '0031_idempotency_owner': idempotencyOwner,
   '0032_account_changes': accountChanges,
+  '0033_attempt_sweep_indexes': attemptSweepIndexes,
 };
