@@ -104,6 +104,28 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
     await until('the dropped call in the metrics', async () => dropped.test(await (await fetch(`${app.url}/metrics`)).text()));
     expect(troubles().slice(before)).toEqual([]);
   });
+
+  /** How many proxied calls the metrics count as dropped by their caller. */
+  async function droppedCalls(): Promise<number> {
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    const found = /fangate_upstream_request_duration_seconds_count\{platform="onlyfans",outcome="client_closed"\} (\d+)/.exec(text);
+    return found ? Number(found[1]) : 0;
+  }
+
+  it('while FanGate reads a slow 403 to tell "logged out" from a refusal: the platform request is closed at once', async () => {
+    const { account } = await importAccount(app, `acc-hangup-403-${kind}@sandbox.test`);
+    const before = troubles().length;
+    const dropped = await droppedCalls();
+    // The 403's headers and 1 KiB at once, then 1 KiB a second: the first 64 KiB would take a minute.
+    const socket = await send(`/api/${account.id}/proxy/media/download?status=403&bytes=${1024 * 1024}&chunk_bytes=1024&chunk_ms=1000`);
+    await until('the platform request to arrive', async () => (await openUpstream()) === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // FanGate has the headers and is reading the body
+
+    socket.destroy();
+    await until('the platform request to close', async () => (await openUpstream()) === 0, 5_000);
+    await until('the dropped call in the metrics', async () => (await droppedCalls()) === dropped + 1, 5_000);
+    expect(troubles().slice(before)).toEqual([]);
+  });
 });
 
 /** A caller that stays connected but stops reading is let go after FANGATE_HTTP_IDLE_TIMEOUT_SEC, and the platform request with it. */
