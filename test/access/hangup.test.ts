@@ -30,12 +30,13 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
   }
 
   /** A bare HTTP/1.1 client: the test decides exactly when its socket goes. */
-  async function send(path: string): Promise<Socket> {
+  async function send(path: string, method = 'GET', body?: string): Promise<Socket> {
     const url = new URL(app.url);
     const socket = connect(Number(url.port), url.hostname);
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write(`GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${BOOTSTRAP_KEY}\r\naccept-encoding: identity\r\n\r\n`);
+    const content = body === undefined ? '' : `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
+    socket.write(`${method} ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${BOOTSTRAP_KEY}\r\naccept-encoding: identity\r\n${content}\r\n${body ?? ''}`);
     return socket;
   }
 
@@ -111,6 +112,20 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
     const found = /fangate_upstream_request_duration_seconds_count\{platform="onlyfans",outcome="client_closed"\} (\d+)/.exec(text);
     return found ? Number(found[1]) : 0;
   }
+
+  it('a POST, before the platform answered: the platform request is dropped too (the request body was read long before)', async () => {
+    // +slow: the platform takes 2 s before it answers anything.
+    const { account } = await importAccount(app, `acc-hangup-post-${kind}+slow@sandbox.test`);
+    const before = troubles().length;
+    const dropped = await droppedCalls();
+    const socket = await send(`/api/${account.id}/proxy/chats/1/messages`, 'POST', JSON.stringify({ text: 'never sent' }));
+    await until('the platform request to arrive', async () => (await openUpstream()) === 1);
+
+    socket.destroy();
+    await until('the dropped call in the metrics', async () => (await droppedCalls()) === dropped + 1, 5_000);
+    await until('the platform request to close', async () => (await openUpstream()) === 0, 5_000);
+    expect(troubles().slice(before)).toEqual([]);
+  });
 
   it('while FanGate reads a slow 403 to tell "logged out" from a refusal: the platform request is closed at once', async () => {
     const { account } = await importAccount(app, `acc-hangup-403-${kind}@sandbox.test`);
