@@ -42,7 +42,7 @@ export interface ProxyCall {
   /** The caller's `accept-encoding`: a compressed answer is relayed as it is, with its `content-encoding`. */
   acceptEncoding?: string;
   body?: Buffer;
-  /** The caller's: aborted when the client hangs up, which drops the platform request still waiting for its answer. */
+  /** The caller's: aborted when the client hangs up, which drops the platform request still waiting for its answer (or a 403 still being read). */
   signal?: AbortSignal;
 }
 
