@@ -42,7 +42,7 @@ export interface ProxyCall {
   /** The caller's `accept-encoding`: a compressed answer is relayed as it is, with its `content-encoding`. */
   acceptEncoding?: string;
   body?: Buffer;
-  /** The caller's: aborted when the client hangs up, which drops the platform request still waiting for its answer. */
+  /** The caller's: aborted when the client hangs up, which drops the platform request still waiting for its answer (or a 403 still being read). */
   signal?: AbortSignal;
 }
 
@@ -170,8 +170,9 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
         let body = answer.body;
         let refused = answer.status === 401;
         if (answer.status === 403) {
-          // Read (a bounded part of) a 403 to tell "logged out" from a plain refusal; pass it on as read.
-          const head = await readHead(body, LOGGED_OUT_SCAN_BYTES);
+          // Read (a bounded part of) a 403 to tell "logged out" from a plain refusal; pass it on as read. The
+          // caller may hang up meanwhile: the platform's body may come slowly, and nobody waits for it then.
+          const head = await readHead(body, LOGGED_OUT_SCAN_BYTES, call.signal);
           refused = loggedOut(head.bytes);
           body = head.rest;
         }
@@ -232,20 +233,34 @@ function discard(stream: Readable): void {
   stream.destroy();
 }
 
-/** The first `max` bytes (or all, when shorter) of a stream, and a stream of the whole body again. */
-async function readHead(stream: Readable, max: number): Promise<{ bytes: Buffer; rest: Readable }> {
+/**
+ * The first `max` bytes (or all, when shorter) of a stream, and a stream of the whole body again. Once `signal`
+ * aborts, the read stops and the stream is let go of (and so the platform's request): `CallAbandonedError`.
+ */
+async function readHead(stream: Readable, max: number, signal?: AbortSignal): Promise<{ bytes: Buffer; rest: Readable }> {
   const chunks: Buffer[] = [];
   let size = 0;
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let done = false;
-  while (size < max) {
-    const next = await iterator.next();
-    if (next.done) {
-      done = true;
-      break;
+  // Ends the pending read (with a premature close, answered below as the caller's leaving).
+  const abandon = () => discard(stream);
+  signal?.addEventListener('abort', abandon, { once: true });
+  try {
+    if (signal?.aborted) abandon();
+    while (size < max) {
+      const next = await iterator.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      chunks.push(next.value);
+      size += next.value.length;
     }
-    chunks.push(next.value);
-    size += next.value.length;
+  } catch (error) {
+    discard(stream);
+    throw signal?.aborted ? new CallAbandonedError({ cause: error }) : error;
+  } finally {
+    signal?.removeEventListener('abort', abandon);
   }
   async function* whole() {
     try {

@@ -72,15 +72,40 @@ export interface HttpDependencies {
  * expected outcome has a fixed shape (id, method, the URL with its secret segments scrubbed, client
  * address, status, time, problem code), so it is written without the redaction pass every other line
  * gets (the costliest part of logging a request); lines with an error object keep it.
+ *
+ * A request whose connection closes before its answer is complete (the caller hung up, or a stream was cut
+ * short) never completes for Fastify, so its line is written at the close: `aborted`, and 499 when nothing was
+ * answered yet. (Fastify's onRequestAbort hook misses a request whose body was read, so every POST.)
  */
 class OneLinePerRequest extends LogController {
   private readonly lines: Logger;
+  /** Replies whose line was written at their close: a late 'finish' or error of theirs logs nothing more. */
+  private readonly aborted = new WeakSet<FastifyReply>();
   constructor(logger: Logger) {
     super();
     this.lines = logger.child({}, { redact: [] });
   }
-  override incomingRequest(): void {}
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
+    const res = reply.raw;
+    res.once('close', () => {
+      if (!res.writableFinished) this.requestAborted(request, reply);
+    });
+  }
+  private requestAborted(request: FastifyRequest, reply: FastifyReply): void {
+    this.aborted.add(reply);
+    if (!this.lines.isLevelEnabled('info')) return;
+    // Nothing answered yet is a 499 (nginx's "client closed request", the problem callerGone() names); an
+    // answer cut short keeps the status it was sent with.
+    const answered = reply.raw.headersSent;
+    const line = { reqId: request.id, req: request, res: { statusCode: answered ? reply.statusCode : 499 }, responseTime: reply.elapsedTime, aborted: true };
+    this.lines.info(answered ? line : { ...line, code: 'client_closed_request' }, 'request aborted');
+  }
+  override streamError(error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
+    // A premature close is a response closed before its end: its request line says so already.
+    if (error.code !== 'ERR_STREAM_PREMATURE_CLOSE') super.streamError(error, request, reply);
+  }
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.aborted.has(reply)) return;
     // Expected outcomes (a 4xx, an upstream 502/503/504 the API answers on purpose) are no errors of
     // FanGate's: one info line with their code, no stack. Only what nobody meant to happen is an error.
     const expected = !error || error instanceof ApiError || reply.statusCode < 500;

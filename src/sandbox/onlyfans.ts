@@ -30,7 +30,9 @@ const TokenBody = Type.Object({ login_token: LoginToken });
 const CodeBody = Type.Object({ login_token: LoginToken, code: Type.String({ minLength: 1, maxLength: 32 }) });
 const DownloadQuery = Type.Object({
   bytes: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'size of the answer, 0–268435456 (default 1 MiB)' })),
-  chunk_ms: Type.Optional(Type.String({ pattern: '^([0-9]{1,3}|1000)$', description: 'pause between 64 KiB chunks, 0–1000 ms' })),
+  chunk_ms: Type.Optional(Type.String({ pattern: '^([0-9]{1,3}|1000)$', description: 'pause between chunks, 0–1000 ms' })),
+  chunk_bytes: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: 'size of a chunk, 1–65536 (default 65536)' })),
+  status: Type.Optional(Type.String({ pattern: '^(200|403)$', description: 'the status of the answer: 200 (default) or 403, a refusal whose body comes as slowly' })),
 });
 const ChatParams = Type.Object({ chatId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const MessageParams = Type.Object({ ...ChatParams.properties, messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
@@ -262,19 +264,22 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
       };
     });
 
-    // A large answer, sent in 64 KiB chunks with a pause between them: what an Access API must stream.
+    // A large answer, sent in 64 KiB chunks with a pause between them: what an Access API must stream. As a
+    // 403 (`status=403`, small chunks) it is a refusal whose body trickles, which a proxy may read part of.
     authed.get('/media/download', { schema: { querystring: DownloadQuery } }, async (request, reply) => {
       sessionOf(request);
       const total = Math.min(256 * 1024 * 1024, request.query.bytes === undefined ? 1024 * 1024 : Number(request.query.bytes));
       const pauseMs = request.query.chunk_ms === undefined ? 0 : Number(request.query.chunk_ms);
-      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const chunkBytes = request.query.chunk_bytes === undefined ? 64 * 1024 : Number(request.query.chunk_bytes);
+      if (chunkBytes > 64 * 1024) throw errors.badRequest('querystring/chunk_bytes must be at most 65536');
+      const chunk = Buffer.alloc(chunkBytes, 0x61);
       async function* body() {
         for (let sent = 0; sent < total; sent += chunk.length) {
           if (sent > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
           yield chunk.subarray(0, Math.min(chunk.length, total - sent));
         }
       }
-      reply.header('content-type', 'application/octet-stream');
+      reply.code(request.query.status === undefined ? 200 : Number(request.query.status)).header('content-type', 'application/octet-stream');
       // Compressed when the caller accepts it, as a real platform's CDN does.
       if (/\bgzip\b/.test(header(request, 'accept-encoding') ?? '')) {
         return reply.header('content-encoding', 'gzip').send(Readable.from(body()).pipe(createGzip()));

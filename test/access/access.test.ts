@@ -235,6 +235,16 @@ describeEachStore('Access API: /api/{account_id}/proxy/*', (kind) => {
     expect((await app.api(`/api/${imported.id}/proxy/posts`)).status).toBe(410);
   });
 
+  it('passes a 403 that is no "logged out" on as the platform sent it, past the part read to tell', async () => {
+    const { account } = await importAccount(app, 'acc-refused@sandbox.test');
+    const bytes = 200 * 1024; // more than the 64 KiB FanGate reads first
+    const res = await app.api(`/api/${account.id}/proxy/media/download?status=403&bytes=${bytes}&chunk_bytes=4096`, { headers: { 'accept-encoding': 'identity' } });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('x-fangate-relayed')).toBe('true');
+    expect(res.text).toBe('a'.repeat(bytes));
+    expect((await app.api(`/api/accounts/${account.id}`)).body.status).toBe('active');
+  });
+
   it('answers 429 rate_limited after the burst, with RateLimit headers', async () => {
     const { account } = await importAccount(app, 'acc-burst@sandbox.test');
     const statuses: number[] = [];

@@ -30,13 +30,34 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
   }
 
   /** A bare HTTP/1.1 client: the test decides exactly when its socket goes. */
-  async function send(path: string): Promise<Socket> {
+  async function send(path: string, options: { method?: string; body?: string; requestId?: string } = {}): Promise<Socket> {
     const url = new URL(app.url);
     const socket = connect(Number(url.port), url.hostname);
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write(`GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${BOOTSTRAP_KEY}\r\naccept-encoding: identity\r\n\r\n`);
+    const { method = 'GET', body, requestId } = options;
+    const extra =
+      (requestId ? `x-request-id: ${requestId}\r\n` : '') + (body === undefined ? '' : `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`);
+    socket.write(`${method} ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${BOOTSTRAP_KEY}\r\naccept-encoding: identity\r\n${extra}\r\n${body ?? ''}`);
     return socket;
+  }
+
+  type RequestLine = { level: number; msg: string; reqId: string; req: { method: string; url: string }; res: { statusCode: number }; responseTime: number; aborted?: boolean; code?: string };
+  /** The request log's lines of one request (every log line of it, to see that no other says it again). */
+  const linesOf = (requestId: string) => app.logs.map((line) => JSON.parse(line) as RequestLine).filter((line) => line.reqId === requestId);
+
+  /**
+   * A hang-up is one line of the request log, like any request: at info, the request's id, method and URL, how
+   * long it ran, `aborted`, and 499 when nothing was answered yet. It stays one after the handler finished.
+   */
+  async function expectOneAbortedLine(requestId: string, method: string, url: string, statusCode: number): Promise<void> {
+    await until('the request line', async () => linesOf(requestId).length > 0, 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // whatever the handler still does, it logs no second line
+    const lines = linesOf(requestId);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 30, msg: 'request aborted', aborted: true, req: { method, url }, res: { statusCode } });
+    expect(lines[0]!.responseTime).toBeGreaterThan(0);
+    if (statusCode === 499) expect(lines[0]!.code).toBe('client_closed_request');
   }
 
   /** Lines FanGate logged at warn or above. */
@@ -48,7 +69,8 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
   it('in the middle of a streamed answer: the platform request is closed at once, nothing is logged as a failure', async () => {
     const { account } = await importAccount(app, `acc-hangup-body-${kind}@sandbox.test`);
     const before = troubles().length;
-    const socket = await send(`/api/${account.id}/proxy/${LONG_DOWNLOAD}`);
+    const requestId = `hangup-body-${kind}`;
+    const socket = await send(`/api/${account.id}/proxy/${LONG_DOWNLOAD}`, { requestId });
     let received = '';
     await new Promise<void>((resolve) =>
       socket.on('data', (chunk: Buffer) => {
@@ -62,6 +84,8 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
     socket.destroy();
     await until('the platform request to close', async () => (await openUpstream()) === 0);
     expect(troubles().slice(before)).toEqual([]);
+    // The answer had begun: the line keeps its status.
+    await expectOneAbortedLine(requestId, 'GET', `/api/${account.id}/proxy/${LONG_DOWNLOAD}`, 200);
   });
 
   it('while the client is not reading (backpressure): the platform request is closed at once', async () => {
@@ -94,15 +118,72 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
     // +slow: the platform takes 2 s before it answers anything.
     const { account } = await importAccount(app, `acc-hangup-early-${kind}+slow@sandbox.test`);
     const before = troubles().length;
-    const socket = await send(`/api/${account.id}/proxy/${LONG_DOWNLOAD}`);
+    const requestId = `hangup-early-${kind}`;
+    const socket = await send(`/api/${account.id}/proxy/${LONG_DOWNLOAD}`, { requestId });
     await until('the platform request to arrive', async () => (await openUpstream()) === 1);
 
     socket.destroy();
     await until('the platform request to close', async () => (await openUpstream()) === 0);
+    await expectOneAbortedLine(requestId, 'GET', `/api/${account.id}/proxy/${LONG_DOWNLOAD}`, 499);
     // Counted as dropped by the caller, not as an answer of the platform (which would have been a 200).
     const dropped = /fangate_upstream_request_duration_seconds_count\{platform="onlyfans",outcome="client_closed"\} 1\b/;
     await until('the dropped call in the metrics', async () => dropped.test(await (await fetch(`${app.url}/metrics`)).text()));
     expect(troubles().slice(before)).toEqual([]);
+  });
+
+  /** How many proxied calls the metrics count as dropped by their caller. */
+  async function droppedCalls(): Promise<number> {
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    const found = /fangate_upstream_request_duration_seconds_count\{platform="onlyfans",outcome="client_closed"\} (\d+)/.exec(text);
+    return found ? Number(found[1]) : 0;
+  }
+
+  it('a POST, before the platform answered: the platform request is dropped too (the request body was read long before)', async () => {
+    // +slow: the platform takes 2 s before it answers anything.
+    const { account } = await importAccount(app, `acc-hangup-post-${kind}+slow@sandbox.test`);
+    const before = troubles().length;
+    const dropped = await droppedCalls();
+    const requestId = `hangup-post-${kind}`;
+    const socket = await send(`/api/${account.id}/proxy/chats/1/messages`, { method: 'POST', body: JSON.stringify({ text: 'never sent' }), requestId });
+    await until('the platform request to arrive', async () => (await openUpstream()) === 1);
+
+    socket.destroy();
+    await until('the dropped call in the metrics', async () => (await droppedCalls()) === dropped + 1, 5_000);
+    await until('the platform request to close', async () => (await openUpstream()) === 0, 5_000);
+    expect(troubles().slice(before)).toEqual([]);
+    await expectOneAbortedLine(requestId, 'POST', `/api/${account.id}/proxy/chats/1/messages`, 499);
+  });
+
+  it('while FanGate reads a slow 403 to tell "logged out" from a refusal: the platform request is closed at once', async () => {
+    const { account } = await importAccount(app, `acc-hangup-403-${kind}@sandbox.test`);
+    const before = troubles().length;
+    const dropped = await droppedCalls();
+    // The 403's headers and 1 KiB at once, then 1 KiB a second: the first 64 KiB would take a minute.
+    const requestId = `hangup-403-${kind}`;
+    const path = `/api/${account.id}/proxy/media/download?status=403&bytes=${1024 * 1024}&chunk_bytes=1024&chunk_ms=1000`;
+    const socket = await send(path, { requestId });
+    await until('the platform request to arrive', async () => (await openUpstream()) === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // FanGate has the headers and is reading the body
+
+    socket.destroy();
+    await until('the platform request to close', async () => (await openUpstream()) === 0, 5_000);
+    await until('the dropped call in the metrics', async () => (await droppedCalls()) === dropped + 1, 5_000);
+    expect(troubles().slice(before)).toEqual([]);
+    await expectOneAbortedLine(requestId, 'GET', path, 499);
+  });
+
+  it('a request that is answered is still one line, "request completed", and never an aborted one', async () => {
+    const { account } = await importAccount(app, `acc-hangup-none-${kind}@sandbox.test`);
+    const requestId = `hangup-none-${kind}`;
+    const res = await fetch(`${app.url}/api/${account.id}/proxy/users/me`, { headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, 'x-request-id': requestId } });
+    expect(res.status).toBe(200);
+    await res.text();
+    await until('the request line', async () => linesOf(requestId).length > 0, 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the connection's close comes after the answer
+    const lines = linesOf(requestId);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 30, msg: 'request completed', req: { method: 'GET' }, res: { statusCode: 200 } });
+    expect(lines[0]!.aborted).toBeUndefined();
   });
 });
 

@@ -36,6 +36,22 @@ const CheckResponse = Type.Object(
   { examples: [{ session_valid: false, account: componentExamples('Account')?.[0], attempt_id: 'auth_5b2Kx9Vq7mT1cR8nL4dW3z' }] },
 );
 
+/**
+ * Aborted when the caller hangs up before its answer is complete, whatever the method. (Fastify's `request.signal`
+ * follows the request stream's 'close', which for a request with a body comes once the body was read: it never
+ * told a POST's hang-up.)
+ */
+function callerSignal(reply: FastifyReply): AbortSignal {
+  const caller = new AbortController();
+  const res = reply.raw;
+  if (res.destroyed) caller.abort();
+  else
+    res.once('close', () => {
+      if (!res.writableFinished) caller.abort();
+    });
+  return caller.signal;
+}
+
 function rateHeaders(reply: FastifyReply, rate: BucketDecision) {
   reply.header('ratelimit-limit', String(rate.limit));
   reply.header('ratelimit-remaining', String(rate.remaining));
@@ -71,6 +87,7 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
         // would be a line break no HTTP request may carry).
         const sentPath = q === -1 ? raw : raw.slice(0, q);
         const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+        const signal = callerSignal(reply);
         const answer = await access.proxy(request.principal.organization.id, request.params.account_id, {
           method: request.method,
           path: sentPath.slice(sentPath.indexOf('/proxy/') + '/proxy/'.length),
@@ -79,7 +96,7 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
           ...(request.headers['accept-encoding'] ? { acceptEncoding: request.headers['accept-encoding'] } : {}),
           ...(body ? { body } : {}),
           // A caller that hangs up while the platform has not answered yet drops the platform request.
-          signal: request.signal,
+          signal,
         });
         // From here on a caller that goes away lets go of the platform's answer too (its connection goes back
         // to the pool or is closed), whatever the stream was doing: also when it went away just now.
@@ -90,7 +107,7 @@ export const accessApiRoutes: FastifyPluginAsyncTypebox<{ access: AccessService;
             upstream.destroy();
           }
         };
-        if (request.signal.aborted || reply.raw.destroyed) {
+        if (signal.aborted) {
           letGo();
           throw callerGone();
         }
