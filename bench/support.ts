@@ -312,7 +312,7 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   const logFile = env.BENCH_SERVER_LOG ? openSync(env.BENCH_SERVER_LOG, 'w') : 'ignore';
   const child = spawn(process.execPath, [...(env.BENCH_SERVER_NODE_ARGS ? env.BENCH_SERVER_NODE_ARGS.split(' ') : []), join(ROOT, 'bin/fangate.js'), 'serve'], { cwd: ROOT, env: childEnv, stdio: ['ignore', logFile, 'pipe'] });
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const base = `http://127.0.0.1:${port}`;
   const startedAt = performance.now();
