@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import pg from 'pg';
 import pino from 'pino';
 import { createFanGate, type FanGate, type FanGateOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
@@ -47,14 +48,48 @@ export interface BenchAppOptions {
 }
 
 /**
+ * A fresh PostgreSQL database on the server DATABASE_URL names, for one FanGate of a bench, dropped at close:
+ * each run starts empty, whatever earlier runs left (a run on a database grown by earlier ones measured less and
+ * less), and DATABASE_URL's own database is left alone. BENCH_KEEP_DATABASE=1 runs in DATABASE_URL itself.
+ */
+export async function scratchDatabase(): Promise<{ url: string | undefined; drop(): Promise<void> }> {
+  const server = env.DATABASE_URL;
+  if (!server || env.BENCH_KEEP_DATABASE === '1') return { url: server || undefined, drop: async () => undefined };
+  const name = `fangate_bench_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: server });
+      await client.connect();
+      try {
+        await client.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/**
  * FanGate in this process, listening on a free loopback port: embedded PGlite unless DATABASE_URL is
  * set; per-key and connect rate limits raised out of the way (the FANGATE_* variables override);
  * logs to /dev/null at FANGATE_LOG_LEVEL (default info, as in production) so their cost is included.
  */
 export async function startBenchApp(options: BenchAppOptions = {}): Promise<BenchApp> {
   const dataDir = await mkdtemp(join(tmpdir(), 'fangate-bench-'));
+  const scratch = await scratchDatabase();
   const config = loadConfig({
     ...env,
+    ...(scratch.url ? { DATABASE_URL: scratch.url } : {}),
     FANGATE_PORT: '0',
     FANGATE_HOST: '127.0.0.1',
     FANGATE_DATA_DIR: dataDir,
@@ -77,6 +112,7 @@ export async function startBenchApp(options: BenchAppOptions = {}): Promise<Benc
   } catch (error) {
     await fangate.stop().catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true });
+    await scratch.drop();
     throw error;
   }
   const address = fangate.http.server.address();
@@ -95,6 +131,7 @@ export async function startBenchApp(options: BenchAppOptions = {}): Promise<Benc
     async close() {
       await fangate.stop();
       await rm(dataDir, { recursive: true, force: true });
+      await scratch.drop();
     },
   };
 }
@@ -113,6 +150,8 @@ export async function fetchJson(url: string, init: RequestInit = {}): Promise<{ 
 
 export interface BenchSandbox {
   url: string;
+  /** The child's process id (absent when it runs in this process). */
+  pid?: number;
   close(): Promise<void>;
 }
 
@@ -133,6 +172,7 @@ export async function startSandboxChild(): Promise<BenchSandbox> {
   });
   return {
     url,
+    pid: child.pid,
     close: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -290,10 +330,13 @@ export interface ServerProcessOptions {
 export async function startServerProcess(options: ServerProcessOptions = {}): Promise<ServerProcess> {
   ensureBuilt();
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fangate-bench-')));
+  // A restart on a kept data dir (options.dataDir) keeps its database too: DATABASE_URL's own.
+  const scratch = options.dataDir ? { url: env.DATABASE_URL || undefined, drop: async () => undefined } : await scratchDatabase();
   const port = await freePortNumber();
   const sandboxPort = await freePortNumber();
   const childEnv: Record<string, string> = {
     ...(env as Record<string, string>),
+    ...(scratch.url ? { DATABASE_URL: scratch.url } : {}),
     FANGATE_PORT: String(port),
     FANGATE_HOST: '127.0.0.1',
     FANGATE_PUBLIC_URL: `http://127.0.0.1:${port}`,
@@ -340,6 +383,7 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+      await scratch.drop();
     },
   };
 }
@@ -365,6 +409,62 @@ export function processCpuMs(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** CPU time of every PostgreSQL server process on this machine (backends, WAL writer, …) in ms; NaN without /proc. */
+export function postgresCpuMs(): number {
+  try {
+    let total = 0;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // ended meanwhile
+      }
+      if (!stat.includes(' (postgres) ')) continue;
+      const fields = stat.split(') ')[1]!.split(' ');
+      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    }
+    return total;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Where the CPU went during a phase, per process, in ms per unit of work (per connect, per delivery): on 2 cores
+ * a phase that keeps them busy is bounded by the sum. `parts` are the processes to watch; `postgres` adds every
+ * PostgreSQL process (the embedded database counts inside FanGate).
+ */
+export function cpuMeter(parts: Record<string, number | undefined>, options: { postgres?: boolean } = {}) {
+  const read = () => {
+    const now: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(parts)) now[name] = pid === undefined ? Number.NaN : processCpuMs(pid);
+    if (options.postgres) now.PostgreSQL = postgresCpuMs();
+    return now;
+  };
+  let start = read();
+  let startedAt = performance.now();
+  return {
+    restart() {
+      start = read();
+      startedAt = performance.now();
+    },
+    /** CPU ms per unit since the last restart, per process, with the total and the wall time. */
+    per(units: number): { perUnit: Record<string, number>; total: number; busyCores: number } {
+      const end = read();
+      const perUnit: Record<string, number> = {};
+      let total = 0;
+      for (const name of Object.keys(end)) {
+        const used = end[name]! - start[name]!;
+        perUnit[name] = used / units;
+        if (Number.isFinite(used)) total += used;
+      }
+      return { perUnit, total: total / units, busyCores: total / (performance.now() - startedAt) };
+    },
+  };
 }
 
 /** The bare Fastify route of the baseline (bench/bare-child.mjs) in its own process. */
@@ -462,6 +562,7 @@ export function printSummary(rows: SummaryRow[]): void {
 export function startClientChild() {
   const child = fork(join(ROOT, 'bench/connect-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return {
+    pid: child.pid,
     run<T>(job: object): Promise<T> {
       return new Promise((resolve, reject) => {
         const onExit = (code: number | null) => reject(new Error(`client child exited (${code})`));

@@ -6,7 +6,7 @@ import type { Config } from './config.js';
 import { lockDataDir, removeLocalAdmin, writeLocalAdmin } from './db/data-dir-lock.js';
 import { randomBase62 } from './lib/ids.js';
 import { type Database, openDatabase } from './db/database.js';
-import { vacuumEmbedded } from './db/maintenance.js';
+import { autovacuumRuns, vacuumEmbedded, vacuumOwnTables } from './db/maintenance.js';
 import { migrateToLatest } from './db/migrate.js';
 import { purgeExpiredIdempotencyKeys } from './http/plugins/idempotency.js';
 import { buildHttpServer } from './http/server.js';
@@ -189,15 +189,22 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   await connectDomain.registerWorkers(jobs);
   await monitor.registerWorkers(jobs);
   await jobs.every({ name: 'idempotency-purge', intervalMs: sweepIntervalMs, handler: async () => void (await purgeExpiredIdempotencyKeys(database.db, clock.now())) });
-  if (database.kind === 'pglite') {
+  // PGlite has no autovacuum; a PostgreSQL server may have it turned off. Either way FanGate's hot tables would
+  // only grow dead rows, so FanGate vacuums them itself on FANGATE_EMBEDDED_VACUUM_INTERVAL_SEC.
+  const selfVacuum = database.kind === 'pglite' || !(await autovacuumRuns(database.db));
+  if (database.kind === 'postgres' && selfVacuum) {
+    logger.warn({ intervalSec: config.embeddedVacuumIntervalMs / 1000 }, 'PostgreSQL runs without autovacuum: FanGate vacuums and analyses its own tables on FANGATE_EMBEDDED_VACUUM_INTERVAL_SEC (turn autovacuum on for a server that also holds other data)');
+  }
+  if (selfVacuum) {
     await jobs.every({
       name: 'embedded-vacuum',
       intervalMs: config.embeddedVacuumIntervalMs,
       expireInSeconds: 900,
       handler: async () => {
         const started = performance.now();
-        await vacuumEmbedded(database.db);
-        logger.debug({ ms: Math.round(performance.now() - started) }, 'embedded database vacuumed and analysed');
+        if (database.kind === 'pglite') await vacuumEmbedded(database.db);
+        else await vacuumOwnTables(database.db, jobs.schema);
+        logger.debug({ ms: Math.round(performance.now() - started) }, 'database vacuumed and analysed');
       },
     });
   }

@@ -284,7 +284,7 @@ export function createConnectService(deps: ConnectDeps) {
 
   async function act(orgId: string, platform: PlatformName, id: string, event: AttemptEvent, columns?: (row: AttemptRow) => Record<string, string | null>): Promise<AttemptView> {
     const row = await current(orgId, platform, id);
-    const result = await store.apply(row.id, event, columns ? { columns: columns(row) } : {});
+    const result = await store.apply(row.id, event, columns ? { columns: columns(row) } : {}, { row });
     if (!result.ok) throw refusalError(result.reason, (await store.load(row.id)) ?? row, clock.now());
     return store.view(result.row);
   }

@@ -192,7 +192,8 @@ export function createStepRunner(deps: StepDeps) {
 
   /** Feeds an outcome to the machine. A refusal found inside the transaction becomes a failure. */
   async function record(row: AttemptRow, secrets: AttemptSecrets, outcome: Outcome, met: ChallengeKind[]): Promise<void> {
-    const seq = { seq: row.step_seq };
+    // The row as the step's start wrote it: the outcome is decided on it without reading it again.
+    const seq = { seq: row.step_seq, row };
     const encResume = (resume: unknown) => vault.encryptJson(resume ?? null, attemptPlace(row, 'resume_enc'));
     let event: AttemptEvent;
     let extras: EventExtras = {};
@@ -234,7 +235,7 @@ export function createStepRunner(deps: StepDeps) {
     async runStep(job: StepJob): Promise<void> {
       const row = await store.load(job.attemptId);
       if (!row || row.state !== 'pending' || row.step_seq !== job.seq || !row.step) return;
-      const started = await store.apply(row.id, { type: 'step_started' }, {}, { seq: job.seq });
+      const started = await store.apply(row.id, { type: 'step_started' }, {}, { seq: job.seq, row });
       if (!started.ok) return;
       const secrets = secretsOf(started.row);
       const { outcome, met } = await answerAppCodes(started.row, secrets, await runDriverStep(started.row, secrets));

@@ -24,6 +24,9 @@ export interface DeadlineJob {
   timeout: 'input' | 'overall';
 }
 
+/** The compare-and-swap found a newer version: the transaction rolls back and the caller decides again. */
+class LostRace extends Error {}
+
 export interface StepJob {
   attemptId: string;
   seq: number;
@@ -178,7 +181,8 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
     deps.changed?.(row.id);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
-    await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
+    // A new attempt has nobody waiting on it and nothing cached under its id yet (its id was unknown until now).
+    if (previousState !== null) await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
     // The step this change queued starts here at once; its job stays the durable copy (see JobQueue.runNow).
     if (effects.some((e) => e.type === 'run_step')) {
       await jobs.runNow(STEP_QUEUE, stepJobId(row.id, row.step_seq)).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));
@@ -211,7 +215,8 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
       Object.assign(next, { input_enc: null, resume_enc: null, pending_code_enc: null, mobile_code_hash: null });
     }
     const row = await trx.updateTable('auth_attempts').set(next).where('id', '=', current.id).where('version', '=', current.version).returningAll().executeTakeFirst();
-    if (!row) return undefined;
+    // Lost the race: what beforeWrite wrote for this version (an account) must not commit without it.
+    if (!row) throw new LostRace();
     await runHooks(trx, row, current.state);
     await enqueue(trx, row, result.effects);
     const webhookEvents: EventName[] = result.effects.flatMap((e) =>
@@ -249,15 +254,29 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
       return query.executeTakeFirst();
     },
 
-    /** Applies `event` to the attempt as it is now; retries a lost compare-and-swap a few times. */
-    async apply(id: string, event: AttemptEvent, extras: EventExtras = {}, expect?: { seq?: number }): Promise<ApplyResult> {
+    /**
+     * Applies `event` to the attempt as it is now; retries a lost compare-and-swap a few times. `expect.row`: the
+     * attempt as the caller just read or wrote it, decided on without reading it again (the compare-and-swap
+     * catches a change since, and the next try reads).
+     */
+    async apply(id: string, event: AttemptEvent, extras: EventExtras = {}, expect?: { seq?: number; row?: AttemptRow }): Promise<ApplyResult> {
       for (let tries = 0; tries < 5; tries++) {
-        const current = await store.load(id);
+        const current = tries === 0 && expect?.row?.id === id ? expect.row : await store.load(id);
         if (!current) return { ok: false, reason: 'not_found' };
         if (expect?.seq !== undefined && current.step_seq !== expect.seq) return { ok: false, reason: 'stale_event' };
         const decided = transition(toSnapshot(current), event, clock.now());
-        if (!decided.ok) return decided;
-        const written = await db.transaction().execute((trx) => write(trx, current, decided, extras));
+        if (!decided.ok) {
+          // A refusal decided on the caller's copy may be stale: decide again on the row as it is.
+          if (current === expect?.row) continue;
+          return decided;
+        }
+        const written = await db
+          .transaction()
+          .execute((trx) => write(trx, current, decided, extras))
+          .catch((error: unknown) => {
+            if (error instanceof LostRace) return undefined;
+            throw error;
+          });
         if (!written) continue; // someone else changed it first: read again and re-decide
         await afterCommit(written, decided.effects, current.state);
         return { ok: true, row: written };

@@ -174,6 +174,8 @@ export function createJobQueue(options: JobQueueOptions) {
 
   const queue = {
     boss,
+    /** The schema pg-boss keeps its tables in. */
+    schema: options.schema ?? 'pgboss',
 
     /** `fangate_jobs_queued{queue}`: jobs waiting (new or to retry), read from the database at each scrape. */
     registerMetrics(metrics: Registry): void {

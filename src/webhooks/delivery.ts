@@ -335,6 +335,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
 
   // ---- fan-out ------------------------------------------------------------------------------
 
+  /** Whether the last fan-out took a full batch (more may wait) rather than all there was. */
+  let batchWasFull = false;
   async function dispatchBatch(limit = 500): Promise<number> {
     const now = clock.now();
     const leaseUntil = new Date(now.getTime() + leaseMs);
@@ -351,6 +353,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
           select id, org_id, event, account_id, attempt_id, client_reference_id, payload, created_at, seq from events
           where dispatched_at is null order by seq limit ${limit} for update skip locked`.execute(trx)
       ).rows;
+      batchWasFull = events.length >= limit;
       if (events.length === 0) return -1;
       const orgIds = [...new Set(events.map((e) => e.org_id))];
       const endpoints = await trx
@@ -437,7 +440,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   /** Drains the outbox; one run at a time per worker, re-run when woken meanwhile. */
   const dispatcher = coalesced(
     async () => {
-      while (!stopped && (await dispatchBatch()) > 0);
+      // Until a batch takes all there is: events committed after its read NOTIFY and run this again, so a
+      // further read that would find nothing (a transaction of four statements per wake-up) is left out.
+      while (!stopped && (await dispatchBatch()) > 0 && batchWasFull);
     },
     (error) => logger.error({ err: error }, 'webhook fan-out failed; the catch-up retries it'),
   );
