@@ -101,7 +101,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string) => void }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -179,10 +179,11 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
    */
   async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
-    deps.changed?.(row.id);
+    deps.changed?.(row.id, row);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     // A new attempt has nobody waiting on it and nothing cached under its id yet (its id was unknown until now).
-    if (previousState !== null) await deps.database.notify(ATTEMPT_CHANNEL, row.id).catch(() => undefined);
+    // With the version it wrote: the node that cached this very row keeps it.
+    if (previousState !== null) await deps.database.notify(ATTEMPT_CHANNEL, `${row.id}:${row.version}`).catch(() => undefined);
     // The step this change queued starts here at once; its job stays the durable copy (see JobQueue.runNow).
     if (effects.some((e) => e.type === 'run_step')) {
       await jobs.runNow(STEP_QUEUE, stepJobId(row.id, row.step_seq)).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));

@@ -19,12 +19,31 @@ export function createAttemptWatcher(database: Database) {
   let listening: Promise<() => Promise<void>> | undefined;
   let subscribed = false;
   const rows = createNotifiedCache<string, AttemptRow>({ ttlMs: ATTEMPT_CACHE_MS, maxEntries: 5_000, live: () => subscribed && database.listenLive() });
-  const stopGaps = database.onListenGap(() => rows.clear());
+  /** The newest version NOTIFYed per attempt, lately: a row this node wrote is not cached over a newer one. */
+  const announced = new Map<string, number>();
+  const remember = (attemptId: string, version: number) => {
+    if (announced.size >= 5_000) announced.clear();
+    announced.set(attemptId, version);
+  };
+  const stopGaps = database.onListenGap(() => {
+    rows.clear();
+    announced.clear();
+  });
 
   function ensureListening() {
     if (!listening) {
-      listening = database.listen(ATTEMPT_CHANNEL, (attemptId) => {
-        rows.invalidate(attemptId);
+      listening = database.listen(ATTEMPT_CHANNEL, (payload) => {
+        // `id:version` for a transition (the version it wrote), a bare id for a change that keeps the version.
+        const at = payload.lastIndexOf(':');
+        const attemptId = at > 0 ? payload.slice(0, at) : payload;
+        const version = at > 0 ? Number(payload.slice(at + 1)) : Number.NaN;
+        if (Number.isFinite(version)) {
+          if ((announced.get(attemptId) ?? -1) < version) remember(attemptId, version);
+          // The row this node cached when it wrote that version itself stays.
+          if ((rows.get(attemptId)?.version ?? -1) < version) rows.invalidate(attemptId);
+        } else {
+          rows.invalidate(attemptId);
+        }
         for (const wake of waiters.get(attemptId) ?? []) wake();
       });
       listening.then(
@@ -63,9 +82,13 @@ export function createAttemptWatcher(database: Database) {
       return rows.load(attemptId, load);
     },
 
-    /** This node changed the attempt (just committed): its cached row is stale. */
-    changed(attemptId: string): void {
-      rows.invalidate(attemptId);
+    /**
+     * This node changed the attempt (just committed): its cached row is stale. With `row`, the row as committed
+     * is cached instead, so the waiters its NOTIFY wakes here read it from memory.
+     */
+    changed(attemptId: string, row?: AttemptRow): void {
+      if (row && (announced.get(attemptId) ?? -1) <= row.version) rows.put(attemptId, row);
+      else rows.invalidate(attemptId);
     },
 
     async close(): Promise<void> {

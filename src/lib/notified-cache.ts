@@ -21,6 +21,11 @@ export interface NotifiedCache<K, V> {
   /** Through the cache: `loader` runs on a miss; its value is kept unless the key was invalidated meanwhile. */
   load(key: K, loader: () => Promise<V | undefined>): Promise<V | undefined>;
   invalidate(key: K): void;
+  /**
+   * Keeps `value` as the key's current value (this node has just committed it): loads of the key in flight
+   * may have read an older one and do not keep theirs.
+   */
+  put(key: K, value: V): void;
   /** Drops every entry `matches` selects. */
   invalidateWhere(matches: (value: V, key: K) => boolean): void;
   clear(): void;
@@ -90,6 +95,16 @@ export function createNotifiedCache<K, V>(options: NotifiedCacheOptions): Notifi
     invalidate(key) {
       entries.delete(key);
       markInvalidated(key);
+    },
+
+    put(key, value) {
+      markInvalidated(key);
+      entries.delete(key);
+      if (!options.live()) return;
+      const now = Date.now();
+      sweep(now);
+      if (entries.size >= options.maxEntries) entries.clear();
+      entries.set(key, { value, until: now + options.ttlMs });
     },
 
     invalidateWhere(matches) {

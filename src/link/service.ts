@@ -366,6 +366,9 @@ export function createLinkService(deps: LinkDeps) {
 
     /** The attempt store's hook: runs in the attempt's transaction after every change. */
     async onAttemptChange(trx: Transaction<DB>, change: LinkAttemptChange): Promise<void> {
+      // A link follows the attempt's state alone: a change within one state (a step starting, a wrong code)
+      // leaves it as it is, and costs no statement.
+      if (change.previousState === change.state) return;
       await sync(trx, change);
     },
 

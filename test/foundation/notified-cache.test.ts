@@ -43,4 +43,20 @@ describe('per-node notified cache', () => {
     live = false;
     expect(await cache.load('k', async () => ++loads)).toBe(2);
   });
+  it('keeps a value put by its writer, and a load that overlapped the put does not replace it with what it read before', async () => {
+    let live = true;
+    const cache = createNotifiedCache<string, { v: number }>({ ttlMs: 60_000, maxEntries: 100, live: () => live });
+    let release!: (value: { v: number }) => void;
+    const slow = cache.load('a', () => new Promise((resolve) => (release = resolve)));
+    cache.put('a', { v: 2 });
+    release({ v: 1 }); // read before the write committed
+    expect(await slow).toEqual({ v: 1 });
+    expect(cache.get('a')).toEqual({ v: 2 });
+    expect(await cache.load('a', async () => ({ v: 99 }))).toEqual({ v: 2 });
+    // Without NOTIFYs flowing nothing is kept, not even a put.
+    live = false;
+    cache.put('b', { v: 1 });
+    live = true;
+    expect(cache.get('b')).toBeUndefined();
+  });
 });
