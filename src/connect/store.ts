@@ -18,7 +18,10 @@ export const EMAIL_QUEUE = 'connect-request-email';
 export const DEADLINE_QUEUE = 'connect-deadline';
 export const ATTEMPT_CHANNEL = 'fangate_attempts';
 
-/** A `schedule_timeout` effect carried out: at `at`, the attempt gets its timeout event (a stale one is refused). */
+/**
+ * A deadline job of an earlier version (`schedule_timeout` once queued one per deadline): at its time, the attempt
+ * gets its timeout event (a stale one is refused). Kept so that jobs queued before an upgrade still run.
+ */
 export interface DeadlineJob {
   attemptId: string;
   timeout: 'input' | 'overall';
@@ -167,9 +170,9 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     for (const effect of effects) {
       if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx, inline: true, id: stepJobId(row.id, row.step_seq) });
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
-      if (effect.type === 'schedule_timeout') {
-        await jobs.send(DEADLINE_QUEUE, { attemptId: row.id, timeout: effect.timeout } satisfies DeadlineJob, { startAfter: effect.at, trx });
-      }
+      // `schedule_timeout` needs no job: the deadline is the attempt's `expires_at`, which the worker's sweep
+      // (indexed, every few seconds) and every read of the attempt enforce. A job per deadline was one more
+      // insert per attempt and one more run for each, nearly always to find the attempt long finished.
     }
   }
 
