@@ -114,6 +114,8 @@ async function serve(): Promise<void> {
   const shutdown = (signal: string) => {
     if (++signals > 1) process.exit(1);
     logger.info({ signal }, 'shutting down: finishing running jobs');
+    // Out at once rather than with the next buffered batch: whoever stops the process watches for it.
+    logger.flush();
     void started
       .catch(() => undefined)
       .then(() => Promise.all([fangate.stop(), sandbox?.close()]))

@@ -212,6 +212,7 @@ export function createAccessService(deps: AccessServiceDeps & { ratePerMin: numb
           throw new ApiError(504, 'upstream_timeout', `The platform did not answer within ${Math.round(timeoutMs / 1000)} s.`, { retryable: true });
         }
         if (error instanceof UpstreamUnavailableError) {
+          outcome = 'unavailable';
           throw new ApiError(502, 'upstream_error', `The platform could not be reached: ${error.message}.`, {
             retryable: true,
             extra: { upstreamStatus: error.upstreamStatus ?? null },
@@ -258,7 +259,9 @@ async function readHead(stream: Readable, max: number, signal?: AbortSignal): Pr
     }
   } catch (error) {
     discard(stream);
-    throw signal?.aborted ? new CallAbandonedError({ cause: error }) : error;
+    if (signal?.aborted) throw new CallAbandonedError({ cause: error });
+    // The platform's connection failed in the middle of its answer: a 502 like any transport failure.
+    throw new UpstreamUnavailableError('the connection ended in the middle of its answer', { cause: error, upstreamStatus: 403 });
   } finally {
     signal?.removeEventListener('abort', abandon);
   }

@@ -33,6 +33,7 @@ const DownloadQuery = Type.Object({
   chunk_ms: Type.Optional(Type.String({ pattern: '^([0-9]{1,3}|1000)$', description: 'pause between chunks, 0–1000 ms' })),
   chunk_bytes: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: 'size of a chunk, 1–65536 (default 65536)' })),
   status: Type.Optional(Type.String({ pattern: '^(200|403)$', description: 'the status of the answer: 200 (default) or 403, a refusal whose body comes as slowly' })),
+  cut_after: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'close the connection once this many bytes of the body are sent: a platform that fails in the middle of an answer' })),
 });
 const ChatParams = Type.Object({ chatId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
 const MessageParams = Type.Object({ ...ChatParams.properties, messageId: Type.String({ pattern: '^[0-9]{1,20}$' }) });
@@ -273,9 +274,15 @@ export const onlyFansApi: FastifyPluginAsyncTypebox<{ state: SandboxState }> = a
       const chunkBytes = request.query.chunk_bytes === undefined ? 64 * 1024 : Number(request.query.chunk_bytes);
       if (chunkBytes > 64 * 1024) throw errors.badRequest('querystring/chunk_bytes must be at most 65536');
       const chunk = Buffer.alloc(chunkBytes, 0x61);
+      const cutAfter = request.query.cut_after === undefined ? Number.POSITIVE_INFINITY : Number(request.query.cut_after);
       async function* body() {
         for (let sent = 0; sent < total; sent += chunk.length) {
           if (sent > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+          if (sent >= cutAfter) {
+            // Short of its content-length: the client sees the connection end in the middle of the body.
+            reply.raw.destroy();
+            return;
+          }
           yield chunk.subarray(0, Math.min(chunk.length, total - sent));
         }
       }

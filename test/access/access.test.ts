@@ -245,6 +245,16 @@ describeEachStore('Access API: /api/{account_id}/proxy/*', (kind) => {
     expect((await app.api(`/api/accounts/${account.id}`)).body.status).toBe('active');
   });
 
+  it('answers 502 upstream_error when the platform connection ends in the middle of a 403 FanGate reads, and the account stays active', async () => {
+    const { account } = await importAccount(app, 'acc-cut@sandbox.test');
+    const res = await app.api(`/api/${account.id}/proxy/media/download?status=403&bytes=200000&chunk_bytes=4096&chunk_ms=20&cut_after=8192`, { headers: { 'accept-encoding': 'identity' } });
+    expect(res.status, res.text).toBe(502);
+    expect(res.body).toMatchObject({ code: 'upstream_error', retryable: true, upstreamStatus: 403 });
+    expect((await app.api(`/api/accounts/${account.id}`)).body.status).toBe('active');
+    // Nothing of it reads as FanGate's own failure.
+    expect(app.logs.join('')).not.toMatch(/"level":50[^\n]*media\/download/);
+  });
+
   it('answers 429 rate_limited after the burst, with RateLimit headers', async () => {
     const { account } = await importAccount(app, 'acc-burst@sandbox.test');
     const statuses: number[] = [];

@@ -267,7 +267,8 @@ function npm(cwd: string, args: string[], env: Record<string, string>) {
   const output = { stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': the server below npm writes to the same pipes, and its last lines count.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
   const signal = (name: NodeJS.Signals) => {
     try {
       process.kill(-child.pid!, name);
@@ -330,6 +331,8 @@ describe('npm start (compiled)', () => {
       if (listening) await sleep(100);
     }
     expect(listening, 'still listening 15 s after SIGTERM').toBe(false);
+    // It exits (having written its last lines) on its own.
+    expect(await Promise.race([server.exited, sleep(15_000).then(() => 'still running' as const)])).not.toBe('still running');
     expect(server.output.stdout + server.output.stderr).toContain('shutting down');
   }, 360_000);
 });
