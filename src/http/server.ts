@@ -81,9 +81,14 @@ class OneLinePerRequest extends LogController {
   private readonly lines: Logger;
   /** Replies whose line was written at their close: a late 'finish' or error of theirs logs nothing more. */
   private readonly aborted = new WeakSet<FastifyReply>();
+  /** Who else counts a hang-up (the HTTP metrics: their onResponse hook never runs for one). */
+  private readonly abortListeners: Array<(request: FastifyRequest, reply: FastifyReply, statusCode: number) => void> = [];
   constructor(logger: Logger) {
     super();
     this.lines = logger.child({}, { redact: [] });
+  }
+  onAborted(listener: (request: FastifyRequest, reply: FastifyReply, statusCode: number) => void): void {
+    this.abortListeners.push(listener);
   }
   override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
     const res = reply.raw;
@@ -93,10 +98,11 @@ class OneLinePerRequest extends LogController {
   }
   private requestAborted(request: FastifyRequest, reply: FastifyReply): void {
     this.aborted.add(reply);
-    if (!this.lines.isLevelEnabled('info')) return;
     // Nothing answered yet is a 499 (nginx's "client closed request", the problem callerGone() names); an
     // answer cut short keeps the status it was sent with.
     const answered = reply.raw.headersSent;
+    for (const listener of this.abortListeners) listener(request, reply, answered ? reply.statusCode : 499);
+    if (!this.lines.isLevelEnabled('info')) return;
     const line = { reqId: request.id, req: request, res: { statusCode: answered ? reply.statusCode : 499 }, responseTime: reply.elapsedTime, aborted: true };
     this.lines.info(answered ? line : { ...line, code: 'client_closed_request' }, 'request aborted');
   }
@@ -137,6 +143,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   const { config, logger, database, vault, orgs, connect, accounts } = deps;
   const compiles: LazyCompile[] = [];
   const track = (compile: LazyCompile) => void compiles.push(compile);
+  const requestLog = new OneLinePerRequest(logger);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
@@ -156,7 +163,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     clientErrorHandler,
     routerOptions: { maxParamLength: 200 },
     // One line per request (when it completes) instead of Fastify's two.
-    logController: new OneLinePerRequest(logger),
+    logController: requestLog,
     childLoggerFactory: (parent, bindings, options) => new LazyRequestLogger(parent as Logger, bindings, options) as unknown as FastifyBaseLogger,
     // Bodies without type coercion, query/params/headers with it (src/http/validation.ts); validators and
     // serialisers compile on first use.
@@ -193,7 +200,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   await app.register(errorsPlugin);
   // Server-Sent Events with ids, retry and keep-alive comments (attempt streams, the Link page).
   await app.register(sse, { heartbeatInterval: 15_000 });
-  await app.register(metricsPlugin, { registry: deps.metrics });
+  await app.register(metricsPlugin, { registry: deps.metrics, onAborted: (listener) => requestLog.onAborted(listener) });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -58,6 +58,9 @@ describeEachStore('Access API: a caller that hangs up', (kind) => {
     expect(lines[0]).toMatchObject({ level: 30, msg: 'request aborted', aborted: true, req: { method, url }, res: { statusCode } });
     expect(lines[0]!.responseTime).toBeGreaterThan(0);
     if (statusCode === 499) expect(lines[0]!.code).toBe('client_closed_request');
+    // And counted in the HTTP metrics under its route and that status (onResponse never runs for it).
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toContain(`fangate_http_requests_total{method="${method}",route="/api/:account_id/proxy/*",status="${statusCode}"}`);
   }
 
   /** Lines FanGate logged at warn or above. */

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
@@ -9,10 +9,16 @@ declare module 'fastify' {
 }
 
 /** HTTP metrics and `/metrics`, on the app's registry (domains add their own metrics to it). */
-async function metricsPlugin(app: FastifyInstance, { registry }: { registry: Registry }) {
+export interface MetricsOptions {
+  registry: Registry;
+  /** Subscribes to requests whose caller hung up (with the status they count as): onResponse never runs for them. */
+  onAborted?: (listener: (request: FastifyRequest, reply: FastifyReply, statusCode: number) => void) => void;
+}
+
+async function metricsPlugin(app: FastifyInstance, { registry, onAborted }: MetricsOptions) {
   const requests = new Counter({
     name: 'fangate_http_requests_total',
-    help: 'HTTP requests answered, by route template and status.',
+    help: 'HTTP requests answered, by route template and status (499: the caller hung up before any answer).',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [registry],
   });
@@ -25,11 +31,20 @@ async function metricsPlugin(app: FastifyInstance, { registry }: { registry: Reg
   });
   app.decorate('metrics', registry);
 
-  app.addHook('onResponse', async (request, reply) => {
+  /** Requests counted at their hang-up: a late onResponse of theirs counts nothing more. */
+  const counted = new WeakSet<FastifyReply>();
+  const count = (request: FastifyRequest, reply: FastifyReply, statusCode: number) => {
+    if (counted.has(reply)) return;
     // The route template, never the raw URL: ids would explode the label set.
     const route = request.routeOptions.url ?? 'unmatched';
-    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    requests.inc({ method: request.method, route, status: String(statusCode) });
     duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  };
+  app.addHook('onResponse', async (request, reply) => count(request, reply, reply.statusCode));
+  // A caller that hung up counts too (499 when nothing was answered yet), once.
+  onAborted?.((request, reply, statusCode) => {
+    count(request, reply, statusCode);
+    counted.add(reply);
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
