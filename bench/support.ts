@@ -360,9 +360,14 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   const base = `http://127.0.0.1:${port}`;
   const startedAt = performance.now();
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`fangate serve exited (${child.exitCode}):\n${stderr}`);
+    const failed =
+      child.exitCode !== null ? `fangate serve exited (${child.exitCode}):\n${stderr}` : performance.now() - startedAt > 120_000 ? `fangate serve not ready in 120 s:\n${stderr}` : undefined;
+    if (failed) {
+      child.kill('SIGKILL');
+      await scratch.drop().catch(() => undefined);
+      throw new Error(failed);
+    }
     if ((await fetch(`${base}/readyz`).then((r) => r.status, () => 0)) === 200) break;
-    if (performance.now() - startedAt > 120_000) throw new Error(`fangate serve not ready in 120 s:\n${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const apiKey = settings.apiKey;

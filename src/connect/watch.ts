@@ -1,5 +1,5 @@
 import type { Database } from '../db/database.js';
-import { createNotifiedCache } from '../lib/notified-cache.js';
+import { cacheListener, createNotifiedCache } from '../lib/notified-cache.js';
 import type { AttemptRow } from './attempts.js';
 import { ATTEMPT_CHANNEL } from './store.js';
 
@@ -16,48 +16,38 @@ const ATTEMPT_CACHE_MS = 10_000;
  */
 export function createAttemptWatcher(database: Database) {
   const waiters = new Map<string, Set<() => void>>();
-  let listening: Promise<() => Promise<void>> | undefined;
-  let subscribed = false;
-  const rows = createNotifiedCache<string, AttemptRow>({ ttlMs: ATTEMPT_CACHE_MS, maxEntries: 5_000, live: () => subscribed && database.listenLive() });
   /** The newest version NOTIFYed per attempt, lately: a row this node wrote is not cached over a newer one. */
   const announced = new Map<string, number>();
   const remember = (attemptId: string, version: number) => {
     if (announced.size >= 5_000) announced.clear();
     announced.set(attemptId, version);
   };
-  const stopGaps = database.onListenGap(() => {
-    rows.clear();
-    announced.clear();
+  const listener = cacheListener(database, ATTEMPT_CHANNEL, {
+    onNotify(payload) {
+      // `id:version` for a transition (the version it wrote), a bare id for a change that keeps the version.
+      const at = payload.lastIndexOf(':');
+      const attemptId = at > 0 ? payload.slice(0, at) : payload;
+      const version = at > 0 ? Number(payload.slice(at + 1)) : Number.NaN;
+      if (Number.isFinite(version)) {
+        if ((announced.get(attemptId) ?? -1) < version) remember(attemptId, version);
+        // The row this node cached when it wrote that version itself stays.
+        if ((rows.get(attemptId)?.version ?? -1) < version) rows.invalidate(attemptId);
+      } else {
+        rows.invalidate(attemptId);
+      }
+      for (const wake of waiters.get(attemptId) ?? []) wake();
+    },
+    onGap() {
+      rows.clear();
+      announced.clear();
+    },
   });
-
-  function ensureListening() {
-    if (!listening) {
-      listening = database.listen(ATTEMPT_CHANNEL, (payload) => {
-        // `id:version` for a transition (the version it wrote), a bare id for a change that keeps the version.
-        const at = payload.lastIndexOf(':');
-        const attemptId = at > 0 ? payload.slice(0, at) : payload;
-        const version = at > 0 ? Number(payload.slice(at + 1)) : Number.NaN;
-        if (Number.isFinite(version)) {
-          if ((announced.get(attemptId) ?? -1) < version) remember(attemptId, version);
-          // The row this node cached when it wrote that version itself stays.
-          if ((rows.get(attemptId)?.version ?? -1) < version) rows.invalidate(attemptId);
-        } else {
-          rows.invalidate(attemptId);
-        }
-        for (const wake of waiters.get(attemptId) ?? []) wake();
-      });
-      listening.then(
-        () => void (subscribed = true),
-        () => void (listening = undefined),
-      );
-    }
-    return listening;
-  }
+  const rows = createNotifiedCache<string, AttemptRow>({ ttlMs: ATTEMPT_CACHE_MS, maxEntries: 5_000, live: listener.live });
 
   return {
     /** Resolves true when the attempt changes, false after `timeoutMs` or on abort. */
     async next(attemptId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-      await ensureListening();
+      await listener.ready();
       return new Promise<boolean>((resolve) => {
         let set = waiters.get(attemptId);
         if (!set) waiters.set(attemptId, (set = new Set()));
@@ -78,7 +68,7 @@ export function createAttemptWatcher(database: Database) {
 
     /** The attempt through this node's cache; `load` reads it from the database on a miss. */
     cached(attemptId: string, load: () => Promise<AttemptRow | undefined>): Promise<AttemptRow | undefined> {
-      if (!subscribed) void ensureListening().catch(() => undefined);
+      listener.subscribe();
       return rows.load(attemptId, load);
     },
 
@@ -92,11 +82,8 @@ export function createAttemptWatcher(database: Database) {
     },
 
     async close(): Promise<void> {
-      stopGaps();
-      subscribed = false;
+      await listener.close();
       rows.clear();
-      if (listening) await (await listening)();
-      listening = undefined;
     },
   };
 }

@@ -150,6 +150,11 @@ export function cacheListener(notifications: CacheNotifications, channel: string
         () => void (subscribing = undefined),
       );
     },
+    /** Subscribes if needed and resolves once the LISTEN is in place (a waiter must not miss a NOTIFY); rejects if it could not be. */
+    async ready(): Promise<void> {
+      this.subscribe();
+      await subscribing;
+    },
     async close(): Promise<void> {
       stopGaps();
       subscribed = false;
