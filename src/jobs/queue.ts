@@ -87,9 +87,12 @@ const WAKE_CHANNEL = 'fangate_jobs';
  */
 export function createJobQueue(options: JobQueueOptions) {
   const { database, logger } = options;
+  const schema = options.schema ?? 'pgboss';
+  /** pg-boss's job table, for the queries it has no call for. */
+  const jobTable = sql.table(`${schema}.job`);
   const boss = new PgBoss({
     ...database.jobStore,
-    schema: options.schema ?? 'pgboss',
+    schema,
     supervise: true,
     schedule: false,
     // Maintenance also expires the jobs of dead workers: every few seconds, so their work resumes soon
@@ -175,18 +178,17 @@ export function createJobQueue(options: JobQueueOptions) {
   const queue = {
     boss,
     /** The schema pg-boss keeps its tables in. */
-    schema: options.schema ?? 'pgboss',
+    schema,
 
     /** `fangate_jobs_queued{queue}`: jobs waiting (new or to retry), read from the database at each scrape. */
     registerMetrics(metrics: Registry): void {
-      const schema = options.schema ?? 'pgboss';
       new Gauge({
         name: 'fangate_jobs_queued',
         help: 'Background jobs waiting to run (created or due for retry), by queue; read from the database.',
         labelNames: ['queue'] as const,
         registers: [metrics],
         async collect() {
-          const rows = await sql<{ name: string; n: string }>`select name, count(*) as n from ${sql.table(`${schema}.job`)} where state in ('created', 'retry') group by name`.execute(database.db);
+          const rows = await sql<{ name: string; n: string }>`select name, count(*) as n from ${jobTable} where state in ('created', 'retry') group by name`.execute(database.db);
           this.reset();
           for (const def of definitions) this.set({ queue: def.name }, 0);
           for (const row of rows.rows) this.set({ queue: row.name }, Number(row.n));
@@ -249,9 +251,8 @@ export function createJobQueue(options: JobQueueOptions) {
     async runNow(name: string, id: string): Promise<boolean> {
       const def = definitions.find((d) => d.name === name);
       if (!def?.inline || !options.work || !started || inlineRuns.size >= INLINE_SLOTS) return false;
-      const schema = sql.table(`${options.schema ?? 'pgboss'}.job`);
       const { rows } = await sql<{ id: string; data: unknown }>`
-        update ${schema} set state = 'active', started_on = now()
+        update ${jobTable} set state = 'active', started_on = now()
         where name = ${name} and id = ${id}::uuid and state = 'created'
         returning id, data`.execute(database.db);
       const job = rows[0];
@@ -262,8 +263,7 @@ export function createJobQueue(options: JobQueueOptions) {
 
     /** Whether a job of `name` whose data contains `match` waits, is due for a retry or runs (on any node). */
     async hasLive(name: string, match: object): Promise<boolean> {
-      const schema = options.schema ?? 'pgboss';
-      const { rows } = await sql<{ n: number }>`select 1 as n from ${sql.table(`${schema}.job`)}
+      const { rows } = await sql<{ n: number }>`select 1 as n from ${jobTable}
         where name = ${name} and state in ('created', 'retry', 'active') and data @> ${JSON.stringify(match)}::jsonb limit 1`.execute(database.db);
       return rows.length > 0;
     },
