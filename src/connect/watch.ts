@@ -10,8 +10,8 @@ const ATTEMPT_CACHE_MS = 10_000;
  * Wakes long-polls and event streams when an attempt changes, on any node: every change is
  * NOTIFYed on one channel, and this process keeps one LISTEN for all its waiters.
  *
- * The same NOTIFY keeps a per-node cache of attempt rows for reads (the poll route): a change drops the
- * attempt from the cache before any waiter wakes, and this node's own changes drop it at commit. While
+ * The same NOTIFY keeps a per-node cache of attempt rows for reads (the poll route): a change drops older
+ * copies of the attempt before any waiter wakes, and the node that made it caches the row it committed. While
  * the LISTEN connection is down the cache is bypassed.
  */
 export function createAttemptWatcher(database: Database) {

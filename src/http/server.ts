@@ -101,9 +101,10 @@ class OneLinePerRequest extends LogController {
     // Nothing answered yet is a 499 (nginx's "client closed request", the problem callerGone() names); an
     // answer cut short keeps the status it was sent with.
     const answered = reply.raw.headersSent;
-    for (const listener of this.abortListeners) listener(request, reply, answered ? reply.statusCode : 499);
+    const statusCode = answered ? reply.statusCode : 499;
+    for (const listener of this.abortListeners) listener(request, reply, statusCode);
     if (!this.lines.isLevelEnabled('info')) return;
-    const line = { reqId: request.id, req: request, res: { statusCode: answered ? reply.statusCode : 499 }, responseTime: reply.elapsedTime, aborted: true };
+    const line = { reqId: request.id, req: request, res: { statusCode }, responseTime: reply.elapsedTime, aborted: true };
     this.lines.info(answered ? line : { ...line, code: 'client_closed_request' }, 'request aborted');
   }
   override streamError(error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {

@@ -335,14 +335,15 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
 
   // ---- fan-out ------------------------------------------------------------------------------
 
-  /** Whether the last fan-out took a full batch (more may wait) rather than all there was. */
-  let batchWasFull = false;
-  async function dispatchBatch(limit = 500): Promise<number> {
+  /** Events one fan-out transaction takes at most. */
+  const FANOUT_BATCH = 500;
+  /** Fans out up to `limit` undispatched events; answers how many it took. */
+  async function dispatchBatch(limit = FANOUT_BATCH): Promise<number> {
     const now = clock.now();
     const leaseUntil = new Date(now.getTime() + leaseMs);
     const leased: Claimed[] = [];
     let leftDue = false;
-    const inserted = await db.transaction().execute(async (trx) => {
+    const taken = await db.transaction().execute(async (trx) => {
       // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
       // No bitmap scan: every event fanned out leaves a dead entry in the undispatched index until a vacuum,
       // and only a plain index scan marks them dead for the next scans (a bitmap scan visited all of them
@@ -353,8 +354,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
           select id, org_id, event, account_id, attempt_id, client_reference_id, payload, created_at, seq from events
           where dispatched_at is null order by seq limit ${limit} for update skip locked`.execute(trx)
       ).rows;
-      batchWasFull = events.length >= limit;
-      if (events.length === 0) return -1;
+      if (events.length === 0) return 0;
       const orgIds = [...new Set(events.map((e) => e.org_id))];
       const endpoints = await trx
         .selectFrom('webhook_endpoints')
@@ -427,14 +427,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       }
       for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('webhook_deliveries').values(rows.slice(i, i + 1000)).execute();
       await trx.updateTable('events').set({ dispatched_at: now }).where('id', 'in', events.map((e) => e.id)).execute();
-      return rows.length;
+      return events.length;
     });
     await enqueue(leased, leaseUntil);
     if (leftDue) {
       await database.notify(DELIVERIES_CHANNEL, '').catch(() => undefined);
       wakePump();
     }
-    return inserted < 0 ? 0 : Math.max(inserted, 1);
+    return taken;
   }
 
   /** Drains the outbox; one run at a time per worker, re-run when woken meanwhile. */
@@ -442,7 +442,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     async () => {
       // Until a batch takes all there is: events committed after its read NOTIFY and run this again, so a
       // further read that would find nothing (a transaction of four statements per wake-up) is left out.
-      while (!stopped && (await dispatchBatch()) > 0 && batchWasFull);
+      while (!stopped && (await dispatchBatch()) >= FANOUT_BATCH);
     },
     (error) => logger.error({ err: error }, 'webhook fan-out failed; the catch-up retries it'),
   );
