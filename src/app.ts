@@ -35,6 +35,7 @@ import { createWebhookService, type WebhookService, type WebhookServiceOptions }
 import { createAccessBucket } from './access/bucket.js';
 import { createAccessService } from './access/service.js';
 import { createMonitor, type Monitor } from './monitor/service.js';
+import { loadUndici } from './net/undici.js';
 
 /** How long a stop waits for requests in flight before cutting their connections. */
 const HTTP_CLOSE_GRACE_MS = 10_000;
@@ -242,6 +243,8 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
         await http.listen({ port: config.port, host: config.host });
         if (localAdminToken) await writeLocalAdmin(config.dataDir, { url: `http://127.0.0.1:${(http.server.address() as AddressInfo).port}`, token: localAdminToken, pid: process.pid });
       } else await http.ready();
+      // Outbound HTTP loads on first use (not on the way to ready); load it now, so the first call does not wait.
+      void loadUndici().catch((error: unknown) => logger.error({ err: error }, 'loading the HTTP client failed'));
     },
     stop() {
       stopping ??= (async () => {

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import envSchema from 'env-schema';
 import { type Static, type TSchema, Type } from 'typebox';
+import { Value } from 'typebox/value';
 import { parseProxyPool, type ProxySpec } from './net/proxy-config.js';
 
 const FLAG_VALUES = ['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'];
@@ -18,7 +18,7 @@ const choice = <T extends string>(values: readonly T[], fallback: T, description
 const HTTP_URL = '^https?://[^\\s]+$';
 
 /**
- * Every environment variable FanGate reads, in one schema: env-schema applies the defaults, converts the
+ * Every environment variable FanGate reads, in one schema: TypeBox applies the defaults, converts the
  * numbers and reports every bad value at once; `loadConfig` only shapes the result.
  */
 export const EnvSchema = Type.Object({
@@ -162,18 +162,15 @@ function parseEnv(env: NodeJS.ProcessEnv): Env {
     const value = env[name];
     if (value !== undefined && value !== '') data[name] = name.startsWith('FANGATE_ALLOW_') ? value.toLowerCase() : value;
   }
-  try {
-    return envSchema<Env>({ schema: structuredClone(EnvSchema), data, env: false });
-  } catch (error) {
-    const errors = (error as { errors?: Array<{ instancePath: string; message?: string }> }).errors;
-    if (!errors) throw error;
-    const problems = new Map<string, string>();
-    for (const e of errors) {
-      const name = e.instancePath.slice(1);
-      if (!problems.has(name)) problems.set(name, `${name} ${describeRule(name, e.message)} (got "${env[name]}")`);
-    }
-    throw new ConfigError([...problems.values()]);
+  // TypeBox's own value functions, not an Ajv instance: compiling one was ≈ 50 ms of every start.
+  const parsed = Value.Convert(EnvSchema, Value.Default(EnvSchema, data));
+  const problems = new Map<string, string>();
+  for (const e of Value.Errors(EnvSchema, parsed)) {
+    const name = e.instancePath.slice(1);
+    if (!problems.has(name)) problems.set(name, `${name} ${describeRule(name, e.message)} (got "${env[name]}")`);
   }
+  if (problems.size > 0) throw new ConfigError([...problems.values()]);
+  return parsed as Env;
 }
 
 function describeRule(name: string, fallback = 'is invalid'): string {

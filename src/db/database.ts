@@ -2,7 +2,6 @@ import { randomInt } from 'node:crypto';
 import { constants, existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -11,6 +10,9 @@ import { createWriteWatch, type WriteWatch } from './write-watch.js';
 import { createPGlitePool } from './pglite-adapter.js';
 import { compilePGliteWasm } from './pglite-wasm.js';
 import type { DB } from './schema.js';
+import { PGLITE_TEMPLATE_DIR } from './template-dir.js';
+
+export { PGLITE_TEMPLATE_DIR };
 
 export type StoreKind = 'pglite' | 'postgres';
 
@@ -48,12 +50,6 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/**
- * A ready-made embedded database (initdb done, migrations and the job schema applied), made by
- * `fangate prepare` when the package is installed. A first start copies it instead of running
- * initdb, which halves the time to ready; without it FanGate simply runs initdb.
- */
-export const PGLITE_TEMPLATE_DIR = fileURLToPath(new URL('../../node_modules/.cache/fangate/pgdata-template', import.meta.url));
 
 export interface DatabaseOptions {
   /** postgres://… selects PostgreSQL; otherwise PGlite. */

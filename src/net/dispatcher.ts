@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { SocksClient, SocksClientError } from 'socks';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { buildConnector, Dispatcher } from 'undici';
 import { ProxyError, UpstreamUnavailableError } from './errors.js';
 import { formatHostPort, type ProxySpec } from './proxy-config.js';
+import { undici } from './undici.js';
 
 export interface DispatcherOptions {
   /** TCP connect + proxy handshake + TLS handshake, in ms. Default 10 s. */
@@ -23,9 +23,11 @@ const MAX_CONNECT_RESPONSE_BYTES = 16 * 1024;
 /**
  * An undici dispatcher that sends every request through `proxy` (or directly when null).
  * Failures of the proxy itself surface as `ProxyError`, or are recognised by `classifyNetworkError`.
+ * Await `loadUndici()` (./undici.ts) before the first one.
  */
 export function createDispatcher(proxy: ProxySpec | null, opts: DispatcherOptions = {}): Dispatcher {
   const options = { ...DEFAULTS, ...opts };
+  const { Agent } = undici();
   const upstreamTls = options.ca === undefined ? {} : { ca: options.ca };
   let dispatcher: Dispatcher;
   if (proxy === null) {
@@ -217,6 +219,8 @@ const SOCKS5_UPSTREAM_REPLIES = new Set(['NetworkUnreachable', 'HostUnreachable'
 function socksConnect(proxy: ProxySpec, timeoutMs: number): Handshake {
   const auth = proxy.username === undefined ? {} : { userId: proxy.username, password: proxy.password ?? '' };
   return async (socket, { host, port, target }) => {
+    // Loaded with the first SOCKS5 proxy used, not at start.
+    const { SocksClient, SocksClientError } = await import('socks');
     try {
       await SocksClient.createConnection({
         command: 'connect',

@@ -6,6 +6,7 @@ import { AddressRefusedError, type GuardOptions, resolveAllowedAddress } from '.
 import { customProxyErrors, type ProxyInput } from '../net/proxy-choice.js';
 import type { ProxyPool } from '../net/proxy-pool.js';
 import type { DriverContext, PlatformDriver, PlatformName } from './types.js';
+import { loadUndici } from '../net/undici.js';
 
 /** The account's country has no usable proxy in FANGATE_PROXY_POOL (any more). */
 export class NoPoolProxyError extends Error {
@@ -138,6 +139,7 @@ export function createPlatformGateway(deps: {
 
   async function call<T>(platform: PlatformName, identity: PlatformIdentity, fn: (driver: PlatformDriver, ctx: DriverContext) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const chosen = driver(platform);
+    await loadUndici(); // the dispatchers are undici's, loaded on the first call
     const retries = options.retries ?? 0;
     let failedOver = false;
     const caller = options.signal;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { ProxyError, UpstreamUnavailableError, classifyNetworkError } from '../net/errors.js';
 import type { DriverContext, StepResult } from './types.js';
 
@@ -51,8 +51,11 @@ export interface StreamedExchange extends Omit<Exchange, 'body'> {
  */
 export async function exchangeStream(ctx: DriverContext, url: string, options: ExchangeOptions): Promise<StreamedExchange> {
   try {
-    const response = await request(url, {
-      dispatcher: ctx.dispatcher,
+    // The dispatcher's own request(): what undici's top-level request() calls, without loading undici here.
+    const target = new URL(url);
+    const response = await ctx.dispatcher.request({
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
       method: options.method,
       headers: options.headers,
       ...(options.body === undefined ? {} : { body: options.body }),

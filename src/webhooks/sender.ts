@@ -1,5 +1,6 @@
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { AddressRefusedError, pinnedLookup, type Resolver, resolveAllowedAddress } from '../net/address-guard.js';
+import { loadUndici, undici } from '../net/undici.js';
 
 /** One HTTP POST to a receiver: the address checked, the socket pinned to it, no redirects, a hard timeout. */
 
@@ -52,7 +53,7 @@ export function createSender(options: SenderOptions) {
       pools.delete(oldestKey);
       void oldest.close().catch(() => undefined);
     }
-    pool = new Pool(origin, {
+    pool = new (undici().Pool)(origin, {
       connections: options.connectionsPerOrigin,
       connect: { lookup: pinnedLookup(address) as never, timeout: options.timeoutMs },
       headersTimeout: options.timeoutMs,
@@ -79,6 +80,7 @@ export function createSender(options: SenderOptions) {
       } catch (error) {
         return done({ status: null, body: null, retryAfterSec: null, error: error instanceof AddressRefusedError ? error.message : 'address check failed' });
       }
+      await loadUndici();
       const signal = AbortSignal.timeout(options.timeoutMs);
       try {
         // undici's request never follows redirects: a 3xx is an answer like any other non-2xx.

@@ -289,7 +289,8 @@ describe('npm start (compiled)', () => {
     const install = npm(checkout, ['run', 'postinstall'], {});
     const installed = await Promise.race([install.exited, sleep(240_000).then(() => 'timeout' as const)]);
     expect(installed, install.output.stdout + install.output.stderr).toEqual({ code: 0, signal: null });
-    expect(existsSync(join(checkout, 'dist/main.js'))).toBe(true);
+    // What bin/fangate.js runs: the bundle of dist/ (scripts/build-server.mjs).
+    expect(existsSync(join(checkout, 'dist/bundle/main.js'))).toBe(true);
     expect(existsSync(join(checkout, 'node_modules/.cache/fangate/pgdata-template'))).toBe(true);
 
     // Nothing TypeScript is left to load: no sources, no tsx.
@@ -316,6 +317,23 @@ describe('npm start (compiled)', () => {
     const whoami = await fetch(`${base}/api/whoami`, { headers: { authorization: `Bearer ${BOOTSTRAP}` } });
     expect(whoami.status).toBe(200);
     expect(await whoami.json()).toMatchObject({ organization: { name: 'default' } });
+    // A connect runs the bundled job queue, vault and platform client end to end; the Access API then calls the
+    // platform with the stored session.
+    const headers = { authorization: `Bearer ${BOOTSTRAP}`, 'content-type': 'application/json' };
+    const started = await fetch(`${base}/api/authenticate`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ auth_type: 'email_password', email: 'cli-start@sandbox.test', password: 'password' }),
+    }).then((r) => r.json() as Promise<any>);
+    let attempt = started;
+    for (let polls = 0; attempt.state === 'pending' && polls < 5; polls++) {
+      attempt = await fetch(`${base}/api/authenticate/${started.attempt_id}?wait=30&state=pending`, { headers }).then((r) => r.json() as Promise<any>);
+    }
+    expect(attempt).toMatchObject({ state: 'completed_success', account: { status: 'active' } });
+    const me = await fetch(`${base}/api/${attempt.account_id}/me`, { headers });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ username: expect.any(String) });
+    expect((await fetch(`${base}/api/${attempt.account_id}/proxy/users/me`, { headers })).status).toBe(200);
     // Files read from disk at run time come from dist/ too.
     const css = await fetch(`${base}/link/assets/page.css`);
     expect(css.status).toBe(200);

@@ -1,4 +1,5 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, BOOTSTRAP_KEY, startTestApp, type TestApp } from '../support/app.js';
 import { describeEachStore } from '../support/stores.js';
@@ -213,6 +214,21 @@ describeEachStore('HTTP foundation', (kind) => {
       expect(metrics.status).toBe(200);
       expect(metrics.text).toContain('fangate_http_requests_total{method="GET",route="/api/whoami",status="200"}');
       expect(metrics.text).toContain('fangate_process_cpu_user_seconds_total');
+    });
+
+    it('readyz answers 503 naming a migration that is not applied, and ready again once it is', async () => {
+      const db = app.fangate.database.db;
+      const { rows } = await sql<{ name: string; timestamp: string }>`select name, timestamp from kysely_migration order by name desc limit 1`.execute(db);
+      const latest = rows[0]!;
+      await sql`delete from kysely_migration where name = ${latest.name}`.execute(db);
+      try {
+        const pending = await app.api('/readyz', { key: null });
+        expect(pending.status).toBe(503);
+        expect(pending.body).toMatchObject({ code: 'migrations_pending', detail: `Migrations not applied: ${latest.name}.` });
+      } finally {
+        await sql`insert into kysely_migration (name, timestamp) values (${latest.name}, ${latest.timestamp})`.execute(db);
+      }
+      expect((await app.api('/readyz', { key: null })).body).toEqual({ status: 'ready', database: kind });
     });
 
     it('serves a valid OpenAPI 3.1 document and an interactive reference', async () => {

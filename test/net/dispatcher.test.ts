@@ -8,6 +8,10 @@ import { createDispatcher, createDispatcherCache } from '../../src/net/dispatche
 import { ProxyError, UpstreamUnavailableError, classifyNetworkError } from '../../src/net/errors.js';
 import type { ProxySpec } from '../../src/net/proxy-config.js';
 import { startHttpProxy, startSocksProxy } from '../support/proxies.js';
+import { loadUndici } from '../../src/net/undici.js';
+
+// Outbound HTTP loads undici on first use; these tests build dispatchers directly.
+await loadUndici();
 
 // Self-signed for localhost and 127.0.0.1, valid until 2126: lets the tests prove https through tunnels.
 const TLS_KEY = `-----BEGIN PRIVATE KEY-----

@@ -23,6 +23,10 @@ import {
   type RunningSandbox,
 } from '../../src/sandbox/index.js';
 import { startHttpProxy, startSocksProxy, type TestProxy } from '../support/proxies.js';
+import { loadUndici } from '../../src/net/undici.js';
+
+// Outbound HTTP loads undici on first use; these tests build dispatchers directly.
+await loadUndici();
 
 /** A streamed answer's body, parsed. */
 const readJson = async (body: Readable): Promise<any> => JSON.parse(await text(body));

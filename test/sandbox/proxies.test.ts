@@ -5,6 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Dispatcher, ProxyAgent, request } from 'undici';
 import { createDispatcher } from '../../src/net/dispatcher.js';
 import { startHttpProxy, startSocksProxy } from '../support/proxies.js';
+import { loadUndici } from '../../src/net/undici.js';
+
+// Outbound HTTP loads undici on first use; these tests build dispatchers directly.
+await loadUndici();
 
 /** The test proxies themselves: forwarding, tunnelling, auth and source-address binding. */
 
