@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -8,6 +7,7 @@ import { randomBase62 } from './lib/ids.js';
 import { type Database, openDatabase } from './db/database.js';
 import { autovacuumRuns, vacuumEmbedded, vacuumOwnTables } from './db/maintenance.js';
 import { migrateToLatest } from './db/migrate.js';
+import { embeddedDatabaseDir } from './db/template-dir.js';
 import { purgeExpiredIdempotencyKeys } from './http/plugins/idempotency.js';
 import { buildHttpServer } from './http/server.js';
 import { createJobQueue, type JobQueue } from './jobs/queue.js';
@@ -99,7 +99,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   try {
     database = await openDatabase({
       databaseUrl: config.databaseUrl,
-      pgliteDir: embedded && !options.inMemory ? join(config.dataDir, 'pgdata') : undefined,
+      pgliteDir: embedded && !options.inMemory ? embeddedDatabaseDir(config.dataDir) : undefined,
       logger,
       poolSize: config.dbPoolSize,
     });

@@ -1,9 +1,9 @@
 import { type Actor, runAsActor } from './lib/audit.js';
 import { rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { lockDataDir } from './db/data-dir-lock.js';
+import { embeddedDatabaseDir, seedFromTemplate } from './db/template-dir.js';
 import type { Database } from './db/database.js';
 import { createLogger } from './logger.js';
 import { ALL_SCOPES, type Scope } from './orgs/scopes.js';
@@ -37,7 +37,7 @@ async function withDatabase<T>(fn: (ctx: { db: Database; config: ReturnType<type
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const unlock = config.databaseUrl ? async () => undefined : await lockDataDir(config.dataDir, 'fangate cli');
   try {
-    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pgdata'), logger });
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? undefined : embeddedDatabaseDir(config.dataDir), logger });
     try {
       await migrateToLatest(db.db);
       return await fn({ db, config, logger });
@@ -102,7 +102,11 @@ function printWelcome(config: ReturnType<typeof loadConfig>, firstRunKey: string
 async function serve(): Promise<void> {
   const config = loadConfig();
   // PGlite's WebAssembly compiles on background threads while the rest of FanGate loads.
-  if (!config.databaseUrl) void (await import('./db/pglite-wasm.js')).compilePGliteWasm();
+  if (!config.databaseUrl) {
+    void (await import('./db/pglite-wasm.js')).compilePGliteWasm();
+    // A first start's copy of the database template runs on the thread pool meanwhile too; opening awaits it.
+    seedFromTemplate(embeddedDatabaseDir(config.dataDir)).catch(() => undefined);
+  }
   const { createFanGate } = await import('./app.js');
   const fangate = await createFanGate({ config });
   const { logger } = fangate;

@@ -1,5 +1,5 @@
 import { type AuditRecorder, noAudit } from '../lib/audit.js';
-import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import { type Kysely, sql, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsTable, DB, PlatformName, ProxyColumn } from '../db/schema.js';
 import { ApiError, type FieldError, notFound, validationError } from '../lib/errors.js';
@@ -88,8 +88,6 @@ export interface MeView {
   name: string;
   avatar: string | null;
 }
-
-type Db = Kysely<DB> | Transaction<DB>;
 
 const upstreamError = (detail: string, upstreamStatus: number | null, retryable = true) =>
   new ApiError(502, 'upstream_error', detail, { retryable, extra: { upstreamStatus } });

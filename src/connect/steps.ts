@@ -38,7 +38,6 @@ type Outcome = StepResult | { type: 'network'; code: Extract<FailureCode, 'upstr
  */
 export function createStepRunner(deps: StepDeps) {
   const { vault, store, platforms, clock, logger } = deps;
-  const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   const secretsOf = (row: AttemptRow): AttemptSecrets => (row.input_enc ? vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')) : {});
   const resumeOf = (row: AttemptRow): unknown => (row.resume_enc ? vault.decryptJson(row.resume_enc, attemptPlace(row, 'resume_enc')) : null);
