@@ -31,29 +31,41 @@ await runBench(async () => {
   cleanup.push(() => clients.close());
   const job = (n: number, tag: string) => ({ park: n, base: server.base, apiKey: server.apiKey, concurrency, tag: `${process.pid}${tag}` });
 
+  // Where the memory is: the server's own figures from /metrics (V8 heap, memory outside it such as buffers).
+  const memory = async () => {
+    const text = await fetch(`${server.base}/metrics`).then((r) => r.text());
+    const read = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return { heapTotal: read('fangate_nodejs_heap_size_total_bytes'), heapUsed: read('fangate_nodejs_heap_size_used_bytes'), external: read('fangate_nodejs_external_memory_bytes') };
+  };
   console.log(`FanGate parked attempts: ${total} on needs_otp, ${concurrency} clients in a child process, ${server.kind}, sandbox in another process, node ${process.version}`);
   const idle = await server.rss();
+  const idleMemory = await memory();
   await clients.run(job(50, 'w'));
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const before = await server.rss();
+  const beforeMemory = await memory();
   const cpu0 = server.cpuMs();
   const t0 = performance.now();
   const parked = await clients.run<{ perSecond: number; p50: number; p99: number }>(job(total, 'p'));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = server.cpuMs() - cpu0;
   const after = await server.rss();
+  const afterMemory = await memory();
   await new Promise((resolve) => setTimeout(resolve, Number(env.BENCH_PARKED_SETTLE_MS ?? 5000)));
   const settled = await server.rss();
+  const settledMemory = await memory();
 
   console.log(`parked ${total} attempts in ${seconds.toFixed(1)} s (${parked.perSecond.toFixed(0)}/s); start → needs_otp p50 ${ms(parked.p50)} ms, p99 ${ms(parked.p99)} ms`);
   console.log(`server CPU: ${(cpu / 1000).toFixed(1)} s, ${(cpu / total).toFixed(1)} ms per attempt`);
+  const row = (label: string, rss: number, m: Awaited<ReturnType<typeof memory>>) =>
+    [label, MB(rss).toFixed(1), MB(m.heapTotal).toFixed(1), MB(m.heapUsed).toFixed(1), MB(m.external).toFixed(1)];
   printTable(
-    ['server RSS', 'MB'],
+    ['server memory, MB', 'RSS', 'V8 heap', 'heap used', 'external'],
     [
-      ['idle, right after start', MB(idle).toFixed(1)],
-      ['after 50 warm-up attempts (baseline)', MB(before).toFixed(1)],
-      [`after ${total} parked`, MB(after).toFixed(1)],
-      [`after ${total} parked and idle`, MB(settled).toFixed(1)],
+      row('idle, right after start', idle, idleMemory),
+      row('after 50 warm-up attempts (baseline)', before, beforeMemory),
+      row(`after ${total} parked`, after, afterMemory),
+      row(`after ${total} parked and idle`, settled, settledMemory),
     ],
   );
   // Not extrapolated: a short run's growth is mostly warm-up (heap and JIT settling, the tables' first pages).
