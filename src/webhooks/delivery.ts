@@ -194,9 +194,10 @@ const CLAIMED_COLUMNS = sql`d.id, d.org_id, d.endpoint_id, d.event_id, d.event, 
 /**
  * The oldest waiting delivery of each group of `groups` (a relation with `endpoint_id`, `order_key`) whose
  * group has no due or in-flight head, not counting `finishing` (heads whose final outcome the same
- * statement records). Per group two probes of the (endpoint_id, order_key, seq) index, both LATERAL … LIMIT 1
- * so that the planner keeps them per group: with stale statistics (PGlite never auto-analyzes) it turned
- * a NOT EXISTS into a hash anti-join over every pending delivery.
+ * statement records). Per group two probes, both LATERAL … LIMIT 1 so that the planner keeps them per group
+ * (with stale statistics, and PGlite never auto-analyzes, it turned a NOT EXISTS into a hash anti-join over
+ * every pending delivery): the (endpoint_id, order_key, seq) index for the next waiting one, the heads' own
+ * index for a busy head (migration 0034: the due index may not answer for waiting rows).
  */
 function nextHeads(groups: RawBuilder<unknown>, finishing: string[]): RawBuilder<{ id: string }> {
   return sql`

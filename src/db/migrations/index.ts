@@ -12,6 +12,7 @@ import * as proxyUsernameSecret from './0030_proxy_username_secret.js';
 import * as idempotencyOwner from './0031_idempotency_owner.js';
 import * as accountChanges from './0032_account_changes.js';
 import * as attemptSweepIndexes from './0033_attempt_sweep_indexes.js';
+import * as webhookHeadIndexes from './0034_webhook_head_indexes.js';
 
 /** Every migration, in order. Names never change once released; add new ones at the end. */
 export const migrations: Record<string, Migration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '0031_idempotency_owner': idempotencyOwner,
   '0032_account_changes': accountChanges,
   '0033_attempt_sweep_indexes': attemptSweepIndexes,
+  '0034_webhook_head_indexes': webhookHeadIndexes,
 };
