@@ -429,9 +429,6 @@ export function createWebhookService(deps: WebhookServiceDeps) {
 
     prune,
 
-    /** Fans out undispatched events now (tests, benchmarks); the worker does it on its own. */
-    dispatchNow: () => worker.dispatch(),
-
     /** The hourly prune, one run at a time across all nodes; call on worker nodes. */
     async registerWorkers(jobs: WebhookJobs): Promise<void> {
       await jobs.every({ name: PRUNE_QUEUE, intervalMs: PRUNE_EVERY_SEC * 1000, expireInSeconds: 600, handler: async () => void (await prune()) });
