@@ -10,6 +10,7 @@
  *
  *   npm run bench:scale
  *   BENCH_SCALE_SIZES=1000,10000 npm run bench:scale
+ *   BENCH_SCALE_ANALYZE=0 npm run bench:scale                 (no ANALYZE after seeding: plans on stale statistics)
  *   DATABASE_URL=postgres://…/scratch npm run bench:scale     (seeds rows into that database: use a scratch one)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +25,8 @@ import { loadFromChild, ms, printTable, report, runBench, settings, startClientC
 const sizes = (process.env.BENCH_SCALE_SIZES ?? '1000,10000,100000').split(',').map(Number).filter((n) => n > 0);
 const connectsPerSize = Number(process.env.BENCH_SCALE_CONNECTS ?? 100);
 const databaseUrl = process.env.DATABASE_URL || undefined;
+/** BENCH_SCALE_ANALYZE=0: the planner keeps the statistics of before the seeding, as after a bulk import (PGlite analyses only on its vacuum interval). */
+const analyze = process.env.BENCH_SCALE_ANALYZE !== '0';
 
 async function withDatabase<T>(dataDir: string, fn: (db: Database) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl, pgliteDir: databaseUrl ? undefined : join(dataDir, 'pgdata'), logger: createLogger({ level: 'warn' }) });
@@ -65,8 +68,10 @@ async function seed(db: Database, template: { accountId: string; attemptId: stri
       from auth_attempts t, generate_series(${from + 1}::int, ${to}::int) g where t.id = ${template.attemptId}`.execute(c);
   }
   await sql`set session_replication_role = default`.execute(c);
-  await sql`analyze accounts`.execute(c);
-  await sql`analyze auth_attempts`.execute(c);
+  if (analyze) {
+    await sql`analyze accounts`.execute(c);
+    await sql`analyze auth_attempts`.execute(c);
+  }
   return performance.now() - t0;
   });
 }
