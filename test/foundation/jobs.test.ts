@@ -136,6 +136,44 @@ describeEachStore('jobs', (kind) => {
     expect(lines.filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
   }, 60_000);
 
+  it("a queue's settings changed by a newer version reach a database an older version made", async () => {
+    const store = await createTestStore(kind);
+    cleanups.push(() => store.drop());
+    const { logger, lines } = collectingLogger();
+    const database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
+    cleanups.push(() => database.close());
+
+    // The older version: no retries.
+    const older = createJobQueue({ database, logger, work: false });
+    await older.define({ name: 'settings-test', retryLimit: 0, expireInSeconds: 60, handler: async () => undefined });
+    await older.start();
+    await older.stop(1000);
+
+    // The newer one allows one retry, at once.
+    const runs: number[] = [];
+    const newer = createJobQueue({ database, logger, work: true, pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 });
+    cleanups.push(() => newer.stop(1000));
+    await newer.define({
+      name: 'settings-test',
+      retryLimit: 1,
+      retryDelay: 0,
+      retryBackoff: false,
+      expireInSeconds: 120,
+      concurrency: 1,
+      handler: async (_data, { retryCount }) => {
+        runs.push(retryCount);
+        throw new Error('fails every time');
+      },
+    });
+    await newer.start();
+    const id = await newer.send('settings-test', {});
+    await waitFor('the job to fail for good', async () => (await jobRow(database.db, id!))?.state === 'failed', 20_000);
+    expect(runs).toEqual([0, 1]);
+    const { rows } = await sql<{ retry_limit: number; expire_seconds: number }>`select retry_limit, expire_seconds from pgboss.queue where name = 'settings-test'`.execute(database.db);
+    expect(rows).toEqual([{ retry_limit: 1, expire_seconds: 120 }]);
+    expect(lines.filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
+  }, 60_000);
+
   it('a job whose worker was killed (SIGKILL) runs again on another worker', async () => {
     const store = await createTestStore(kind);
     cleanups.push(() => store.drop());
