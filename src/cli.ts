@@ -148,9 +148,10 @@ async function serve(): Promise<void> {
  * V8 lets its heap grow to up to four times what survived the last full collection before it collects again, and
  * the resident memory it reaches stays with the process: under load the heap reached ≈ 200 MB around ≈ 60 MB of
  * live data. Growing by a fifth keeps 10,000 parked attempts within ≈ 40 MB of growth instead of ≈ 150 MB, for a few
- * more (concurrent) collections (docs/performance.md). Set once started: during the start the heap grows from
- * nothing, and a fifth at a time meant a collection every few MB (≈ 60 ms more to /readyz). A
- * --heap-growing-percent on node's command line wins (NODE_OPTIONS does not accept V8 flags of this kind).
+ * more (concurrent) collections (docs/performance.md). Set once started: the start grows its heap from nothing,
+ * and with the flag set at the first line starts took ≈ 60 ms longer (within the noise); V8 reads the flag at
+ * each collection, so the running process is bounded all the same. A --heap-growing-percent on node's
+ * command line wins (NODE_OPTIONS does not accept V8 flags of this kind).
  */
 function boundHeapGrowth(): void {
   if (process.execArgv.some((flag) => flag.startsWith('--heap-growing-percent'))) return;

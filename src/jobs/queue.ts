@@ -79,12 +79,6 @@ export interface JobQueueOptions {
 
 const WAKE_CHANNEL = 'fangate_jobs';
 
-/**
- * Background jobs on pg-boss, in the same database as everything else: a job survives a
- * restart, and a job whose worker died (crash, kill -9) expires and runs again elsewhere.
- * A NOTIFY after each send wakes idle workers on every node at once instead of at their
- * next poll, which keeps login steps snappy without hammering the database.
- */
 /** A queue's settings as pg-boss keeps them (its `queue` table). */
 interface StoredQueue {
   name: string;
@@ -117,6 +111,12 @@ function sameSettings(have: StoredQueue, want: ReturnType<typeof queueSettings>)
   );
 }
 
+/**
+ * Background jobs on pg-boss, in the same database as everything else: a job survives a
+ * restart, and a job whose worker died (crash, kill -9) expires and runs again elsewhere.
+ * A NOTIFY after each send wakes idle workers on every node at once instead of at their
+ * next poll, which keeps login steps snappy without hammering the database.
+ */
 export function createJobQueue(options: JobQueueOptions) {
   const { database, logger } = options;
   const schema = options.schema ?? 'pgboss';

@@ -822,8 +822,6 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
   }
 
   return {
-    dispatch: dispatchBatch,
-
     /** Sends one delivery now (the `test` route), outside the worker's slots; answers its outcome. */
     async deliverNow(deliveryId: string): Promise<Outcome | undefined> {
       const now = clock.now();
