@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { recordEvent } from '../src/webhooks/outbox.js';
-import { ms, percentile, printTable, report, runBench, settings, startBenchApp } from './support.js';
+import { cpuMeter, ms, percentile, printTable, report, runBench, settings, startBenchApp } from './support.js';
 
 const EVENTS = Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000);
 const RATE = Number(process.env.BENCH_WEBHOOK_RATE ?? 1_000);
@@ -88,6 +88,9 @@ await runBench(async () => {
   });
   const committed = Date.now();
   const cpuBefore = process.cpuUsage();
+  // Where the two cores go, per process: FanGate (this one), the receiver, and PostgreSQL's processes.
+  const postgres = app.fangate.database.kind === 'postgres';
+  const meter = cpuMeter({ FanGate: process.pid, receiver: child.pid }, { postgres });
   console.error(`backlog of ${EVENTS} events committed`);
   const backlog = await waitForCount(EVENTS, 300_000);
   const drainedMs = backlog.at - committed;
@@ -95,6 +98,7 @@ await runBench(async () => {
   // FanGate's own CPU per delivery (this process: worker and, on PGlite, the database): unlike deliveries/s,
   // it hardly moves when other processes compete for the cores.
   const cpuPerDelivery = (cpu.user + cpu.system) / 1000 / Math.max(1, backlog.count);
+  const backlogCpu = meter.per(Math.max(1, backlog.count));
   console.error(`backlog: ${backlog.count} in ${drainedMs} ms`);
   await reset();
 
@@ -103,6 +107,7 @@ await runBench(async () => {
   const perTick = Math.max(1, Math.round((RATE * tickMs) / 1000));
   const steadyStart = Date.now();
   const steadyCpuBefore = process.cpuUsage();
+  meter.restart();
   let written = 0;
   while (Date.now() - steadyStart < settings.duration * 1000) {
     const tickStart = Date.now();
@@ -117,6 +122,7 @@ await runBench(async () => {
   const steady = await waitForCount(written, 120_000);
   const steadyCpu = process.cpuUsage(steadyCpuBefore);
   const steadyCpuPerEvent = (steadyCpu.user + steadyCpu.system) / 1000 / Math.max(1, written);
+  const steadyMeter = meter.per(Math.max(1, written));
 
   console.log(`\nWebhook delivery, one worker (${app.fangate.database.kind}, concurrency ${app.config.webhookConcurrency}), receiver in a child process on loopback`);
   printTable(
@@ -129,7 +135,10 @@ await runBench(async () => {
   );
   console.log('Baseline latency is per request; FanGate lag is from the event being written to the receiver getting it.');
   console.log("CPU ms each: this process's CPU time (user + system) per delivery, writing the events included in the steady run;");
-  console.log('on PGlite the database runs in this process too. It depends little on other load, unlike deliveries/s.');
+  console.log('on PGlite the database runs in this process too. It depends little on other load, unlike deliveries/s.\n');
+  const cpuRow = (label: string, used: typeof backlogCpu) => [label, ...Object.values(used.perUnit).map((v) => v.toFixed(3)), used.total.toFixed(3), used.busyCores.toFixed(2)];
+  printTable(['CPU ms per delivery', 'FanGate', 'receiver', ...(postgres ? ['PostgreSQL'] : []), 'all', 'cores busy'], [cpuRow('backlog', backlogCpu), cpuRow('steady', steadyMeter)]);
+  console.log('From /proc: every process of the run, the bench\'s own polling of the receiver included; with 2 cores, "all" bounds deliveries/s at 2,000 / all.');
   const bench = `webhooks (${app.fangate.database.kind})`;
   report([
     { bench, figure: `deliveries/s, backlog of ${EVENTS}`, value: (backlog.count / drainedMs) * 1000, unit: '/s', baseline: { label: 'receiver hit directly', value: direct.requests.average }, goal: { min: 2000 } },
