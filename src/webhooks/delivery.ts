@@ -363,71 +363,60 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         .where('org_id', 'in', orgIds)
         .where('enabled', '=', true)
         .execute();
-      await lockEndpoints(trx, endpoints.map((w) => w.id));
-      const rows = [];
-      const sources = new Map<string, { e: (typeof events)[number]; w: (typeof endpoints)[number] }>();
+      // Marked dispatched before the endpoint locks are taken: the events are this transaction's already
+      // (for update), and every statement after the locks holds up the outcome writes of those endpoints.
+      await sql`update events set dispatched_at = ${now} where id = any(${events.map((e) => e.id)}::text[])`.execute(trx);
+      const rows: Array<{ id: string; e: (typeof events)[number]; w: (typeof endpoints)[number] }> = [];
       for (const e of events) {
         for (const w of endpoints) {
           if (w.org_id !== e.org_id) continue;
           if (w.events.length > 0 && !w.events.includes(e.event)) continue;
           if (w.account_scope === 'accounts' && (!e.account_id || !w.account_ids.includes(e.account_id))) continue;
-          const id = newId('whd');
-          sources.set(id, { e, w });
-          rows.push({
-            id,
-            org_id: e.org_id,
-            endpoint_id: w.id,
-            event_id: e.id,
-            event: e.event,
-            order_key: e.account_id ?? e.id,
-            seq: e.seq,
-            status: 'pending' as const,
-            next_attempt_at: null as Date | null,
-            created_at: now,
-            updated_at: now,
-          });
+          rows.push({ id: newId('whd'), e, w });
         }
       }
-      // The first new delivery of a group is its head, unless the group already has pending ones (one
-      // LATERAL … LIMIT 1 probe per group, whatever the statistics say).
-      const groupKey = (endpointId: string, orderKey: string) => `${endpointId}\u0000${orderKey}`;
-      const busy = new Set<string>();
-      for (let i = 0; i < rows.length; i += 500) {
-        const chunk = rows.slice(i, i + 500);
-        const pairs = sql.join(chunk.map((r) => sql`(${r.endpoint_id}::text, ${r.order_key}::text)`));
-        const pending = await sql<{ endpoint_id: string; order_key: string }>`
-          select g.endpoint_id, g.order_key from (select distinct * from (values ${pairs}) as v(endpoint_id, order_key)) g
-          cross join lateral (
-            select 1 from webhook_deliveries d
-            where d.endpoint_id = g.endpoint_id and d.order_key = g.order_key and d.status = 'pending' limit 1
-          ) p`.execute(trx);
-        for (const p of pending.rows) busy.add(groupKey(p.endpoint_id, p.order_key));
+      if (rows.length === 0) return events.length;
+      // What each endpoint may still take here: a running worker leases that many new heads to itself, as a
+      // claim would (the common delivery, the only pending one of its account, then needs no claim).
+      const roomOf = [...new Set(rows.map((r) => r.w.id))].map((id) => ({ id, room: stopped ? 0 : Math.max(0, holdOf(id) - heldBy(id)) }));
+      await lockEndpoints(trx, endpoints.map((w) => w.id));
+      // One statement under the locks, one array per column: the first new delivery of a group is its head
+      // unless the group has pending ones already (a LATERAL … LIMIT 1 probe per group, whatever the
+      // statistics say); each endpoint's oldest heads up to its room are leased, the other heads due now.
+      const col = <T,>(f: (r: (typeof rows)[number]) => T) => rows.map(f);
+      const inserted = await sql<{ id: string; leased: boolean | null; due: boolean | null }>`
+        with v as (
+          select * from unnest(${col((r) => r.id)}::text[], ${col((r) => r.e.org_id)}::text[], ${col((r) => r.w.id)}::text[], ${col((r) => r.e.id)}::text[],
+            ${col((r) => r.e.event)}::text[], ${col((r) => r.e.account_id ?? r.e.id)}::text[], ${col((r) => r.e.seq)}::bigint[])
+            as v(id, org_id, endpoint_id, event_id, event, order_key, seq)
+        ),
+        firsts as (select distinct on (endpoint_id, order_key) id, endpoint_id, order_key, seq from v order by endpoint_id, order_key, seq),
+        heads as (
+          select f.id, row_number() over (partition by f.endpoint_id order by f.seq) as n, coalesce(r.room, 0) as room
+          from firsts f
+          left join lateral (
+            select true as busy from webhook_deliveries d
+            where d.endpoint_id = f.endpoint_id and d.order_key = f.order_key and d.status = 'pending' limit 1
+          ) p on true
+          left join unnest(${roomOf.map((r) => r.id)}::text[], ${roomOf.map((r) => r.room)}::int[]) as r(endpoint_id, room) on r.endpoint_id = f.endpoint_id
+          where p.busy is null
+        )
+        insert into webhook_deliveries (id, org_id, endpoint_id, event_id, event, order_key, seq, status, next_attempt_at, created_at, updated_at)
+        select v.id, v.org_id, v.endpoint_id, v.event_id, v.event, v.order_key, v.seq, 'pending',
+          case when h.id is null then null when h.n <= h.room then ${leaseUntil}::timestamptz else ${now}::timestamptz end, ${now}, ${now}
+        from v left join heads h on h.id = v.id
+        returning id, next_attempt_at = ${leaseUntil}::timestamptz as leased, next_attempt_at = ${now}::timestamptz as due`.execute(trx);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const row of inserted.rows) {
+        if (row.due) leftDue = true;
+        if (!row.leased) continue;
+        const { id, e, w } = byId.get(row.id)!;
+        leased.push({
+          id, org_id: e.org_id, endpoint_id: w.id, event_id: e.id, event: e.event, order_key: e.account_id ?? e.id, attempts: 0, manual_retry: false,
+          endpoint_url: w.endpoint_url, secret_enc: w.secret_enc, previous_secret_enc: w.previous_secret_enc, previous_secret_expires_at: w.previous_secret_expires_at, failing_since: w.failing_since,
+          account_id: e.account_id, attempt_id: e.attempt_id, client_reference_id: e.client_reference_id, payload: e.payload, event_created_at: e.created_at,
+        });
       }
-      // A running worker leases new heads to itself as a claim would (within each endpoint's hold): the
-      // common delivery, the only pending one of its account, then needs no claim.
-      const room = new Map<string, number>();
-      for (const r of rows) {
-        const key = groupKey(r.endpoint_id, r.order_key);
-        if (busy.has(key)) continue;
-        busy.add(key);
-        const left = room.get(r.endpoint_id) ?? (stopped ? 0 : holdOf(r.endpoint_id) - heldBy(r.endpoint_id));
-        if (left > 0) {
-          r.next_attempt_at = leaseUntil;
-          room.set(r.endpoint_id, left - 1);
-          const { e, w } = sources.get(r.id)!;
-          leased.push({
-            id: r.id, org_id: r.org_id, endpoint_id: w.id, event_id: e.id, event: e.event, order_key: r.order_key, attempts: 0, manual_retry: false,
-            endpoint_url: w.endpoint_url, secret_enc: w.secret_enc, previous_secret_enc: w.previous_secret_enc, previous_secret_expires_at: w.previous_secret_expires_at, failing_since: w.failing_since,
-            account_id: e.account_id, attempt_id: e.attempt_id, client_reference_id: e.client_reference_id, payload: e.payload, event_created_at: e.created_at,
-          });
-        } else {
-          room.set(r.endpoint_id, 0);
-          r.next_attempt_at = now;
-          leftDue = true;
-        }
-      }
-      for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('webhook_deliveries').values(rows.slice(i, i + 1000)).execute();
-      await trx.updateTable('events').set({ dispatched_at: now }).where('id', 'in', events.map((e) => e.id)).execute();
       return events.length;
     });
     await enqueue(leased, leaseUntil);
