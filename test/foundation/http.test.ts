@@ -183,9 +183,10 @@ describeEachStore('HTTP foundation', (kind) => {
         .set({ created_at: new Date(Date.now() - 25 * 3_600_000) })
         .where('key', '=', headers['idempotency-key'])
         .execute();
-      // The workers' sweep (every 500 ms in tests) deletes it.
+      // The workers' sweep (every 500 ms in tests) deletes it; the bound is generous because the full suite
+      // loads both cores (5 s was once not enough there).
       await expect
-        .poll(async () => (await app.fangate.database.db.selectFrom('idempotency_keys').select('key').where('key', '=', headers['idempotency-key']).execute()).length, { timeout: 5000 })
+        .poll(async () => (await app.fangate.database.db.selectFrom('idempotency_keys').select('key').where('key', '=', headers['idempotency-key']).execute()).length, { timeout: 15_000 })
         .toBe(0);
       const again = await app.api('/api/api-keys', { method: 'POST', body: { name: 'idem-new' }, headers });
       expect(again.status).toBe(201);
