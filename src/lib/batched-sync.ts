@@ -120,6 +120,8 @@ export function createBatchedSync<S>(options: BatchedSyncOptions<S>): BatchedSyn
 
 /**
  * The per-key cap on what a node counts before it must share it: about 2% of the limit (at least 1), so
- * the overshoot across nodes stays a small fraction of the limit; at most 100.
+ * the overshoot across nodes stays a small fraction of the limit. No absolute ceiling: one of 100 made a key
+ * under a large limit share (an upsert) every 50 requests, 80 times a second at 4,000 requests/s, instead of
+ * once per flush interval (≈ 25 µs of PostgreSQL's CPU per request, measured).
  */
-export const localAllowance = (limit: number): number => Math.max(1, Math.min(100, Math.floor(limit / 50)));
+export const localAllowance = (limit: number): number => Math.max(1, Math.floor(limit / 50));

@@ -31,7 +31,7 @@ export const RATE_LIMIT_FLUSH_MS = 100;
  * Embedded mode is one process: exact counts in memory. On PostgreSQL every node counts in memory and
  * shares its counts with the others through the `rate_limit_counters` table (src/lib/batched-sync.ts):
  * one upsert for all keys every RATE_LIMIT_FLUSH_MS, and sooner when a key's unshared count reaches its
- * allowance (2% of the limit, at least 1, at most 100). A request is decided from the last shared count
+ * allowance (2% of the limit, at least 1). A request is decided from the last shared count
  * plus this node's own, so a single node counts exactly and N nodes together admit at most
  * (N - 1) x allowance requests over a limit in a window. The first request of a key in a window waits for
  * one round trip (to learn the shared count); the others cost no query.
