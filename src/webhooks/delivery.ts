@@ -366,13 +366,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       // Marked dispatched before the endpoint locks are taken: the events are this transaction's already
       // (for update), and every statement after the locks holds up the outcome writes of those endpoints.
       await sql`update events set dispatched_at = ${now} where id = any(${events.map((e) => e.id)}::text[])`.execute(trx);
-      const rows: Array<{ id: string; e: (typeof events)[number]; w: (typeof endpoints)[number] }> = [];
+      // A group is an endpoint's deliveries for one account (an event without one is a group of its own).
+      const rows: Array<{ id: string; orderKey: string; e: (typeof events)[number]; w: (typeof endpoints)[number] }> = [];
       for (const e of events) {
         for (const w of endpoints) {
           if (w.org_id !== e.org_id) continue;
           if (w.events.length > 0 && !w.events.includes(e.event)) continue;
           if (w.account_scope === 'accounts' && (!e.account_id || !w.account_ids.includes(e.account_id))) continue;
-          rows.push({ id: newId('whd'), e, w });
+          rows.push({ id: newId('whd'), orderKey: e.account_id ?? e.id, e, w });
         }
       }
       if (rows.length === 0) return events.length;
@@ -387,7 +388,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       const inserted = await sql<{ id: string; leased: boolean | null; due: boolean | null }>`
         with v as (
           select * from unnest(${col((r) => r.id)}::text[], ${col((r) => r.e.org_id)}::text[], ${col((r) => r.w.id)}::text[], ${col((r) => r.e.id)}::text[],
-            ${col((r) => r.e.event)}::text[], ${col((r) => r.e.account_id ?? r.e.id)}::text[], ${col((r) => r.e.seq)}::bigint[])
+            ${col((r) => r.e.event)}::text[], ${col((r) => r.orderKey)}::text[], ${col((r) => r.e.seq)}::bigint[])
             as v(id, org_id, endpoint_id, event_id, event, order_key, seq)
         ),
         firsts as (select distinct on (endpoint_id, order_key) id, endpoint_id, order_key, seq from v order by endpoint_id, order_key, seq),
@@ -410,9 +411,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       for (const row of inserted.rows) {
         if (row.due) leftDue = true;
         if (!row.leased) continue;
-        const { id, e, w } = byId.get(row.id)!;
+        const { id, orderKey, e, w } = byId.get(row.id)!;
         leased.push({
-          id, org_id: e.org_id, endpoint_id: w.id, event_id: e.id, event: e.event, order_key: e.account_id ?? e.id, attempts: 0, manual_retry: false,
+          id, org_id: e.org_id, endpoint_id: w.id, event_id: e.id, event: e.event, order_key: orderKey, attempts: 0, manual_retry: false,
           endpoint_url: w.endpoint_url, secret_enc: w.secret_enc, previous_secret_enc: w.previous_secret_enc, previous_secret_expires_at: w.previous_secret_expires_at, failing_since: w.failing_since,
           account_id: e.account_id, attempt_id: e.attempt_id, client_reference_id: e.client_reference_id, payload: e.payload, event_created_at: e.created_at,
         });
