@@ -12,7 +12,7 @@
  * One account and one API key: on PostgreSQL every proxied call takes from the same token bucket, shared by
  * every node; real traffic (60/min per account) spreads over many accounts.
  */
-import { cpuMeter, fetchJson, loadFromChild, printTable, report, runBench, settings, startSandboxChild, startServerProcess, throughputTable } from './support.js';
+import { cpuMeter, fetchJson, loadFromChild, printCpuTable, report, runBench, settings, startSandboxChild, startServerProcess, throughputTable } from './support.js';
 
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) FanGateBench/1.0';
 const sandbox = await startSandboxChild();
@@ -52,11 +52,7 @@ await runBench(async () => {
   const proxied = await loadFromChild(proxiedUrl, proxiedHeaders, 'proxied: GET /api/{id}/proxy/posts?limit=10');
   const proxiedCpu = cpu.per(proxied.reqPerSec * (settings.duration + settings.warmupSeconds));
   throughputTable([direct, proxied]);
-  const us = (v: number) => (v * 1000).toFixed(0);
-  printTable(
-    ['CPU µs per request', 'FanGate', 'sandbox', ...(server.kind === 'postgres' ? ['PostgreSQL'] : [])],
-    [directCpu, proxiedCpu].map((used, i) => [i === 0 ? 'direct' : 'proxied', ...Object.values(used.perUnit).map(us)]),
-  );
+  printCpuTable('CPU µs per request', [['direct', directCpu], ['proxied', proxiedCpu]], (perRequestMs) => (perRequestMs * 1000).toFixed(0));
   console.log('CPU time (user + system) of each process over the run, divided by its requests (the warm-up counted at the measured rate).\n');
   console.log(`proxied / direct throughput: ${(proxied.reqPerSec / direct.reqPerSec).toFixed(2)} (goal ≥ 0.75)`);
   console.log(`added p50 latency: ${(proxied.p50 - direct.p50).toFixed(1)} ms (goal ≤ 1 ms; autocannon reports whole ms)`);

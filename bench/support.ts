@@ -472,6 +472,20 @@ export function cpuMeter(parts: Record<string, number | undefined>, options: { p
   };
 }
 
+export type CpuUse = ReturnType<ReturnType<typeof cpuMeter>['per']>;
+
+/**
+ * A table of `cpuMeter` readings, one row per phase: a column per watched process (in the meter's order), their
+ * sum and the cores busy. `format` writes one figure (ms per unit by default).
+ */
+export function printCpuTable(title: string, rows: Array<[label: string, used: CpuUse]>, format: (perUnitMs: number) => string = ms): void {
+  const parts = Object.keys(rows[0]?.[1].perUnit ?? {});
+  printTable(
+    [title, ...parts, 'all', 'cores busy'],
+    rows.map(([label, used]) => [label, ...parts.map((part) => format(used.perUnit[part]!)), format(used.total), used.busyCores.toFixed(2)]),
+  );
+}
+
 /** The bare Fastify route of the baseline (bench/bare-child.mjs) in its own process. */
 export async function startBareFastify(): Promise<BenchSandbox> {
   const child = fork(join(ROOT, 'bench/bare-child.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });

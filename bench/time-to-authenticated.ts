@@ -12,7 +12,7 @@
  *   DATABASE_URL=postgres://… npm run bench:tta
  */
 import type { ConnectResult } from './connect-child.js';
-import { cpuMeter, ms, printTable, report, runBench, startBareFastify, startClientChild, startSandboxChild, startServerProcess } from './support.js';
+import { cpuMeter, type CpuUse, ms, printCpuTable, printTable, report, runBench, startBareFastify, startClientChild, startSandboxChild, startServerProcess } from './support.js';
 
 const count = Number(process.env.BENCH_TTA_COUNT ?? 100);
 const concurrency = Number(process.env.BENCH_TTA_CONCURRENCY ?? 16);
@@ -41,7 +41,7 @@ await runBench(async () => {
   const results: Record<string, ConnectResult> = {};
   // CPU per connect by process: with 2 cores, a phase that keeps both busy is bounded by the sum.
   const cpu = cpuMeter({ FanGate: server.pid, sandbox: sandbox.pid, clients: clients.pid }, { postgres: server.kind === 'postgres' });
-  const cpuRows: string[][] = [];
+  const cpuRows: Array<[string, CpuUse]> = [];
   for (const [phase, lanes] of [['sequential', 1], [`${concurrency} concurrent`, concurrency]] as const) {
     for (const method of ['raw_data', 'email_password'] as const) {
       cpu.restart();
@@ -49,12 +49,12 @@ await runBench(async () => {
       const used = cpu.per(count);
       results[`${method} ${lanes}`] = r;
       rows.push([`${method} (${phase}, ${count}, ${r.perSecond.toFixed(1)}/s)`, ms(r.startP50), ms(r.p50), ms(r.p99), ms(r.max), r.polls.toFixed(2)]);
-      cpuRows.push([`${method} (${phase})`, ...Object.values(used.perUnit).map(ms), ms(used.total), used.busyCores.toFixed(2)]);
+      cpuRows.push([`${method} (${phase})`, used]);
     }
   }
   printTable(['connect (phase, n, completed/s)', 'POST p50 ms', 'p50 ms', 'p99 ms', 'max ms', 'long-polls'], rows);
   console.log('p50/p99/max: POST sent → long-poll answered completed_success; POST p50: POST sent → 200 (attempt pending).\n');
-  printTable(['CPU ms per connect', 'FanGate', 'sandbox', 'clients', ...(server.kind === 'postgres' ? ['PostgreSQL'] : []), 'all', 'cores busy'], cpuRows);
+  printCpuTable('CPU ms per connect', cpuRows);
   console.log('CPU time (user + system) each process used during the phase, divided by the connects; "cores busy": all of it over the wall time (this machine has 2).');
   const seq = results['raw_data 1']!;
   const par = results[`raw_data ${concurrency}`]!;

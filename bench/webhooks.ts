@@ -8,8 +8,9 @@
  *            drained by the worker: deliveries/s from commit to the last receipt (goal ≥ 2,000/s);
  *   steady:  events written at BENCH_WEBHOOK_RATE/s (default 1000) for BENCH_DURATION s in small
  *            transactions: outbox-to-receiver lag p50/p99 under that load.
- * Beside each run, FanGate's CPU time per delivery (this process; with PGlite the database too): a figure
- * that holds up on a shared machine, where deliveries/s moves with whatever else runs.
+ * Beside the runs, the CPU time per delivery of FanGate (this process; with PGlite the database too), the
+ * receiver and PostgreSQL: figures that hold up on a shared machine, where deliveries/s moves with whatever
+ * else runs.
  * FANGATE_WEBHOOK_CONCURRENCY sets the deliveries in flight (default 32).
  */
 import { fork } from 'node:child_process';
@@ -17,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { recordEvent } from '../src/webhooks/outbox.js';
-import { cpuMeter, ms, percentile, printTable, report, runBench, settings, startBenchApp } from './support.js';
+import { cpuMeter, ms, percentile, printCpuTable, printTable, report, runBench, settings, startBenchApp } from './support.js';
 
 const EVENTS = Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000);
 const RATE = Number(process.env.BENCH_WEBHOOK_RATE ?? 1_000);
@@ -87,17 +88,11 @@ await runBench(async () => {
     for (let i = 0; i < EVENTS; i++) await recordEvent(trx, event(i));
   });
   const committed = Date.now();
-  const cpuBefore = process.cpuUsage();
   // Where the two cores go, per process: FanGate (this one), the receiver, and PostgreSQL's processes.
-  const postgres = app.fangate.database.kind === 'postgres';
-  const meter = cpuMeter({ FanGate: process.pid, receiver: child.pid }, { postgres });
+  const meter = cpuMeter({ FanGate: process.pid, receiver: child.pid }, { postgres: app.fangate.database.kind === 'postgres' });
   console.error(`backlog of ${EVENTS} events committed`);
   const backlog = await waitForCount(EVENTS, 300_000);
   const drainedMs = backlog.at - committed;
-  const cpu = process.cpuUsage(cpuBefore);
-  // FanGate's own CPU per delivery (this process: worker and, on PGlite, the database): unlike deliveries/s,
-  // it hardly moves when other processes compete for the cores.
-  const cpuPerDelivery = (cpu.user + cpu.system) / 1000 / Math.max(1, backlog.count);
   const backlogCpu = meter.per(Math.max(1, backlog.count));
   console.error(`backlog: ${backlog.count} in ${drainedMs} ms`);
   await reset();
@@ -106,7 +101,6 @@ await runBench(async () => {
   const tickMs = 20;
   const perTick = Math.max(1, Math.round((RATE * tickMs) / 1000));
   const steadyStart = Date.now();
-  const steadyCpuBefore = process.cpuUsage();
   meter.restart();
   let written = 0;
   while (Date.now() - steadyStart < settings.duration * 1000) {
@@ -120,25 +114,22 @@ await runBench(async () => {
   }
   const writeSeconds = (Date.now() - steadyStart) / 1000;
   const steady = await waitForCount(written, 120_000);
-  const steadyCpu = process.cpuUsage(steadyCpuBefore);
-  const steadyCpuPerEvent = (steadyCpu.user + steadyCpu.system) / 1000 / Math.max(1, written);
   const steadyMeter = meter.per(Math.max(1, written));
 
   console.log(`\nWebhook delivery, one worker (${app.fangate.database.kind}, concurrency ${app.config.webhookConcurrency}), receiver in a child process on loopback`);
   printTable(
-    ['run', 'deliveries', 'per second', 'lag p50 ms', 'lag p99 ms', 'duplicates', 'CPU ms each'],
+    ['run', 'deliveries', 'per second', 'lag p50 ms', 'lag p99 ms', 'duplicates'],
     [
-      ['receiver hit directly (autocannon)', String(direct.requests.total), direct.requests.average.toFixed(0), ms(direct.latency.p50), ms(direct.latency.p99), '-', '-'],
-      [`backlog of ${EVENTS} events`, String(backlog.count), ((backlog.count / drainedMs) * 1000).toFixed(0), ms(percentile(backlog.lags, 50)), ms(percentile(backlog.lags, 99)), String(backlog.duplicates), cpuPerDelivery.toFixed(2)],
-      [`steady ${(written / writeSeconds).toFixed(0)} events/s`, `${steady.count}/${written}`, (written / writeSeconds).toFixed(0), ms(percentile(steady.lags, 50)), ms(percentile(steady.lags, 99)), String(steady.duplicates), steadyCpuPerEvent.toFixed(2)],
+      ['receiver hit directly (autocannon)', String(direct.requests.total), direct.requests.average.toFixed(0), ms(direct.latency.p50), ms(direct.latency.p99), '-'],
+      [`backlog of ${EVENTS} events`, String(backlog.count), ((backlog.count / drainedMs) * 1000).toFixed(0), ms(percentile(backlog.lags, 50)), ms(percentile(backlog.lags, 99)), String(backlog.duplicates)],
+      [`steady ${(written / writeSeconds).toFixed(0)} events/s`, `${steady.count}/${written}`, (written / writeSeconds).toFixed(0), ms(percentile(steady.lags, 50)), ms(percentile(steady.lags, 99)), String(steady.duplicates)],
     ],
   );
   console.log('Baseline latency is per request; FanGate lag is from the event being written to the receiver getting it.');
-  console.log("CPU ms each: this process's CPU time (user + system) per delivery, writing the events included in the steady run;");
-  console.log('on PGlite the database runs in this process too. It depends little on other load, unlike deliveries/s.\n');
-  const cpuRow = (label: string, used: typeof backlogCpu) => [label, ...Object.values(used.perUnit).map((v) => v.toFixed(3)), used.total.toFixed(3), used.busyCores.toFixed(2)];
-  printTable(['CPU ms per delivery', 'FanGate', 'receiver', ...(postgres ? ['PostgreSQL'] : []), 'all', 'cores busy'], [cpuRow('backlog', backlogCpu), cpuRow('steady', steadyMeter)]);
-  console.log('From /proc: every process of the run, the bench\'s own polling of the receiver included; with 2 cores, "all" bounds deliveries/s at 2,000 / all.');
+  printCpuTable('CPU ms per delivery', [['backlog', backlogCpu], ['steady', steadyMeter]], (perDeliveryMs) => perDeliveryMs.toFixed(3));
+  console.log("CPU time (user + system) from /proc per delivery. FanGate is this process: the worker, the bench's polling of the receiver,");
+  console.log('writing the events in the steady run and, on PGlite, the database. Unlike deliveries/s it hardly moves when other');
+  console.log('processes compete for the cores; with 2 cores, "all" bounds deliveries/s at 2,000 / all.');
   const bench = `webhooks (${app.fangate.database.kind})`;
   report([
     { bench, figure: `deliveries/s, backlog of ${EVENTS}`, value: (backlog.count / drainedMs) * 1000, unit: '/s', baseline: { label: 'receiver hit directly', value: direct.requests.average }, goal: { min: 2000 } },
