@@ -11,6 +11,7 @@ import {
   getAttempt,
   mintSession,
   platformRequests,
+  waitForOpenPlatformRequests,
   sendEmail,
   startAttempt,
   submitCode,
@@ -168,6 +169,8 @@ describeEachStore('connect flows by sandbox identity', (kind) => {
       // Alongside, a slow login cancelled while the platform is still answering: its late success is dropped.
       const cancelledLogin = 'flow17+slow@sandbox.test';
       const cancelled = await startAttempt(app, { email: cancelledLogin, password: PASSWORD });
+      // Cancelled only once both logins are at the platform (a step that had not started would never call it).
+      await waitForOpenPlatformRequests(app, 2);
       const cancel = await app.api(`/api/authenticate/${cancelled}`, { method: 'DELETE' });
       expect(cancel.status).toBe(200);
       expect(cancel.body).toMatchObject({ state: 'completed_failed', error: { code: 'cancelled' } });

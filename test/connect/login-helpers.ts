@@ -87,6 +87,17 @@ export async function platformRequests(app: TestApp, email: string, platform: Pl
   return ((await res.json()) as { data: Array<{ method: string; path: string; status: number }> }).data;
 }
 
+/** Waits until the sandbox platform is answering at least `count` requests at once (calls still in flight). */
+export async function waitForOpenPlatformRequests(app: TestApp, count: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${app.sandbox.url}/__sandbox/open-requests`);
+    if ((((await res.json()) as { open: number }).open) >= count) return;
+    if (Date.now() > deadline) throw new Error(`the platform never had ${count} requests in flight`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Asks the platform to send the device-check email and waits until the platform has sent it. */
 export async function sendEmail(app: TestApp, id: string, email: string) {
   const res = await app.api(`/api/authenticate/${id}/send-email-to-creator`, { method: 'POST' });
