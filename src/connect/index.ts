@@ -46,7 +46,7 @@ const STEP_RETRIES = 3;
 /** Connect (DESIGN 3, 4): the attempt store, the API service, the step workers and their schedules. */
 export function createConnectDomain(deps: ConnectDomainDeps) {
   const watcher = createAttemptWatcher(deps.database);
-  const store = createAttemptStore({ ...deps, changed: watcher.changed });
+  const store = createAttemptStore({ ...deps, changed: watcher.changed, writing: watcher.writing });
   const service = createConnectService({ ...deps, store, watcher });
   const steps = createStepRunner({ ...deps, store });
 

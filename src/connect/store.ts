@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely, Transaction, Updateable } from 'kysely';
+import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
 import type { Database } from '../db/database.js';
@@ -104,7 +104,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void; writing?: (attemptId: string, version: number) => void }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -177,16 +177,13 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   }
 
   /**
-   * After the commit: the cache drop, the log line, the NOTIFY that wakes long-polls (the jobs were written
-   * with the change) and the inline start of a queued step.
+   * After the commit: the cache drop, the log line and the inline start of a queued step (the jobs were written
+   * with the change, and so was the NOTIFY that wakes long-polls on every node).
    * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
    */
   async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
     deps.changed?.(row.id, row);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
-    // A new attempt has nobody waiting on it and nothing cached under its id yet (its id was unknown until now).
-    // With the version it wrote: the node that cached this very row keeps it.
-    if (previousState !== null) await deps.database.notify(ATTEMPT_CHANNEL, `${row.id}:${row.version}`).catch(() => undefined);
     // The step this change queued starts here at once; its job stays the durable copy (see JobQueue.runNow).
     if (effects.some((e) => e.type === 'run_step')) {
       await jobs.runNow(STEP_QUEUE, stepJobId(row.id, row.step_seq)).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));
@@ -218,9 +215,19 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     if (isTerminal(result.snapshot.state)) {
       Object.assign(next, { input_enc: null, resume_enc: null, pending_code_enc: null, mobile_code_hash: null });
     }
-    const row = await trx.updateTable('auth_attempts').set(next).where('id', '=', current.id).where('version', '=', current.version).returningAll().executeTakeFirst();
+    // The NOTIFY that wakes long-polls (with the version written) goes out with the commit, from the same statement.
+    const written = await trx
+      .updateTable('auth_attempts')
+      .set(next)
+      .where('id', '=', current.id)
+      .where('version', '=', current.version)
+      .returningAll()
+      .returning(sql<string>`pg_notify(${ATTEMPT_CHANNEL}, id || ':' || version)`.as('notified'))
+      .executeTakeFirst();
     // Lost the race: what beforeWrite wrote for this version (an account) must not commit without it.
-    if (!row) throw new LostRace();
+    if (!written) throw new LostRace();
+    const { notified: _, ...row } = written;
+    deps.writing?.(row.id, row.version);
     await runHooks(trx, row, current.state);
     await enqueue(trx, row, result.effects);
     const webhookEvents: EventName[] = result.effects.flatMap((e) =>
@@ -278,6 +285,8 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
           .transaction()
           .execute((trx) => write(trx, current, decided, extras))
           .catch((error: unknown) => {
+            // Nothing committed: a version marked as being written (deps.writing) never comes.
+            deps.changed?.(id);
             if (error instanceof LostRace) return undefined;
             throw error;
           });

@@ -5,6 +5,8 @@ import { ATTEMPT_CHANNEL } from './store.js';
 
 /** How long a cached attempt may serve without any NOTIFY (a safety net: every change NOTIFYs). */
 const ATTEMPT_CACHE_MS = 10_000;
+/** How long a read waits at most for a commit of this node to report back (see `committing`). */
+const COMMIT_WAIT_MS = 250;
 
 /**
  * Wakes long-polls and event streams when an attempt changes, on any node: every change is
@@ -43,6 +45,16 @@ export function createAttemptWatcher(database: Database) {
     },
   });
   const rows = createNotifiedCache<string, AttemptRow>({ ttlMs: ATTEMPT_CACHE_MS, maxEntries: 5_000, live: listener.live });
+  /**
+   * Attempts this node is committing a new version of. Their NOTIFY leaves with the commit and often arrives
+   * before the commit's own answer: a waiter it wakes here waits (briefly) for the committed row this node is
+   * about to cache, rather than reading the database for it.
+   */
+  const committing = new Map<string, { version: number; since: number; done: Promise<void>; resolve: () => void }>();
+  const settle = (attemptId: string) => {
+    committing.get(attemptId)?.resolve();
+    committing.delete(attemptId);
+  };
 
   return {
     /** Resolves true when the attempt changes, false after `timeoutMs` or on abort. */
@@ -67,9 +79,25 @@ export function createAttemptWatcher(database: Database) {
     },
 
     /** The attempt through this node's cache; `load` reads it from the database on a miss. */
-    cached(attemptId: string, load: () => Promise<AttemptRow | undefined>): Promise<AttemptRow | undefined> {
+    async cached(attemptId: string, load: () => Promise<AttemptRow | undefined>): Promise<AttemptRow | undefined> {
       listener.subscribe();
+      const commit = committing.get(attemptId);
+      if (commit) {
+        const left = COMMIT_WAIT_MS - (Date.now() - commit.since);
+        // A commit that never reported back (its transaction failed elsewhere) stops counting after the wait.
+        if (left <= 0) settle(attemptId);
+        else await Promise.race([commit.done, new Promise((resolve) => setTimeout(resolve, left).unref())]);
+      }
       return rows.load(attemptId, load);
+    },
+
+    /** This node wrote `version` of the attempt in a transaction not committed yet (`changed` follows). */
+    writing(attemptId: string, version: number): void {
+      if (committing.size >= 5_000) for (const id of [...committing.keys()]) settle(id);
+      settle(attemptId);
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => (resolve = r));
+      committing.set(attemptId, { version, since: Date.now(), done, resolve });
     },
 
     /**
@@ -79,6 +107,7 @@ export function createAttemptWatcher(database: Database) {
     changed(attemptId: string, row?: AttemptRow): void {
       if (row && (announced.get(attemptId) ?? -1) <= row.version) rows.put(attemptId, row);
       else rows.invalidate(attemptId);
+      settle(attemptId);
     },
 
     async close(): Promise<void> {
