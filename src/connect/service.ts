@@ -98,6 +98,8 @@ interface NewAttempt {
   account?: AccountRow;
   /** Secrets carried over from the account (stored credentials, TOTP, proxy password). */
   secrets?: AttemptSecrets;
+  /** The Link session the attempt is started from. */
+  linkSessionId?: string;
 }
 
 /**
@@ -155,6 +157,7 @@ export function createConnectService(deps: ConnectDeps) {
         user_agent: browser.userAgent,
         device_id: browser.deviceId,
         mobile_code_hash: mobileCode ? hashCode(mobileCode) : null,
+        link_session_id: spec.linkSessionId ?? null,
         created_at: now,
         updated_at: now,
       })
@@ -307,9 +310,11 @@ export function createConnectService(deps: ConnectDeps) {
     },
     /**
      * Starts a connect. `claim`, when given, runs inside the attempt's transaction with the answer (the API's
-     * Idempotency-Key): the key, the attempt and its first job commit together or not at all.
+     * Idempotency-Key): the key, the attempt and its first job commit together or not at all. `linkSessionId`:
+     * the Link page the attempt is started from.
      */
-    async start(orgId: string, platform: PlatformName, body: StartBody, claim?: (trx: Transaction<DB>, answer: StartAnswer) => Promise<void>): Promise<StartAnswer> {
+    async start(orgId: string, platform: PlatformName, body: StartBody, options: { claim?: (trx: Transaction<DB>, answer: StartAnswer) => Promise<void>; linkSessionId?: string } = {}): Promise<StartAnswer> {
+      const { claim, linkSessionId } = options;
       const input = await parseInput(platform, body);
       if (input.session && !input.forceConnect) {
         const existing = await deps.accounts.findByPlatformUser(db, orgId, platform, input.session.authId);
@@ -320,7 +325,7 @@ export function createConnectService(deps: ConnectDeps) {
         }
       }
       const { row, effects, answer } = await db.transaction().execute(async (trx) => {
-        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input });
+        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, ...(linkSessionId ? { linkSessionId } : {}) });
         const answer: StartAnswer = {
           attempt_id: row.id,
           message: START_MESSAGE,
@@ -402,7 +407,7 @@ export function createConnectService(deps: ConnectDeps) {
      * New credentials (any method): cancels what runs and re-authenticates at once, under the account's row
      * lock, so concurrent updates leave exactly one running; the old credentials stay until it succeeds.
      */
-    async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody) {
+    async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody, options: { linkSessionId?: string } = {}) {
       await findAccountOn(orgId, platform, accountId);
       const input = await parseInput(platform, body);
       const { created, cancelled } = await db.transaction().execute(async (trx) => {
@@ -412,7 +417,10 @@ export function createConnectService(deps: ConnectDeps) {
         // As it is after the cancellations (they may have changed its status).
         const fresh = (await deps.accounts.find(trx, orgId, accountId))!;
         const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(fresh);
-        const created = await insertAttempt(trx, { orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername } });
+        const created = await insertAttempt(trx, {
+          orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername },
+          ...(options.linkSessionId ? { linkSessionId: options.linkSessionId } : {}),
+        });
         // Which method and whether a TOTP secret came along; never a value.
         await (deps.audit ?? noAudit)(trx, {
           orgId, action: 'account.credentials_updated', targetType: 'account', targetId: locked.id,

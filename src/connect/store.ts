@@ -86,6 +86,8 @@ export interface AttemptChange {
   priorAccountStatus: AccountStatus | null;
   clientReferenceId: string | null;
   errorCode: string | null;
+  /** The Link session the attempt was started from, if any. */
+  linkSessionId: string | null;
   /** The attempt as the API shows it. */
   view: () => Promise<AttemptView>;
 }
@@ -157,6 +159,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
         priorAccountStatus: row.prior_account_status,
         clientReferenceId: row.client_reference_id,
         errorCode: row.error_code,
+        linkSessionId: row.link_session_id,
         view: () => view(row, trx),
       });
     }

@@ -148,6 +148,8 @@ export interface AuthAttemptsTable {
   overall_deadline: Timestamp;
   expires_at: Timestamp;
   prior_account_status: AccountStatus | null;
+  /** The Link session the attempt was started from (0035). */
+  link_session_id: string | null;
   version: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;

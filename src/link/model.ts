@@ -42,14 +42,15 @@ export interface LinkStartBody {
  * The composition root hands the real service over (it satisfies this shape).
  */
 export interface LinkConnectPort {
-  start(orgId: string, platform: LinkPlatform, body: LinkStartBody): Promise<{ attempt_id: string }>;
+  /** `linkSessionId`: the attempt remembers its link, so the change hook below hears of its own attempts only. */
+  start(orgId: string, platform: LinkPlatform, body: LinkStartBody, options: { linkSessionId: string }): Promise<{ attempt_id: string }>;
   get(orgId: string, platform: LinkPlatform | null, id: string): Promise<LinkAttempt>;
   wait(orgId: string, platform: LinkPlatform | null, id: string, waitSec: number, lastState?: string, signal?: AbortSignal): Promise<LinkAttempt>;
   submitCode(orgId: string, platform: LinkPlatform, id: string, code: string): Promise<LinkAttempt>;
   confirmSelfie(orgId: string, platform: LinkPlatform, id: string): Promise<LinkAttempt>;
   requestEmail(orgId: string, platform: LinkPlatform, id: string): Promise<LinkAttempt>;
   cancel(orgId: string, platform: LinkPlatform, id: string): Promise<LinkAttempt>;
-  updateCredentials(orgId: string, platform: LinkPlatform, accountId: string, body: LinkStartBody): Promise<{ attempt_id: string }>;
+  updateCredentials(orgId: string, platform: LinkPlatform, accountId: string, body: LinkStartBody, options: { linkSessionId: string }): Promise<{ attempt_id: string }>;
   changes(orgId: string, platform: LinkPlatform | null, id: string, signal: AbortSignal): AsyncIterable<LinkAttempt>;
 }
 
@@ -62,6 +63,8 @@ export interface LinkAttemptChange {
   accountId: string | null;
   clientReferenceId: string | null;
   errorCode: string | null;
+  /** The link the attempt was started from (null: not started from a link). */
+  linkSessionId: string | null;
   view: () => Promise<unknown>;
 }
 

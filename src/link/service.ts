@@ -366,9 +366,9 @@ export function createLinkService(deps: LinkDeps) {
 
     /** The attempt store's hook: runs in the attempt's transaction after every change. */
     async onAttemptChange(trx: Transaction<DB>, change: LinkAttemptChange): Promise<void> {
-      // A link follows the attempt's state alone: a change within one state (a step starting, a wrong code)
-      // leaves it as it is, and costs no statement.
-      if (change.previousState === change.state) return;
+      // Attempts started elsewhere (most of them) have no link. A link follows the attempt's state alone: a
+      // change within one state (a step starting, a wrong code) leaves it as it is. Neither costs a statement.
+      if (!change.linkSessionId || change.previousState === change.state) return;
       await sync(trx, change);
     },
 
@@ -404,8 +404,8 @@ export function createLinkService(deps: LinkDeps) {
       let attemptId: string;
       try {
         const started = row.reconnect_account_id
-          ? await connect.updateCredentials(row.org_id, row.platform, row.reconnect_account_id, body)
-          : await connect.start(row.org_id, row.platform, body);
+          ? await connect.updateCredentials(row.org_id, row.platform, row.reconnect_account_id, body, { linkSessionId: row.id })
+          : await connect.start(row.org_id, row.platform, body, { linkSessionId: row.id });
         attemptId = started.attempt_id;
       } catch (error) {
         await db.updateTable('link_sessions').set({ attempts_started: row.attempts_started }).where('id', '=', row.id).execute();

@@ -13,6 +13,7 @@ import * as idempotencyOwner from './0031_idempotency_owner.js';
 import * as accountChanges from './0032_account_changes.js';
 import * as attemptSweepIndexes from './0033_attempt_sweep_indexes.js';
 import * as webhookHeadIndexes from './0034_webhook_head_indexes.js';
+import * as attemptLinkSession from './0035_attempt_link_session.js';
 
 /** Every migration, in order. Names never change once released; add new ones at the end. */
 export const migrations: Record<string, Migration> = {
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   '0032_account_changes': accountChanges,
   '0033_attempt_sweep_indexes': attemptSweepIndexes,
   '0034_webhook_head_indexes': webhookHeadIndexes,
+  '0035_attempt_link_session': attemptLinkSession,
 };

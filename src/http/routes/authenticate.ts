@@ -69,7 +69,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
       },
     },
     async (request, reply) => {
-      const start = (claim?: IdempotencyClaim) => connect.start(request.principal.organization.id, platform, request.body, claim);
+      const start = (claim?: IdempotencyClaim) => connect.start(request.principal.organization.id, platform, request.body, { claim });
       // With an Idempotency-Key, the key is written with the attempt and its first job, in one transaction.
       return request.idempotency ? request.idempotency.run(reply, start) : start();
     },
