@@ -135,7 +135,7 @@ export function eventBody(row: Pick<Claimed, 'event_id' | 'event' | 'event_creat
  * Serialises the decisions about a group's head between fan-out (which adds waiting deliveries) and
  * outcomes / manual retries (which promote the next): per endpoint, in id order (no deadlocks).
  */
-export async function lockEndpoints(trx: Transaction<DB>, endpointIds: string[]): Promise<void> {
+export async function lockEndpoints(trx: Kysely<DB> | Transaction<DB>, endpointIds: string[]): Promise<void> {
   const ids = [...new Set(endpointIds)].sort();
   if (ids.length === 0) return;
   await sql`select pg_advisory_xact_lock(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(trx);
@@ -154,11 +154,18 @@ async function inOutcomeTransaction<T>(db: Kysely<DB>, endpointIds: string[], bo
   const locks = plain && ids.length > 0
     ? `; select pg_advisory_xact_lock_shared(7245017, hashtext(id)) from (select unnest(array[${ids.map((id) => `'${id}'`).join(',')}]::text[]) as id order by 1) s`
     : '';
+  // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
+  return inTransactionAfter(db, `select set_config('synchronous_commit', 'off', true)${locks}`, async (conn) => {
+    if (!plain) await sql`select pg_advisory_xact_lock_shared(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(conn);
+    return body(conn);
+  });
+}
+
+/** Runs `body` in a transaction whose `begin` goes in one round trip with `preamble` (constant SQL: settings, locks). */
+async function inTransactionAfter<T>(db: Kysely<DB>, preamble: string, body: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
   return db.connection().execute(async (conn) => {
-    // A lost outcome means one more try (at least once), so the commit need not wait for the disk.
-    await sql.raw(`begin; select set_config('synchronous_commit', 'off', true)${locks}`).execute(conn);
+    await sql.raw(`begin; ${preamble}`).execute(conn);
     try {
-      if (!plain) await sql`select pg_advisory_xact_lock_shared(7245017, hashtext(id)) from (select unnest(${ids}::text[]) as id order by 1) s`.execute(conn);
       const result = await body(conn);
       await sql`commit`.execute(conn);
       return result;
@@ -344,17 +351,20 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const leaseUntil = new Date(now.getTime() + leaseMs);
     const leased: Claimed[] = [];
     let leftDue = false;
-    const taken = await db.transaction().execute(async (trx) => {
-      // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
-      // No bitmap scan: every event fanned out leaves a dead entry in the undispatched index until a vacuum,
-      // and only a plain index scan marks them dead for the next scans (a bitmap scan visited all of them
-      // each time, 20 ms after 12,000 connects).
-      await sql`select set_config('synchronous_commit', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(trx);
+    // Losing this commit in a database crash only means fanning out again: no need to wait for the disk.
+    // No bitmap scan: every event fanned out leaves a dead entry in the undispatched index until a vacuum,
+    // and only a plain index scan marks them dead for the next scans (a bitmap scan visited all of them
+    // each time, 20 ms after 12,000 connects). Both settings travel with the `begin`.
+    const taken = await inTransactionAfter(db, `select set_config('synchronous_commit', 'off', true), set_config('enable_bitmapscan', 'off', true)`, async (trx) => {
+      // Taken and marked dispatched in one statement, before the endpoint locks: every statement after the
+      // locks holds up the outcome writes of those endpoints. (`= any(array(…))` runs the queue read once, first,
+      // and finds the rows by primary key whatever the statistics say.)
       const events = (
         await sql<{ id: string; org_id: string; event: string; account_id: string | null; attempt_id: string | null; client_reference_id: string | null; payload: unknown; created_at: Date; seq: string }>`
-          select id, org_id, event, account_id, attempt_id, client_reference_id, payload, created_at, seq from events
-          where dispatched_at is null order by seq limit ${limit} for update skip locked`.execute(trx)
-      ).rows;
+          update events set dispatched_at = ${now}
+          where id = any(array(select id from events where dispatched_at is null order by seq limit ${limit} for update skip locked))
+          returning id, org_id, event, account_id, attempt_id, client_reference_id, payload, created_at, seq`.execute(trx)
+      ).rows.sort((a, b) => Number(a.seq) - Number(b.seq));
       if (events.length === 0) return 0;
       const orgIds = [...new Set(events.map((e) => e.org_id))];
       const endpoints = await trx
@@ -363,9 +373,6 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         .where('org_id', 'in', orgIds)
         .where('enabled', '=', true)
         .execute();
-      // Marked dispatched before the endpoint locks are taken: the events are this transaction's already
-      // (for update), and every statement after the locks holds up the outcome writes of those endpoints.
-      await sql`update events set dispatched_at = ${now} where id = any(${events.map((e) => e.id)}::text[])`.execute(trx);
       // A group is an endpoint's deliveries for one account (an event without one is a group of its own).
       const rows: Array<{ id: string; orderKey: string; e: (typeof events)[number]; w: (typeof endpoints)[number] }> = [];
       for (const e of events) {
