@@ -18,7 +18,7 @@ import {
   decryptTotpSecret,
   findAccount,
   findAccountByPlatformUser,
-  insertAccount,
+  insertAccountIfAbsent,
   type NewAccount,
   renewAccountSession,
   sealLegacyProxyUsernames,
@@ -56,9 +56,13 @@ export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: 
     identity: (account: AccountRow) => accountIdentity(vault, account),
     /** Moves proxy usernames of versions before migration 0030 from plain text into the vault (at start). */
     sealLegacyProxyUsernames: () => sealLegacyProxyUsernames(db, vault),
-    /** A login created the account (connect): audited with it, in the attempt's transaction. */
-    async insert(trx: Db, account: NewAccount, now: Date, attemptId?: string): Promise<AccountRow> {
-      const row = await insertAccount(trx, vault, account, now);
+    /**
+     * A login created the account (connect): audited with it, in the attempt's transaction. undefined, and
+     * nothing written, when the platform user is connected in the organisation already.
+     */
+    async insertIfAbsent(trx: Db, account: NewAccount, now: Date, attemptId?: string): Promise<AccountRow | undefined> {
+      const row = await insertAccountIfAbsent(trx, vault, account, now);
+      if (!row) return undefined;
       await audit(trx, { orgId: row.org_id, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'connect', auth_type: row.auth_type, platform: row.platform, username: row.platform_username, ...(attemptId ? { attempt_id: attemptId } : {}) } });
       return row;
     },

@@ -56,6 +56,20 @@ export interface NewAccount {
 }
 
 export async function insertAccount(db: Db, vault: Vault, account: NewAccount, now: Date): Promise<AccountRow> {
+  return (await insertAccountQuery(db, vault, account, now)).executeTakeFirstOrThrow();
+}
+
+/**
+ * Inserts the account unless its platform user is connected in the organisation already (undefined then). An
+ * insert racing another for the same user waits for it on the unique index and then inserts nothing.
+ */
+export async function insertAccountIfAbsent(db: Db, vault: Vault, account: NewAccount, now: Date): Promise<AccountRow | undefined> {
+  return (await insertAccountQuery(db, vault, account, now))
+    .onConflict((oc) => oc.columns(['org_id', 'platform', 'platform_user_id']).doNothing())
+    .executeTakeFirst();
+}
+
+async function insertAccountQuery(db: Db, vault: Vault, account: NewAccount, now: Date) {
   const row = { org_id: account.orgId, id: account.id };
   return db
     .insertInto('accounts')
@@ -87,8 +101,7 @@ export async function insertAccount(db: Db, vault: Vault, account: NewAccount, n
       created_at: now,
       updated_at: now,
     })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+    .returningAll();
 }
 
 /** A fresh session for an existing account (re-authentication, reconnect, import rotation). */

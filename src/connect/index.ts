@@ -24,7 +24,7 @@ export interface ConnectDomainDeps {
   vault: Vault;
   jobs: JobQueue;
   platforms: PlatformGateway;
-  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'view' | 'secrets' | 'identity' | 'insert' | 'renewSession' | 'moveProxy'>;
+  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'view' | 'secrets' | 'identity' | 'insertIfAbsent' | 'renewSession' | 'moveProxy'>;
   /** Other domains' in-transaction hooks on every attempt change (account status, Link). */
   hooks: AttemptChangeHook[];
   clock: Clock;

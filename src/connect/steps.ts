@@ -1,5 +1,5 @@
 import { TOTP } from 'otpauth';
-import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import { type Kysely, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
 import type { AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
@@ -22,7 +22,7 @@ export interface StepDeps {
   vault: Vault;
   store: AttemptStore;
   platforms: PlatformGateway;
-  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'insert' | 'renewSession' | 'moveProxy'>;
+  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'insertIfAbsent' | 'renewSession' | 'moveProxy'>;
   clock: Clock;
   logger: Logger;
   /** Milliseconds between retries of a transient upstream failure. */
@@ -145,17 +145,40 @@ export function createStepRunner(deps: StepDeps) {
         }, now);
         return {};
       }
-      // Two attempts may finish as the same platform user at once (a double click, two tabs). Serialise their
-      // account side so the later one sees the earlier one's account (account_already_connected, or a forced
-      // reconnect) instead of failing on the unique index and re-running its step as a job retry.
-      await sql`select pg_advisory_xact_lock(hashtext(${`account:${row.org_id}:${row.platform}:${user.id}`}))`.execute(trx);
-      const existing = await deps.accounts.findByPlatformUser(trx, row.org_id, row.platform, user.id);
-      if (existing && !row.force_connect) {
-        throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
-      }
       // The attempt's proxy as it is now: a pool proxy that failed during the login was swapped.
       const proxy = { proxy: current.proxy, password: secrets.proxyPassword ?? null, username: secrets.proxyUsername ?? current.proxy.username ?? null };
-      if (existing) {
+      // Two attempts may finish as the same platform user at once (a double click, two tabs): the later insert
+      // waits for the earlier one on the unique index and inserts nothing, so the later attempt finds that
+      // account (account_already_connected, or a forced reconnect) instead of failing and re-running its step.
+      // Twice at most: an account deleted between the two statements is inserted again.
+      for (let tries = 0; tries < 2; tries++) {
+        const account = await deps.accounts.insertIfAbsent(trx, {
+          id: newId('acct'),
+          orgId: row.org_id,
+          platform: row.platform,
+          // DESIGN 3.1: `name` defaults to the email (email_password) or the auth_id (raw_data, mobile_app).
+          displayName: row.display_name ?? secrets.login ?? secrets.session?.authId ?? user.username,
+          authType: row.auth_type,
+          imported: false,
+          rememberCredentials: row.remember_credentials,
+          clientReferenceId: row.client_reference_id,
+          user,
+          proxy: proxy.proxy,
+          proxyPassword: proxy.password,
+          proxyUsername: proxy.username,
+          userAgent: row.user_agent,
+          deviceId: row.device_id,
+          credentials,
+          totpSecret: secrets.totpSecret ?? null,
+          session,
+          lastChallenges,
+        }, now, row.id);
+        if (account) return { account_id: account.id };
+        const existing = await deps.accounts.findByPlatformUser(trx, row.org_id, row.platform, user.id);
+        if (!existing) continue;
+        if (!row.force_connect) {
+          throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
+        }
         await deps.accounts.renewSession(trx, existing, {
           session, user, authType: row.auth_type, credentials, totpSecret: secrets.totpSecret ?? null, rememberCredentials: row.remember_credentials,
           lastChallenges, userAgent: row.user_agent, deviceId: row.device_id, proxy,
@@ -164,28 +187,7 @@ export function createStepRunner(deps: StepDeps) {
         }, now);
         return { account_id: existing.id };
       }
-      const account = await deps.accounts.insert(trx, {
-        id: newId('acct'),
-        orgId: row.org_id,
-        platform: row.platform,
-        // DESIGN 3.1: `name` defaults to the email (email_password) or the auth_id (raw_data, mobile_app).
-        displayName: row.display_name ?? secrets.login ?? secrets.session?.authId ?? user.username,
-        authType: row.auth_type,
-        imported: false,
-        rememberCredentials: row.remember_credentials,
-        clientReferenceId: row.client_reference_id,
-        user,
-        proxy: proxy.proxy,
-        proxyPassword: proxy.password,
-        proxyUsername: proxy.username,
-        userAgent: row.user_agent,
-        deviceId: row.device_id,
-        credentials,
-        totpSecret: secrets.totpSecret ?? null,
-        session,
-        lastChallenges,
-      }, now, row.id);
-      return { account_id: account.id };
+      throw new Error('the account could neither be inserted nor found');
     };
   }
 
