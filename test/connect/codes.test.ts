@@ -23,6 +23,10 @@ describeEachStore('connect codes', (kind) => {
   });
   afterAll(() => app?.close());
 
+  /** The attempt's state history, as the console's attempt page lists it. */
+  const history = (id: string) =>
+    app.fangate.database.db.selectFrom('attempt_transitions').select(['from_state', 'to_state', 'error_code']).where('attempt_id', '=', id).orderBy('seq').execute();
+
   it('a wrong SMS code asks again on the same channel with 4 attempts left; the right one then connects', async () => {
     const login = 'code1+sms@sandbox.test';
     const id = await startAttempt(app, { email: login, password: PASSWORD });
@@ -36,6 +40,13 @@ describeEachStore('connect codes', (kind) => {
     expectConnected(app, done, { email: login, username: 'code1', name: 'Code1', can_reauth: false });
     // Codes after the end are refused.
     expectProblem(await submit(app, id, { code: SANDBOX_SMS_CODE }), 409, 'attempt_not_awaiting_input');
+    // The state history (the console's attempt page) has one row per change of state, in order, none for
+    // writes that kept the state (a step starting, the refused code).
+    const steps = (await history(id)).map((t) => `${t.from_state ?? '(started)'} → ${t.to_state}${t.error_code ? ` ${t.error_code}` : ''}`);
+    expect(steps).toEqual([
+      '(started) → pending', 'pending → needs_otp', 'needs_otp → pending', 'pending → wrong_2fa_code_retry', 'wrong_2fa_code_retry → pending',
+      'pending → completed_success',
+    ]);
   });
 
   it('the fifth wrong code ends the attempt 2fa_failed with no attempts left', async () => {
@@ -52,6 +63,8 @@ describeEachStore('connect codes', (kind) => {
     // Even the right code is too late now.
     expectProblem(await submit(app, id, { code: SANDBOX_SMS_CODE }), 409, 'attempt_not_awaiting_input');
     expect(await getAttempt(app, id)).toMatchObject({ state: 'completed_failed', error: { code: '2fa_failed' } });
+    // The history's last change names the error; the refused code after the end wrote none.
+    expect((await history(id)).at(-1)).toEqual({ from_state: 'pending', to_state: 'completed_failed', error_code: '2fa_failed' });
   });
 
   it('wrong codes count over the whole attempt, across channels', async () => {
