@@ -190,10 +190,9 @@ export function createLinkService(deps: LinkDeps) {
     await recordEvent(trx, { orgId: row.org_id, event, accountId: row.connection_id ?? row.reconnect_account_id, attemptId: row.attempt_id, clientReferenceId: row.client_reference_id, payload });
   }
 
-  async function catchUp(row: LinkRow, attemptId: string): Promise<void> {
-    const attempt = await connect.get(row.org_id, null, attemptId);
+  async function catchUp(row: LinkRow, attempt: LinkAttempt): Promise<void> {
     await db.transaction().execute((trx) =>
-      sync(trx, { attemptId, state: attempt.state, previousState: 'pending', errorCode: attempt.error?.code ?? null, accountId: attempt.account_id, view: async () => attempt }),
+      sync(trx, { attemptId: attempt.attempt_id, state: attempt.state, previousState: 'pending', errorCode: attempt.error?.code ?? null, accountId: attempt.account_id, view: async () => attempt }),
     );
   }
 
@@ -219,12 +218,21 @@ export function createLinkService(deps: LinkDeps) {
     }
   }
 
-  async function pageState(row: LinkRow): Promise<PageState> {
+  async function pageState(link: LinkRow): Promise<PageState> {
     const now = clock.now();
-    const status = effectiveStatus(row, now);
+    let row = link;
+    let status = effectiveStatus(row, now);
     let attempt: LinkAttempt | null = null;
     if (row.attempt_id && status !== 'expired') {
       attempt = await connect.get(row.org_id, null, row.attempt_id).catch(() => null);
+      // The attempt store's hook keeps a link in step with its attempt, in the attempt's transaction. An attempt
+      // a FanGate before migration 0035 started (a rolling upgrade) does not name its link, and the hook skips
+      // it: the page catches such a link up as soon as it sees the two disagree.
+      if (attempt && row.attempt_state !== null && row.attempt_state !== attempt.state) {
+        await catchUp(row, attempt);
+        row = (await db.selectFrom('link_sessions').selectAll().where('id', '=', row.id).executeTakeFirst()) ?? row;
+        status = effectiveStatus(row, now);
+      }
     }
     const step = stepOf(row, status, attempt);
     const errorCode = status === 'expired' ? 'expired' : step === 'failed' || step === 'closed' ? (row.error_code ?? attempt?.error?.code ?? null) : null;
@@ -417,7 +425,7 @@ export function createLinkService(deps: LinkDeps) {
         .where('id', '=', row.id)
         .execute();
       logger.info({ link: row.id, attempt: attemptId, method }, 'link attempt started');
-      await catchUp(row, attemptId);
+      await catchUp(row, await connect.get(row.org_id, null, attemptId));
       return pageState(await byToken(token));
     },
 
@@ -509,12 +517,11 @@ export function createLinkService(deps: LinkDeps) {
       // The hook ends the link (status cancelled, link.failed) in the attempt's own transaction.
       await db.updateTable('link_sessions').set({ cancel_step: step }).where('id', '=', row.id).execute();
       try {
-        await connect.cancel(row.org_id, row.platform, row.attempt_id);
-        await catchUp(row, row.attempt_id);
+        await catchUp(row, await connect.cancel(row.org_id, row.platform, row.attempt_id));
         return;
       } catch (error) {
         if (!(error instanceof ApiError) || error.status !== 409) throw error;
-        await catchUp(row, row.attempt_id); // it ended meanwhile: take over how
+        await catchUp(row, await connect.get(row.org_id, null, row.attempt_id)); // it ended meanwhile: take over how
         const after = await db.selectFrom('link_sessions').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
         if (after.finished_at) return;
       }

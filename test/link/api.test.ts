@@ -122,6 +122,24 @@ describeEachStore('link sessions API', (kind) => {
     expect(reopened).toContain('This link has already been used');
   });
 
+  it('catches up with an attempt that does not name its link (started by a version before migration 0035)', async () => {
+    const init = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://app.example.com/done', clientReferenceId: 'crm-upgrade' } });
+    const page = await pageOf(app, init.body.url);
+    const started = await page.post('/start', { method: 'email_password', login: 'lena2+sms@sandbox.test', password: 'password' });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    await page.waitFor((s) => s.step === 'code');
+    // As an earlier version wrote it: the attempt does not say it came from this link, so its hook skips it.
+    const attemptId = (await app.api(`/api/link/${init.body.id}`)).body.attempt_id;
+    await app.fangate.database.db.updateTable('auth_attempts').set({ link_session_id: null }).where('id', '=', attemptId).execute();
+    await page.post('/code', { code: '123456' });
+    const done = await page.waitFor((s) => s.status === 'completed');
+    expect(done.result).toMatchObject({ type: 'fangate.link.success', connection_id: expect.stringMatching(/^acct_/), client_reference_id: 'crm-upgrade' });
+    expect((await app.api(`/api/link/${init.body.id}`)).body).toMatchObject({ status: 'completed', connection_id: done.result.connection_id });
+    // Once, however often the page asks.
+    await page.waitFor((s) => s.status === 'completed');
+    expect((await events(app)).filter((e) => e.client_reference_id === 'crm-upgrade').map((e) => e.event)).toEqual(['link.completed']);
+  });
+
   it('refuses page calls without the CSRF header or from another origin', async () => {
     const init = await app.api('/api/link/init', { method: 'POST', body: { redirectUrl: 'https://app.example.com/done' } });
     const page = await pageOf(app, init.body.url);
