@@ -36,6 +36,7 @@ import { createAccessBucket } from './access/bucket.js';
 import { createAccessService } from './access/service.js';
 import { createMonitor, type Monitor } from './monitor/service.js';
 import { loadUndici } from './net/undici.js';
+import type { Actor } from './lib/audit.js';
 
 /** How long a stop waits for requests in flight before cutting their connections. */
 const HTTP_CLOSE_GRACE_MS = 10_000;
@@ -211,9 +212,9 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
   }
 
   // Vault rotation concerns every organisation: one audit row without one (the admin or system rotated).
-  const rotateVault = async () => {
+  const rotateVault = async (actor: Actor) => {
     const report = await rotateSecrets(database.db, vault);
-    await audit.record(database.db, { orgId: null, action: 'vault.rotated', targetType: 'vault', targetId: vault.currentKid, details: { key_id: vault.currentKid, rotated: report.rotated } });
+    await audit.record(database.db, { orgId: null, action: 'vault.rotated', targetType: 'vault', targetId: vault.currentKid, details: { key_id: vault.currentKid, rotated: report.rotated }, actor });
     return report;
   };
   const http = await buildHttpServer({ config, logger, database, vault, orgs, connect, accounts, link, webhooks, metrics, localAdminToken, access, monitor, audit, attemptHistory, rotateVault, consoleSessions: createConsoleSessions({ db: database.db, clock }) });

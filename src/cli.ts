@@ -1,4 +1,4 @@
-import { type Actor, runAsActor } from './lib/audit.js';
+import type { Actor } from './lib/audit.js';
 import { rename, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
@@ -215,7 +215,7 @@ export async function main(argv: string[]): Promise<void> {
           const orgs = createOrgService({ db: db.db, audit: createAuditLog({ db: db.db }).record });
           const org = await orgs.ensureOrganization(values.org!);
           // The operator at the database (not through a server): audited as the admin, id "cli".
-          const key = await runAsActor(CLI_ACTOR, () => orgs.createApiKey(org.id, { name: values.name ?? 'cli', scopes: scopes as Scope[] | undefined }));
+          const key = await orgs.createApiKey(org.id, { name: values.name ?? 'cli', scopes: scopes as Scope[] | undefined }, CLI_ACTOR);
           console.error(`Created API key ${key.id} for organisation "${org.name}" (${org.id}) with scopes ${key.scopes.join(', ')}.`);
           console.error('This is the only time the key is shown:');
           console.log(key.key);

@@ -1,4 +1,4 @@
-import { type AuditRecorder, noAudit } from '../lib/audit.js';
+import { type AuditRecorder, noAudit, SYSTEM_ACTOR } from '../lib/audit.js';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountStatus, DB, ProxyColumn } from '../db/schema.js';
@@ -63,7 +63,7 @@ export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: 
     async insertIfAbsent(trx: Db, account: NewAccount, now: Date, attemptId?: string): Promise<AccountRow | undefined> {
       const row = await insertAccountIfAbsent(trx, vault, account, now);
       if (!row) return undefined;
-      await audit(trx, { orgId: row.org_id, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'connect', auth_type: row.auth_type, platform: row.platform, username: row.platform_username, ...(attemptId ? { attempt_id: attemptId } : {}) } });
+      await audit(trx, { orgId: row.org_id, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'connect', auth_type: row.auth_type, platform: row.platform, username: row.platform_username, ...(attemptId ? { attempt_id: attemptId } : {}) }, actor: SYSTEM_ACTOR });
       return row;
     },
     async renewSession(trx: Db, account: AccountRow, renewal: SessionRenewal, now: Date): Promise<AccountRow> {

@@ -1,4 +1,4 @@
-import { type AuditRecorder, noAudit } from '../lib/audit.js';
+import { type Actor, type AuditRecorder, noAudit } from '../lib/audit.js';
 import { type Kysely, sql, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
 import type { AccountsTable, DB, PlatformName, ProxyColumn } from '../db/schema.js';
@@ -250,7 +250,7 @@ export function createAccountService(deps: AccountServiceDeps) {
      * erases every secret (the account row and what its attempts still hold), deletes the row and
      * records `accounts.disconnected` with the account as it was.
      */
-    async remove(orgId: string, id: string): Promise<void> {
+    async remove(orgId: string, id: string, actor: Actor): Promise<void> {
       const account = await load(orgId, id);
       await deps.cancelAttempts(account.id);
       try {
@@ -269,13 +269,13 @@ export function createAccountService(deps: AccountServiceDeps) {
           .where('account_id', '=', current.id)
           .execute();
         await recordAccountEvent(trx, 'accounts.disconnected', current);
-        await audit(trx, { orgId, action: 'account.deleted', targetType: 'account', targetId: current.id, details: { platform: current.platform, username: current.platform_username } });
+        await audit(trx, { orgId, action: 'account.deleted', targetType: 'account', targetId: current.id, details: { platform: current.platform, username: current.platform_username }, actor });
         await trx.deleteFrom('accounts').where('id', '=', current.id).execute();
       });
     },
 
     /** Marks the session dead (e.g. the creator logged out elsewhere); the record stays for a reconnect. */
-    async invalidate(orgId: string, id: string): Promise<AccountView> {
+    async invalidate(orgId: string, id: string, actor: Actor): Promise<AccountView> {
       const account = await load(orgId, id);
       if (account.status === 'expired') return serializeAccount(account);
       await deps.cancelAttempts(account.id);
@@ -290,13 +290,13 @@ export function createAccountService(deps: AccountServiceDeps) {
           .executeTakeFirst();
         if (!row) throw notFound('Account');
         await recordAccountEvent(trx, 'accounts.session_expired', row);
-        await audit(trx, { orgId, action: 'account.invalidated', targetType: 'account', targetId: row.id, details: { from: account.status } });
+        await audit(trx, { orgId, action: 'account.invalidated', targetType: 'account', targetId: row.id, details: { from: account.status }, actor });
         return serializeAccount(row);
       });
     },
 
     /** `POST /api/accounts/import`: validates the copied session synchronously and creates the account. */
-    async importAccount(orgId: string, body: ImportBody): Promise<AccountView> {
+    async importAccount(orgId: string, body: ImportBody, actor: Actor): Promise<AccountView> {
       const errors: FieldError[] = [];
       const session = importSession(body, errors);
       const proxy = parseProxyChoice(body, platforms.pool, errors);
@@ -343,7 +343,7 @@ export function createAccountService(deps: AccountServiceDeps) {
             clock.now(),
           );
           await recordAccountEvent(trx, 'accounts.connected', row);
-          await audit(trx, { orgId, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'import', platform: row.platform, username: row.platform_username } });
+          await audit(trx, { orgId, action: 'account.created', targetType: 'account', targetId: row.id, details: { via: 'import', platform: row.platform, username: row.platform_username }, actor });
           return serializeAccount(row);
         });
       } catch (error) {
@@ -356,7 +356,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     },
 
     /** `PATCH /api/accounts/import/{id}`: a fresh session of the same platform user, in place. */
-    async rotateImport(orgId: string, id: string, body: RotateImportBody): Promise<AccountView> {
+    async rotateImport(orgId: string, id: string, body: RotateImportBody, actor: Actor): Promise<AccountView> {
       const errors: FieldError[] = [];
       const session = importSession(body, errors);
       if (!session || errors.length > 0) throw validationError(errors);
@@ -383,7 +383,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         if (!current) throw notFound('Account');
         const row = await renewAccountSession(trx, vault, current, { session: valid.session, user: valid.user, userAgent: body.userAgent }, clock.now());
         await recordAccountEvent(trx, current.status === 'active' ? 'accounts.updated' : 'accounts.reconnected', row);
-        await audit(trx, { orgId, action: 'account.credentials_updated', targetType: 'account', targetId: row.id, details: { via: 'import_rotation', fields: ['cookie', 'userAgent', 'xbc'] } });
+        await audit(trx, { orgId, action: 'account.credentials_updated', targetType: 'account', targetId: row.id, details: { via: 'import_rotation', fields: ['cookie', 'userAgent', 'xbc'] }, actor });
         return serializeAccount(row);
       });
     },

@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditAction, AuditEventsTable, DB } from '../db/schema.js';
-import { type AuditEntry, currentActor } from '../lib/audit.js';
+import type { AuditEntry } from '../lib/audit.js';
 import { newId } from '../lib/ids.js';
 import { decodeCursor, type Page, toPage } from '../lib/pagination.js';
 import type { Selectable } from 'kysely';
@@ -55,7 +55,7 @@ export function createAuditLog({ db }: { db: Kysely<DB> }) {
   return {
     /** The AuditRecorder port: one row on `on` (a transaction to record a change with it). */
     async record(on: Kysely<DB> | Transaction<DB>, entry: AuditEntry): Promise<void> {
-      const actor = entry.actor ?? currentActor();
+      const { actor } = entry;
       await on
         .insertInto('audit_events')
         .values({

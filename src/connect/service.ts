@@ -1,4 +1,4 @@
-import { type AuditRecorder, noAudit } from '../lib/audit.js';
+import { type Actor, type AuditRecorder, noAudit } from '../lib/audit.js';
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -407,7 +407,7 @@ export function createConnectService(deps: ConnectDeps) {
      * New credentials (any method): cancels what runs and re-authenticates at once, under the account's row
      * lock, so concurrent updates leave exactly one running; the old credentials stay until it succeeds.
      */
-    async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody, options: { linkSessionId?: string } = {}) {
+    async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody, actor: Actor, options: { linkSessionId?: string } = {}) {
       await findAccountOn(orgId, platform, accountId);
       const input = await parseInput(platform, body);
       const { created, cancelled } = await db.transaction().execute(async (trx) => {
@@ -424,7 +424,7 @@ export function createConnectService(deps: ConnectDeps) {
         // Which method and whether a TOTP secret came along; never a value.
         await (deps.audit ?? noAudit)(trx, {
           orgId, action: 'account.credentials_updated', targetType: 'account', targetId: locked.id,
-          details: { via: 'credentials', auth_type: input.authType, attempt_id: created.row.id, totp_secret_given: Boolean(input.totpSecret) },
+          details: { via: 'credentials', auth_type: input.authType, attempt_id: created.row.id, totp_secret_given: Boolean(input.totpSecret) }, actor,
         });
         return { created, cancelled };
       });

@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { runAsActor } from '../lib/audit.js';
 import { fastifySSE as sse } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -44,6 +43,7 @@ import type { WebhookService } from '../webhooks/service.js';
 import { accessApiRoutes } from './routes/access.js';
 import type { AccessService } from '../access/service.js';
 import type { Monitor } from '../monitor/service.js';
+import type { Actor } from '../lib/audit.js';
 
 export interface HttpDependencies {
   config: Config;
@@ -64,7 +64,7 @@ export interface HttpDependencies {
   attemptHistory: AttemptHistory;
   consoleSessions: ConsoleSessions;
   /** Re-encrypts every secret under the current key (and audits it). */
-  rotateVault: () => Promise<RotationReport>;
+  rotateVault: (actor: Actor) => Promise<RotationReport>;
 }
 
 /**
@@ -247,11 +247,6 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       const counter = createWindowCounter(database.db, shared, (error) => logger.warn({ err: error }, 'could not share rate-limit counts; retrying with the next flush'));
       api.addHook('onClose', () => counter.close());
       await api.register(authPlugin, { orgs, failures: authFailureLimiter(counter, config.rateLimit.authFailuresPerMinute) });
-      // What a request changes is audited as done by its API key (src/lib/audit.ts).
-      api.addHook('preHandler', (request, _reply, done) => {
-        if (request.principal) runAsActor({ type: 'api_key', id: request.principal.apiKey.id }, done);
-        else done();
-      });
       await api.register(rateLimitPlugin, { perKeyPerMinute: config.rateLimit.perKeyPerMinute, ...(shared ? { counter } : {}) });
       await api.register(idempotencyPlugin, { db: database.db, vault, nodeKey: database.nodeKey });
       await api.register(apiKeyRoutes, { orgs });

@@ -3,7 +3,6 @@ import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.js';
-import { runAsActor, SYSTEM_ACTOR } from '../lib/audit.js';
 import { Gauge, type Registry } from '../lib/metrics.js';
 
 export interface JobOptions {
@@ -149,8 +148,7 @@ export function createJobQueue(options: JobQueueOptions) {
    * worker's, and a failure goes through the queue's retries.
    */
   function runClaimed(def: QueueDefinition<any>, id: string, data: unknown): void {
-    // As the system, like a worker's run: not as the request that happened to queue it (the audit log's actor).
-    const run = runAsActor(SYSTEM_ACTOR, async () => {
+    const run = (async () => {
       try {
         await def.handler(data, { id, retryCount: 0 });
       } catch (error) {
@@ -159,7 +157,7 @@ export function createJobQueue(options: JobQueueOptions) {
         return;
       }
       await boss.complete(def.name, id).catch((e: unknown) => logger.warn({ err: e, queue: def.name, jobId: id }, 'could not mark a job done; it will expire and find nothing to do'));
-    }).finally(() => inlineRuns.delete(run));
+    })().finally(() => inlineRuns.delete(run));
     inlineRuns.add(run);
   }
 

@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { LinkSessionsTable, LinkStatus } from '../db/schema.js';
+import type { Actor } from '../lib/audit.js';
 
 export type LinkRow = Selectable<LinkSessionsTable>;
 export type LinkPlatform = 'onlyfans' | 'fansly';
@@ -50,7 +51,8 @@ export interface LinkConnectPort {
   confirmSelfie(orgId: string, platform: LinkPlatform, id: string): Promise<LinkAttempt>;
   requestEmail(orgId: string, platform: LinkPlatform, id: string): Promise<LinkAttempt>;
   cancel(orgId: string, platform: LinkPlatform, id: string): Promise<LinkAttempt>;
-  updateCredentials(orgId: string, platform: LinkPlatform, accountId: string, body: LinkStartBody, options: { linkSessionId: string }): Promise<{ attempt_id: string }>;
+  /** `actor`: who is audited for it (the Link page's creator acts as the system). */
+  updateCredentials(orgId: string, platform: LinkPlatform, accountId: string, body: LinkStartBody, actor: Actor, options: { linkSessionId: string }): Promise<{ attempt_id: string }>;
   changes(orgId: string, platform: LinkPlatform | null, id: string, signal: AbortSignal): AsyncIterable<LinkAttempt>;
 }
 

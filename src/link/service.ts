@@ -23,6 +23,7 @@ import {
   serializeLink,
   TERMINAL_ATTEMPT_STATES,
 } from './model.js';
+import { SYSTEM_ACTOR } from '../lib/audit.js';
 
 /** A link is usable for 60 minutes (DESIGN 6). */
 export const LINK_TTL_MS = 60 * 60_000;
@@ -412,7 +413,7 @@ export function createLinkService(deps: LinkDeps) {
       let attemptId: string;
       try {
         const started = row.reconnect_account_id
-          ? await connect.updateCredentials(row.org_id, row.platform, row.reconnect_account_id, body, { linkSessionId: row.id })
+          ? await connect.updateCredentials(row.org_id, row.platform, row.reconnect_account_id, body, SYSTEM_ACTOR, { linkSessionId: row.id })
           : await connect.start(row.org_id, row.platform, body, { linkSessionId: row.id });
         attemptId = started.attempt_id;
       } catch (error) {

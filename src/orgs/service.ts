@@ -1,4 +1,4 @@
-import { type AuditRecorder, noAudit } from '../lib/audit.js';
+import { type Actor, type AuditRecorder, noAudit, SYSTEM_ACTOR } from '../lib/audit.js';
 import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.js';
@@ -104,14 +104,14 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
     return toPrincipal(row);
   }
 
-  async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[]): Promise<CreatedApiKey> {
+  async function insertKey(orgId: string, key: string, name: string, scopes: readonly Scope[], actor: Actor): Promise<CreatedApiKey> {
     const row = await db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('api_keys')
         .values({ id: newId('key'), org_id: orgId, name, key_hash: hashApiKey(key), key_prefix: key.slice(0, 10), scopes: [...scopes] })
         .returningAll()
         .executeTakeFirstOrThrow();
-      await audit(trx, { orgId, action: 'api_key.created', targetType: 'api_key', targetId: inserted.id, details: { name, scopes: [...scopes] } });
+      await audit(trx, { orgId, action: 'api_key.created', targetType: 'api_key', targetId: inserted.id, details: { name, scopes: [...scopes] }, actor });
       return inserted;
     });
     return { ...toInfo(row), key };
@@ -151,8 +151,8 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
       return (await service.findOrganization({ name })) ?? service.createOrganization(name);
     },
 
-    async createApiKey(orgId: string, input: { name?: string; scopes?: readonly Scope[] } = {}): Promise<CreatedApiKey> {
-      return insertKey(orgId, `fg_${randomBase62(32)}`, input.name ?? 'API key', input.scopes ?? ALL_SCOPES);
+    async createApiKey(orgId: string, input: { name?: string; scopes?: readonly Scope[] }, actor: Actor): Promise<CreatedApiKey> {
+      return insertKey(orgId, `fg_${randomBase62(32)}`, input.name ?? 'API key', input.scopes ?? ALL_SCOPES, actor);
     },
 
     /**
@@ -170,7 +170,7 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
         .returning(['id', 'name'])
         .executeTakeFirst();
       if (!row) return undefined;
-      return { organization: row, key: await service.createApiKey(row.id, { name: 'first run' }) };
+      return { organization: row, key: await service.createApiKey(row.id, { name: 'first run' }, SYSTEM_ACTOR) };
     },
 
     /** FANGATE_BOOTSTRAP_API_KEY: the `default` organisation with this key exists after start. */
@@ -178,7 +178,7 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
       const organization = await service.ensureOrganization('default');
       const existing = await db.selectFrom('api_keys').select(['org_id']).where('key_hash', '=', hashApiKey(key)).executeTakeFirst();
       if (existing) return { organization, created: false };
-      await insertKey(organization.id, key, 'bootstrap', ALL_SCOPES);
+      await insertKey(organization.id, key, 'bootstrap', ALL_SCOPES, SYSTEM_ACTOR);
       return { organization, created: true };
     },
 
@@ -218,7 +218,7 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
      * key whose every scope is among them may be revoked (a `keys:write` key cannot revoke a
      * full-scope key): `forbidden` otherwise; `not_found` for no such active key.
      */
-    async revokeApiKey(orgId: string, id: string, holding?: readonly Scope[]): Promise<'revoked' | 'not_found' | 'forbidden'> {
+    async revokeApiKey(orgId: string, id: string, actor: Actor, holding?: readonly Scope[]): Promise<'revoked' | 'not_found' | 'forbidden'> {
       const outcome = await db.transaction().execute(async (trx) => {
         const key = await trx
           .selectFrom('api_keys')
@@ -231,7 +231,7 @@ export function createOrgService({ db, notifications, principalCacheMs = 60_000,
         if (!key) return 'not_found';
         if (holding && !key.scopes.every((scope) => holding.includes(scope as Scope))) return 'forbidden';
         await trx.updateTable('api_keys').set({ revoked_at: sql`now()` }).where('id', '=', key.id).execute();
-        await audit(trx, { orgId, action: 'api_key.revoked', targetType: 'api_key', targetId: key.id, details: { scopes: key.scopes } });
+        await audit(trx, { orgId, action: 'api_key.revoked', targetType: 'api_key', targetId: key.id, details: { scopes: key.scopes }, actor });
         // Inside the transaction: PostgreSQL delivers it exactly when the revocation commits, or never.
         await sql`select pg_notify(${API_KEYS_CHANNEL}, ${key.id})`.execute(trx);
         return 'revoked' as const;

@@ -1,4 +1,4 @@
-import { type AuditRecorder, noAudit } from '../lib/audit.js';
+import { type Actor, type AuditRecorder, noAudit } from '../lib/audit.js';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
@@ -237,7 +237,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   return {
     catalog,
 
-    async create(orgId: string, input: EndpointInput & { endpoint_url: string }) {
+    async create(orgId: string, input: EndpointInput & { endpoint_url: string }, actor: Actor) {
       await check(orgId, input);
       const now = clock.now();
       const id = newId('wh');
@@ -261,7 +261,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
           })
           .returningAll()
           .executeTakeFirstOrThrow();
-        await audit(trx, { orgId, action: 'webhook_endpoint.created', targetType: 'webhook_endpoint', targetId: id, details: endpointFacts(created) });
+        await audit(trx, { orgId, action: 'webhook_endpoint.created', targetType: 'webhook_endpoint', targetId: id, details: endpointFacts(created), actor });
         return created;
       });
       logger.info({ org: orgId, endpoint: id }, 'webhook endpoint created');
@@ -280,7 +280,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       return serializeEndpoint(await loadEndpoint(orgId, id));
     },
 
-    async update(orgId: string, id: string, input: EndpointInput) {
+    async update(orgId: string, id: string, input: EndpointInput, actor: Actor) {
       const current = await loadEndpoint(orgId, id);
       if (input.signing_secret !== undefined) {
         throw validationError([{ field: 'signing_secret', message: 'the signing secret changes only through POST /api/webhooks/{id}/rotate-secret' }]);
@@ -308,23 +308,23 @@ export function createWebhookService(deps: WebhookServiceDeps) {
           .executeTakeFirst();
         if (!updated) throw notFound('Webhook endpoint');
         const fields = Object.keys(input).filter((k) => (input as Record<string, unknown>)[k] !== undefined).sort();
-        await audit(trx, { orgId, action: 'webhook_endpoint.updated', targetType: 'webhook_endpoint', targetId: id, details: { fields, ...endpointFacts(updated) } });
+        await audit(trx, { orgId, action: 'webhook_endpoint.updated', targetType: 'webhook_endpoint', targetId: id, details: { fields, ...endpointFacts(updated) }, actor });
         return updated;
       });
       if (enabling) await worker.wake();
       return serializeEndpoint(row);
     },
 
-    async remove(orgId: string, id: string): Promise<void> {
+    async remove(orgId: string, id: string, actor: Actor): Promise<void> {
       await db.transaction().execute(async (trx) => {
         const deleted = await trx.deleteFrom('webhook_endpoints').where('org_id', '=', orgId).where('id', '=', id).returningAll().executeTakeFirst();
         if (!deleted) throw notFound('Webhook endpoint');
-        await audit(trx, { orgId, action: 'webhook_endpoint.deleted', targetType: 'webhook_endpoint', targetId: id, details: endpointFacts(deleted) });
+        await audit(trx, { orgId, action: 'webhook_endpoint.deleted', targetType: 'webhook_endpoint', targetId: id, details: endpointFacts(deleted), actor });
       });
       logger.info({ org: orgId, endpoint: id }, 'webhook endpoint deleted');
     },
 
-    async rotateSecret(orgId: string, id: string) {
+    async rotateSecret(orgId: string, id: string, actor: Actor) {
       const current = await loadEndpoint(orgId, id);
       const secret = generateSecret();
       const now = clock.now();
@@ -343,7 +343,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
           .where('id', '=', id)
           .returningAll()
           .executeTakeFirstOrThrow();
-        await audit(trx, { orgId, action: 'webhook_endpoint.secret_rotated', targetType: 'webhook_endpoint', targetId: id, details: { old_secret_valid_until: rotated.previous_secret_expires_at?.toISOString() ?? null } });
+        await audit(trx, { orgId, action: 'webhook_endpoint.secret_rotated', targetType: 'webhook_endpoint', targetId: id, details: { old_secret_valid_until: rotated.previous_secret_expires_at?.toISOString() ?? null }, actor });
         return rotated;
       });
       logger.info({ org: orgId, endpoint: id }, 'webhook signing secret rotated');

@@ -1,7 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Scope } from '../../orgs/scopes.js';
 import type { OrgService, Principal } from '../../orgs/service.js';
+import type { Actor } from '../../lib/audit.js';
 import { ApiError } from '../../lib/errors.js';
 import type { AuthFailureLimiter } from './rate-limit.js';
 
@@ -18,6 +19,9 @@ declare module 'fastify' {
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** Who an authenticated request acts as, for the audit log: its API key. */
+export const actorOf = (request: FastifyRequest): Actor => ({ type: 'api_key', id: request.principal.apiKey.id });
 
 /** Bearer API keys for everything under /api; the key's organisation scopes every query. */
 async function authPlugin(app: FastifyInstance, { orgs, failures }: { orgs: OrgService; failures: AuthFailureLimiter }) {

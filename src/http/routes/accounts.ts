@@ -4,6 +4,7 @@ import { type AccountService, MAX_HEALTH_CHECK_INTERVAL_SEC, MIN_HEALTH_CHECK_IN
 import { AccountSchema, CustomProxySchema } from '../connect-schemas.js';
 import { problemResponses } from '../problem.js';
 import { Body, HeaderText, IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
+import { actorOf } from '../plugins/auth.js';
 
 /** Accounts (DESIGN 5) and the Access API's `/me` (DESIGN 10). Thin: parse, call the accounts service, serialise. */
 
@@ -125,7 +126,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountService
         response: { 201: AccountSchema, ...problemResponses(400, 401, 403, 409, 422, 429, 502) },
       },
     },
-    async (request, reply) => reply.code(201).send(await accounts.importAccount(request.principal.organization.id, request.body)),
+    async (request, reply) => reply.code(201).send(await accounts.importAccount(request.principal.organization.id, request.body, actorOf(request))),
   );
 
   app.patch(
@@ -143,7 +144,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountService
         response: { 200: AccountSchema, ...problemResponses(400, 401, 403, 404, 409, 422, 429, 502) },
       },
     },
-    async (request) => accounts.rotateImport(request.principal.organization.id, request.params.id, request.body),
+    async (request) => accounts.rotateImport(request.principal.organization.id, request.params.id, request.body, actorOf(request)),
   );
 
   app.get(
@@ -187,7 +188,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountService
       },
     },
     async (request, reply) => {
-      await accounts.remove(request.principal.organization.id, request.params.id);
+      await accounts.remove(request.principal.organization.id, request.params.id, actorOf(request));
       return reply.code(204).send(null);
     },
   );
@@ -205,7 +206,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountService
         response: { 200: AccountSchema, ...problemResponses(401, 403, 404, 429) },
       },
     },
-    async (request) => accounts.invalidate(request.principal.organization.id, request.params.id),
+    async (request) => accounts.invalidate(request.principal.organization.id, request.params.id, actorOf(request)),
   );
 };
 

@@ -1,4 +1,4 @@
-import { type Actor, runAsActor } from '../../lib/audit.js';
+import type { Actor } from '../../lib/audit.js';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -19,7 +19,7 @@ const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
  * also accepts its local admin token (kept in the data dir, mode 0600), from loopback only, so that
  * `fangate keys create` works while it runs.
  */
-export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken?: string; localAdminToken?: string; rotateVault: () => Promise<RotationReport> }> = async (
+export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminToken?: string; localAdminToken?: string; rotateVault: (actor: Actor) => Promise<RotationReport> }> = async (
   app,
   { orgs, adminToken, localAdminToken, rotateVault },
 ) => {
@@ -32,12 +32,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
     const localAdmin = local !== undefined && timingSafeEqual(token, local) && LOOPBACK.test(request.socket.remoteAddress ?? '');
     if (!admin && !localAdmin) throw new ApiError(401, 'unauthorized', 'Send the admin token as `Authorization: Bearer …`.');
     actors.set(request, { type: 'admin', id: admin ? 'admin_token' : 'local_admin_token' });
-  });
-  // What the handlers change is audited as done by the admin (which token).
-  app.addHook('preHandler', (request, _reply, done) => {
-    const actor = actors.get(request);
-    if (actor) runAsActor(actor, done);
-    else done();
   });
 
   const OrgSchema = Type.Object({ id: Type.String(), name: Type.String() }, { examples: [{ id: 'org_3kT9xQ2mB7vN1cR5wL8pZd', name: 'acme' }] });
@@ -89,7 +83,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
     async (request, reply) => {
       const org = await orgs.findOrganization({ id: request.params.id });
       if (!org) throw notFound('Organisation');
-      const created = await orgs.createApiKey(org.id, { name: request.body?.name, scopes: request.body?.scopes as Scope[] | undefined });
+      const created = await orgs.createApiKey(org.id, { name: request.body?.name, scopes: request.body?.scopes as Scope[] | undefined }, actors.get(request)!);
       return reply.code(201).send(serializeCreatedKey(created));
     },
   );
@@ -111,6 +105,6 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService; adminTok
         },
       },
     },
-    async () => rotateVault(),
+    async (request) => rotateVault(actors.get(request)!),
   );
 };

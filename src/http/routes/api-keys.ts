@@ -5,6 +5,7 @@ import type { ApiKeyInfo, CreatedApiKey, OrgService } from '../../orgs/service.j
 import { problemResponses } from '../problem.js';
 import { ApiError, notFound } from '../../lib/errors.js';
 import { Body, IdempotencyHeaders, PageOf, PageQuery, Timestamp } from '../schemas.js';
+import { actorOf } from '../plugins/auth.js';
 
 export const ScopeSchema = Type.Enum(ALL_SCOPES);
 
@@ -114,7 +115,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService }> = asy
       const scopes = (request.body?.scopes ?? granted) as Scope[];
       const missing = scopes.filter((s) => !granted.includes(s));
       if (missing.length > 0) throw new ApiError(403, 'forbidden', `A key cannot grant scopes it lacks: ${missing.join(', ')}.`);
-      const created = await orgs.createApiKey(request.principal.organization.id, { name: request.body?.name, scopes });
+      const created = await orgs.createApiKey(request.principal.organization.id, { name: request.body?.name, scopes }, actorOf(request));
       return reply.code(201).send(serializeCreatedKey(created));
     },
   );
@@ -132,7 +133,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ orgs: OrgService }> = asy
       },
     },
     async (request, reply) => {
-      const outcome = await orgs.revokeApiKey(request.principal.organization.id, request.params.id, request.principal.apiKey.scopes);
+      const outcome = await orgs.revokeApiKey(request.principal.organization.id, request.params.id, actorOf(request), request.principal.apiKey.scopes);
       if (outcome === 'not_found') throw notFound('API key');
       if (outcome === 'forbidden') throw new ApiError(403, 'forbidden', 'A key can revoke only keys whose scopes it holds: this key lacks some of that key\'s scopes.');
       return reply.code(204).send(null);

@@ -10,6 +10,7 @@ import { problemResponses } from '../problem.js';
 import type { IdempotencyClaim } from '../plugins/idempotency.js';
 import { ApiError, validationError } from '../../lib/errors.js';
 import { HeaderText, IdempotencyHeaders, PageOf, PageQuery } from '../schemas.js';
+import { actorOf } from '../plugins/auth.js';
 
 export interface AuthenticateRouteOptions {
   connect: ConnectService;
@@ -242,7 +243,7 @@ export const authenticateRoutes: FastifyPluginAsyncTypebox<AuthenticateRouteOpti
         response: { 200: StartedSchema, ...problemResponses(401, 403, 404, 422, 429) },
       },
     },
-    async (request) => connect.updateCredentials(request.principal.organization.id, platform, request.params.account_id, request.body),
+    async (request) => connect.updateCredentials(request.principal.organization.id, platform, request.params.account_id, request.body, actorOf(request)),
   );
 
   app.post(

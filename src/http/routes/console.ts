@@ -13,7 +13,7 @@ import type { ConsoleSession, ConsoleSessions } from '../../console/sessions.js'
 import { SESSION_TTL_MS } from '../../console/sessions.js';
 import { CONSOLE_CSS } from '../../console/style.js';
 import * as views from '../../console/views.js';
-import { type Actor, runAsActor } from '../../lib/audit.js';
+import type { Actor } from '../../lib/audit.js';
 import { ApiError, notFound } from '../../lib/errors.js';
 import type { LinkService } from '../../link/service.js';
 import type { OrgService, Organization } from '../../orgs/service.js';
@@ -155,12 +155,6 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleOptions> = async (a
     return org;
   }
 
-  /** What an action changes is audited as the console's operator (the admin or the API key). */
-  const asOperator = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
-    if (request.consoleUser) runAsActor(request.consoleUser.actor, done);
-    else done();
-  };
-
   app.get('/assets/console.css', { schema: hide }, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=300').header('x-content-type-options', 'nosniff').send(CONSOLE_CSS),
   );
@@ -285,7 +279,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleOptions> = async (a
     '/orgs/:org/webhooks/:id/deliveries/:delivery_id/retry',
     {
       schema: { ...hide, params: Type.Object({ org: IdParam('organisation'), id: IdParam('webhook endpoint'), delivery_id: IdParam('delivery') }), body: Type.Object({ csrf: Type.String({ maxLength: 100 }) }) },
-      preHandler: [requireAction, asOperator],
+      preHandler: requireAction,
     },
     async (request, reply) => {
       const org = await orgOf(request, request.params.org);

@@ -6,6 +6,7 @@ import type { WebhookService } from '../../webhooks/service.js';
 import { named } from '../components.js';
 import { problemResponses } from '../problem.js';
 import { Body, IdempotencyHeaders, PageOf, PageQuery, Timestamp } from '../schemas.js';
+import { actorOf } from '../plugins/auth.js';
 
 /** Webhook endpoints and their deliveries (DESIGN 9). Thin: parse, call the webhook service, serialise. */
 
@@ -194,7 +195,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhookService
         response: { 201: CreatedEndpointSchema, ...problemResponses(401, 403, 422, 429) },
       },
     },
-    async (request, reply) => reply.code(201).send(await webhooks.create(request.principal.organization.id, request.body as never)),
+    async (request, reply) => reply.code(201).send(await webhooks.create(request.principal.organization.id, request.body as never, actorOf(request))),
   );
 
   app.get(
@@ -225,7 +226,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhookService
         response: { 200: EndpointSchema, ...problemResponses(401, 403, 404, 422, 429) },
       },
     },
-    async (request) => webhooks.update(request.principal.organization.id, request.params.id, request.body as never),
+    async (request) => webhooks.update(request.principal.organization.id, request.params.id, request.body as never, actorOf(request)),
   );
 
   app.delete(
@@ -235,7 +236,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhookService
       schema: { tags, summary: 'Delete a webhook endpoint', description: 'With its deliveries; pending ones are not sent.', params: EndpointParams, response: { 204: Type.Null({ description: 'Deleted.' }), ...problemResponses(401, 403, 404, 429) } },
     },
     async (request, reply) => {
-      await webhooks.remove(request.principal.organization.id, request.params.id);
+      await webhooks.remove(request.principal.organization.id, request.params.id, actorOf(request));
       return reply.code(204).send(null);
     },
   );
@@ -267,7 +268,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhookService
         response: { 200: RotatedEndpointSchema, ...problemResponses(401, 403, 404, 429) },
       },
     },
-    async (request) => webhooks.rotateSecret(request.principal.organization.id, request.params.id),
+    async (request) => webhooks.rotateSecret(request.principal.organization.id, request.params.id, actorOf(request)),
   );
 
   app.get(
