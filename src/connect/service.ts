@@ -325,7 +325,7 @@ export function createConnectService(deps: ConnectDeps) {
         }
       }
       const { row, effects, answer } = await db.transaction().execute(async (trx) => {
-        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, ...(linkSessionId ? { linkSessionId } : {}) });
+        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, linkSessionId });
         const answer: StartAnswer = {
           attempt_id: row.id,
           message: START_MESSAGE,
@@ -418,8 +418,7 @@ export function createConnectService(deps: ConnectDeps) {
         const fresh = (await deps.accounts.find(trx, orgId, accountId))!;
         const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(fresh);
         const created = await insertAttempt(trx, {
-          orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername },
-          ...(options.linkSessionId ? { linkSessionId: options.linkSessionId } : {}),
+          orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername }, linkSessionId: options.linkSessionId,
         });
         // Which method and whether a TOTP secret came along; never a value.
         await (deps.audit ?? noAudit)(trx, {

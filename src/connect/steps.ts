@@ -151,29 +151,30 @@ export function createStepRunner(deps: StepDeps) {
       // waits for the earlier one on the unique index and inserts nothing, so the later attempt finds that
       // account (account_already_connected, or a forced reconnect) instead of failing and re-running its step.
       // Twice at most: an account deleted between the two statements is inserted again.
+      const account: Parameters<AccountsPort['insertIfAbsent']>[1] = {
+        id: newId('acct'),
+        orgId: row.org_id,
+        platform: row.platform,
+        // DESIGN 3.1: `name` defaults to the email (email_password) or the auth_id (raw_data, mobile_app).
+        displayName: row.display_name ?? secrets.login ?? secrets.session?.authId ?? user.username,
+        authType: row.auth_type,
+        imported: false,
+        rememberCredentials: row.remember_credentials,
+        clientReferenceId: row.client_reference_id,
+        user,
+        proxy: proxy.proxy,
+        proxyPassword: proxy.password,
+        proxyUsername: proxy.username,
+        userAgent: row.user_agent,
+        deviceId: row.device_id,
+        credentials,
+        totpSecret: secrets.totpSecret ?? null,
+        session,
+        lastChallenges,
+      };
       for (let tries = 0; tries < 2; tries++) {
-        const account = await deps.accounts.insertIfAbsent(trx, {
-          id: newId('acct'),
-          orgId: row.org_id,
-          platform: row.platform,
-          // DESIGN 3.1: `name` defaults to the email (email_password) or the auth_id (raw_data, mobile_app).
-          displayName: row.display_name ?? secrets.login ?? secrets.session?.authId ?? user.username,
-          authType: row.auth_type,
-          imported: false,
-          rememberCredentials: row.remember_credentials,
-          clientReferenceId: row.client_reference_id,
-          user,
-          proxy: proxy.proxy,
-          proxyPassword: proxy.password,
-          proxyUsername: proxy.username,
-          userAgent: row.user_agent,
-          deviceId: row.device_id,
-          credentials,
-          totpSecret: secrets.totpSecret ?? null,
-          session,
-          lastChallenges,
-        }, now, row.id);
-        if (account) return { account_id: account.id };
+        const inserted = await deps.accounts.insertIfAbsent(trx, account, now, row.id);
+        if (inserted) return { account_id: inserted.id };
         const existing = await deps.accounts.findByPlatformUser(trx, row.org_id, row.platform, user.id);
         if (!existing) continue;
         if (!row.force_connect) {

@@ -106,7 +106,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void; writing?: (attemptId: string, version: number) => void }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void; writing?: (attemptId: string) => void }) {
   const { db, vault, jobs, clock } = deps;
 
   async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
@@ -230,7 +230,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     // Lost the race: what beforeWrite wrote for this version (an account) must not commit without it.
     if (!written) throw new LostRace();
     const { notified: _, ...row } = written;
-    deps.writing?.(row.id, row.version);
+    deps.writing?.(row.id);
     await runHooks(trx, row, current.state);
     await enqueue(trx, row, result.effects);
     const webhookEvents: EventName[] = result.effects.flatMap((e) =>

@@ -50,7 +50,7 @@ export function createAttemptWatcher(database: Database) {
    * before the commit's own answer: a waiter it wakes here waits (briefly) for the committed row this node is
    * about to cache, rather than reading the database for it.
    */
-  const committing = new Map<string, { version: number; since: number; done: Promise<void>; resolve: () => void }>();
+  const committing = new Map<string, { since: number; done: Promise<void>; resolve: () => void }>();
   const settle = (attemptId: string) => {
     committing.get(attemptId)?.resolve();
     committing.delete(attemptId);
@@ -91,13 +91,13 @@ export function createAttemptWatcher(database: Database) {
       return rows.load(attemptId, load);
     },
 
-    /** This node wrote `version` of the attempt in a transaction not committed yet (`changed` follows). */
-    writing(attemptId: string, version: number): void {
+    /** This node wrote a new version of the attempt in a transaction not committed yet (`changed` follows). */
+    writing(attemptId: string): void {
       if (committing.size >= 5_000) for (const id of [...committing.keys()]) settle(id);
       settle(attemptId);
       let resolve!: () => void;
       const done = new Promise<void>((r) => (resolve = r));
-      committing.set(attemptId, { version, since: Date.now(), done, resolve });
+      committing.set(attemptId, { since: Date.now(), done, resolve });
     },
 
     /**

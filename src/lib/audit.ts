@@ -5,7 +5,7 @@ import type { AuditAction, AuditActorType, AuditTargetType, DB } from '../db/sch
  * Who acts: an API key (`key_…`), the admin token, or FanGate itself (workers, the health monitor, the CLI).
  * It is passed along explicitly, from the route (its API key, the admin token, the console's operator) or the job
  * (the system) to the service that records the change. (An AsyncLocalStorage carried it implicitly before: on
- * Node.js 20 that puts a hook on every promise of the process, ≈ a third of the CPU of a plain request.)
+ * Node.js 20 that puts a hook on every promise of the process: 3–4 % of a whoami's CPU profile.)
  */
 export interface Actor {
   type: AuditActorType;

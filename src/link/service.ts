@@ -231,7 +231,7 @@ export function createLinkService(deps: LinkDeps) {
       // it: the page catches such a link up as soon as it sees the two disagree.
       if (attempt && row.attempt_state !== null && row.attempt_state !== attempt.state) {
         await catchUp(row, attempt);
-        row = (await db.selectFrom('link_sessions').selectAll().where('id', '=', row.id).executeTakeFirst()) ?? row;
+        row = await byId(row.org_id, row.id);
         status = effectiveStatus(row, now);
       }
     }
