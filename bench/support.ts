@@ -16,6 +16,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { startSandbox } from '../src/sandbox/index.js';
 import { generateKeySpec } from '../src/vault/keyring.js';
+import { freePort } from '../test/support/ports.js';
 
 const env = process.env;
 
@@ -271,15 +272,8 @@ export async function runBench(body: () => Promise<void>, cleanup: Array<() => P
   process.exit(exitCode);
 }
 
-/** A port nobody listens on right now. */
-export async function freePortNumber(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return typeof address === 'object' && address ? address.port : 0;
-}
+/** A port nobody listens on right now, below the kernel's ephemeral range (test/support/ports.ts). */
+export const freePortNumber = freePort;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Honest measurement (DESIGN 13): FanGate as `npm start` runs it (compiled, in its own process), the load in

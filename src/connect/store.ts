@@ -109,7 +109,21 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
 export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void; writing?: (attemptId: string) => void }) {
   const { db, vault, jobs, clock } = deps;
 
-  async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db) {
+  /**
+   * Views of rows without an account, by row: the watcher hands every poll the same row object until the
+   * attempt changes, and without an account the view is a function of the row alone, so it is made once.
+   */
+  const views = new WeakMap<AttemptRow, AttemptView>();
+
+  async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db): Promise<AttemptView> {
+    const known = row.account_id ? undefined : views.get(row);
+    if (known) return known;
+    const made = await viewOf(row, trx);
+    if (!row.account_id) views.set(row, Object.freeze(made));
+    return made;
+  }
+
+  async function viewOf(row: AttemptRow, trx: Kysely<DB> | Transaction<DB>) {
     const account = row.account_id ? await deps.accounts.view(trx, row.org_id, row.account_id) : null;
     let mobileCode: string | null = null;
     if (row.state === 'awaiting_mobile_session' && row.input_enc) {

@@ -1,4 +1,7 @@
 import type { Bindings, ChildLoggerOptions, Level, LevelWithSilentOrString, Logger } from 'pino';
+import pino from 'pino';
+
+const pinoSymbols = pino.symbols;
 
 /**
  * The logger of one request (`request.log`), made only when something logs through it. Fastify makes a child
@@ -62,4 +65,47 @@ export class LazyRequestLogger {
     if (!this.isLevelEnabled(level)) return;
     (this.#log[level] as (...a: unknown[]) => void)(...args);
   }
+}
+
+/** What the line of a completed request holds (the shape `createLogger`'s `req` serializer gives `req`). */
+export interface RequestLine {
+  reqId: string;
+  method: string;
+  /** Already scrubbed of secret segments (redactUrl). */
+  url: string;
+  ip: string | undefined;
+  statusCode: number;
+  responseTime: number;
+  code?: string;
+}
+
+/**
+ * Writes the line of a completed request, the one line nearly every request logs, straight to the logger's
+ * destination: byte for byte what `logger.info({ reqId, req, res, responseTime, code }, 'request completed')`
+ * writes (test/foundation/logger.test.ts compares the two), without pino's generic pass over the object
+ * (serializers, a JSON.stringify per value): 4.2 → 1.7 µs a line in a micro-benchmark, ≈ 5 % of a whoami.
+ * Only for a logger without formatters, mixins or redaction of these fields, which is what OneLinePerRequest
+ * gives it.
+ */
+export function requestLineWriter(logger: Logger): (line: RequestLine) => void {
+  const { streamSym, chindingsSym, timeSym, needsMetadataGsym } = pinoSymbols;
+  const target = logger as unknown as Record<symbol, unknown>;
+  const stream = target[streamSym] as { write(line: string): void } & Record<symbol, unknown>;
+  // A destination that wants each line's level and object (pino.multistream) gets them from pino itself.
+  if (stream[needsMetadataGsym]) {
+    return ({ reqId, method, url, ip, statusCode, responseTime, code }) =>
+      logger.info({ reqId, req: { id: reqId, method, url, ip }, res: { statusCode }, responseTime, ...(code === undefined ? {} : { code }) }, 'request completed');
+  }
+  const bindings = target[chindingsSym] as string;
+  const time = target[timeSym] as () => string;
+  const head = `{"level":${logger.levels.values.info}`;
+  return (line) => {
+    const id = JSON.stringify(line.reqId);
+    const ip = line.ip === undefined ? '' : `,"ip":${JSON.stringify(line.ip)}`;
+    const responseTime = Number.isFinite(line.responseTime) ? line.responseTime : null;
+    const code = line.code === undefined ? '' : `,"code":${JSON.stringify(line.code)}`;
+    stream.write(
+      `${head}${time()}${bindings},"reqId":${id},"req":{"id":${id},"method":${JSON.stringify(line.method)},"url":${JSON.stringify(line.url)}${ip}},"res":{"statusCode":${line.statusCode}},"responseTime":${responseTime}${code},"msg":"request completed"}\n`,
+    );
+  };
 }

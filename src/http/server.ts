@@ -32,7 +32,8 @@ import { accessRoutes, accountRoutes } from './routes/accounts.js';
 import type { AccountService } from '../accounts/service.js';
 import type { ConnectService } from '../connect/service.js';
 import { healthRoutes } from './routes/health.js';
-import { LazyRequestLogger } from './request-logger.js';
+import { LazyRequestLogger, type RequestLine, requestLineWriter } from './request-logger.js';
+import { redactUrl } from '../logger.js';
 import { linkRoutes } from './routes/link.js';
 import { linkPageRoutes } from './routes/link-page.js';
 import type { LinkService } from '../link/service.js';
@@ -79,6 +80,7 @@ export interface HttpDependencies {
  */
 class OneLinePerRequest extends LogController {
   private readonly lines: Logger;
+  private readonly writeLine: (line: RequestLine) => void;
   /** Replies whose line was written at their close: a late 'finish' or error of theirs logs nothing more. */
   private readonly aborted = new WeakSet<FastifyReply>();
   /** Who else counts a hang-up (the HTTP metrics: their onResponse hook never runs for one). */
@@ -86,6 +88,7 @@ class OneLinePerRequest extends LogController {
   constructor(logger: Logger) {
     super();
     this.lines = logger.child({}, { redact: [] });
+    this.writeLine = requestLineWriter(this.lines);
   }
   onAborted(listener: (request: FastifyRequest, reply: FastifyReply, statusCode: number) => void): void {
     this.abortListeners.push(listener);
@@ -118,9 +121,8 @@ class OneLinePerRequest extends LogController {
     const expected = !error || error instanceof ApiError || reply.statusCode < 500;
     if (expected) {
       if (!this.lines.isLevelEnabled('info')) return;
-      const problemCode = (reply as FastifyReply & { problemCode?: string }).problemCode;
-      const line = { reqId: request.id, req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime };
-      this.lines.info(problemCode ? { ...line, code: problemCode } : line, 'request completed');
+      const code = (reply as FastifyReply & { problemCode?: string }).problemCode;
+      this.writeLine({ reqId: request.id, method: request.method, url: redactUrl(request.url), ip: request.ip, statusCode: reply.statusCode, responseTime: reply.elapsedTime, code });
     } else reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
   }
 }

@@ -22,7 +22,7 @@ type RouteSchema = { schema: unknown; method: string; url: string; httpPart?: st
 const BASE = { removeAdditional: false, allErrors: true, useDefaults: true } as const;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-const pointer = (path: string, key: string) => `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+const pointer = (path: string, key: string) => (/[~/]/.test(key) ? `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}` : `${path}/${key}`);
 
 function textIssue(instancePath: string, value: string): ValidationIssue | undefined {
   if (value.includes('\u0000')) return { instancePath, keyword: 'noNul', params: {}, message: 'must not contain NUL characters' };
@@ -81,6 +81,10 @@ export function createValidatorBuilder(track: (compile: LazyCompile) => void = (
         const check = compiled();
         const valid = check(data);
         const text = unstorableText(data);
+        if (valid && text.length === 0) {
+          wrapped.errors = null;
+          return true;
+        }
         wrapped.errors = [...(valid ? [] : (check.errors ?? [])), ...text];
         return wrapped.errors.length === 0;
       };

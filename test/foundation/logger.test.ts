@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import pino from 'pino';
 import { createLogger, SECRET_FIELDS } from '../../src/logger.js';
+import { type RequestLine, requestLineWriter } from '../../src/http/request-logger.js';
 
 /** Logs one line into memory and returns it parsed. */
 async function logLine(context: Record<string, unknown>): Promise<string> {
@@ -69,5 +71,32 @@ describe('standard output', () => {
     // Flushed within 250 ms of being logged; the process lives 3 s more.
     expect(delayMs).not.toBeNull();
     expect(delayMs!).toBeLessThan(2_000);
+  });
+});
+
+describe('the request line', () => {
+  /** Two loggers over one in-memory destination, on a frozen clock so their lines can be compared byte for byte. */
+  function loggers() {
+    const lines: string[] = [];
+    const destination = { write: (line: string) => void lines.push(line) };
+    const logger = createLogger({ level: 'info', destination }).child({}, { redact: [] });
+    const frozen = (logger as unknown as Record<symbol, unknown>)[pino.symbols.timeSym] as () => string;
+    const time = frozen();
+    (logger as unknown as Record<symbol, unknown>)[pino.symbols.timeSym] = () => time;
+    return { lines, logger, write: requestLineWriter(logger) };
+  }
+
+  it.each<RequestLine>([
+    { reqId: 'req_1', method: 'GET', url: '/api/whoami', ip: '127.0.0.1', statusCode: 200, responseTime: 0.41234 },
+    { reqId: 'client-id:1.2', method: 'POST', url: '/api/authenticate', ip: '::1', statusCode: 422, responseTime: 3, code: 'validation_failed' },
+    { reqId: 'r', method: 'GET', url: '/api/x?q="quoted"\\\u00e9\u2028\n', ip: undefined, statusCode: 404, responseTime: 12.5, code: 'not_found' },
+  ])('is what pino writes for the same fields ($method $url $statusCode)', ({ reqId, method, url, ip, statusCode, responseTime, code }) => {
+    const { lines, logger, write } = loggers();
+    write({ reqId, method, url, ip, statusCode, responseTime, code });
+    const line = { reqId, req: { id: reqId, method, url, ip }, res: { statusCode }, responseTime };
+    logger.info(code === undefined ? line : { ...line, code }, 'request completed');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe(lines[1]);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, msg: 'request completed', reqId, req: { method, url }, res: { statusCode } });
   });
 });

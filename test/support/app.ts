@@ -1,6 +1,4 @@
-import { randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -11,6 +9,9 @@ import { generateKeySpec } from '../../src/vault/keyring.js';
 import { createTestClock } from './clock.js';
 import { startSandbox } from '../../src/sandbox/index.js';
 import { createTestStore, type TestStore } from './stores.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
 
@@ -140,19 +141,3 @@ export async function startTestApp(kind: 'pglite' | 'postgres', options: StartOp
 export const TEST_MASTER_KEY = `test1:${Buffer.alloc(32, 7).toString('base64')}`;
 export const newTestKey = (kid: string) => generateKeySpec(kid);
 
-/**
- * A port nobody listens on right now, for a server that starts on it a moment later. Taken below the kernel's
- * ephemeral range (32768–60999 on Linux), where a port the kernel hands out (listen(0)) could also go to an
- * outgoing connection of a test running beside this one before the server listens on it (EADDRINUSE).
- */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = randomInt(20_000, 32_768);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
