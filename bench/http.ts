@@ -7,14 +7,15 @@
  *
  *   npm run bench:http
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=50 npm run bench:http
+ *   BENCH_ROUNDS=5 npm run bench:http        (rounds of baseline and routes in turn, medians; default 3)
  *   DATABASE_URL=postgres://… npm run bench:http
  *
  * Embedded PGlite on disk unless DATABASE_URL is set; rate limits raised out of the way
  * (FANGATE_RATE_LIMIT_PER_MIN overrides) so the figures measure work, not 429s.
  */
-import { expectOk, loadFromChild, report, runBench, settings, startBareFastify, startServerProcess, throughputTable } from './support.js';
+import { expectOk, loadInRounds, report, type RoundsThroughput, roundsTable, runBench, settings, startBareFastify, startServerProcess } from './support.js';
 
-const { connections, duration, warmupSeconds } = settings;
+const { connections, duration, warmupSeconds, rounds } = settings;
 const bare = await startBareFastify();
 const server = await startServerProcess().catch(async (error) => {
   await bare.close();
@@ -24,11 +25,13 @@ const server = await startServerProcess().catch(async (error) => {
 await runBench(async () => {
   const auth = { authorization: `Bearer ${server.apiKey}` };
   await Promise.all([expectOk(`${bare.url}/healthz`), expectOk(`${server.base}/healthz`), expectOk(`${server.base}/api/whoami`, auth)]);
-  console.log(`FanGate HTTP overhead: ${server.kind}, ${connections} connections, ${duration} s per route (+${warmupSeconds} s warm-up), load in a child process, node ${process.version}`);
-  const baseline = await loadFromChild(`${bare.url}/healthz`, {}, 'baseline: bare Fastify GET /healthz (own process)');
-  const healthz = await loadFromChild(`${server.base}/healthz`, {}, 'FanGate GET /healthz');
-  const whoami = await loadFromChild(`${server.base}/api/whoami`, auth, 'FanGate GET /api/whoami');
-  throughputTable([baseline, healthz, whoami]);
+  console.log(`FanGate HTTP overhead: ${server.kind}, ${connections} connections, ${duration} s per route (+${warmupSeconds} s warm-up) in ${rounds} rounds, load in a child process, node ${process.version}`);
+  const [baseline, healthz, whoami] = (await loadInRounds([
+    { url: `${bare.url}/healthz`, label: 'baseline: bare Fastify GET /healthz (own process)' },
+    { url: `${server.base}/healthz`, label: 'FanGate GET /healthz' },
+    { url: `${server.base}/api/whoami`, headers: auth, label: 'FanGate GET /api/whoami' },
+  ])) as [RoundsThroughput, RoundsThroughput, RoundsThroughput];
+  roundsTable([baseline, healthz, whoami]);
   if ([baseline, healthz, whoami].some((r) => r.non2xx + r.errors > 0)) console.log('WARNING: some responses were not 2xx or failed; the figures are not clean.');
   const base = { label: 'bare Fastify', value: baseline.reqPerSec };
   report([

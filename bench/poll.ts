@@ -7,11 +7,12 @@
  *
  *   npm run bench:poll
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=50 npm run bench:poll
+ *   BENCH_ROUNDS=5 npm run bench:poll        (rounds of baseline and route in turn, medians; default 3)
  *   DATABASE_URL=postgres://… npm run bench:poll
  */
-import { expectOk, loadFromChild, report, runBench, settings, startBareFastify, startSandboxChild, startServerProcess, throughputTable, type ServerProcess } from './support.js';
+import { expectOk, loadInRounds, report, type RoundsThroughput, roundsTable, runBench, settings, startBareFastify, startSandboxChild, startServerProcess, type ServerProcess } from './support.js';
 
-const { connections, duration, warmupSeconds } = settings;
+const { connections, duration, warmupSeconds, rounds } = settings;
 
 /** Long-polls until the attempt leaves `pending`. */
 async function settle(server: ServerProcess, attemptId: string): Promise<any> {
@@ -40,11 +41,13 @@ await runBench(async () => {
   const pollUrl = `${server.base}/api/authenticate/${attempt.attempt_id}`;
   await Promise.all([expectOk(`${bare.url}/json`), expectOk(pollUrl, auth)]);
 
-  console.log(`FanGate poll: ${server.kind}, ${connections} connections, ${duration} s per route (+${warmupSeconds} s warm-up), load in a child process, node ${process.version}`);
+  console.log(`FanGate poll: ${server.kind}, ${connections} connections, ${duration} s per route (+${warmupSeconds} s warm-up) in ${rounds} rounds, load in a child process, node ${process.version}`);
   console.log(`attempt ${attempt.attempt_id} parked on ${attempt.state}`);
-  const baseline = await loadFromChild(`${bare.url}/json`, {}, 'baseline: bare Fastify GET /json (own process)');
-  const poll = await loadFromChild(pollUrl, auth, 'FanGate GET /api/authenticate/{id}');
-  throughputTable([baseline, poll]);
+  const [baseline, poll] = (await loadInRounds([
+    { url: `${bare.url}/json`, label: 'baseline: bare Fastify GET /json (own process)' },
+    { url: pollUrl, headers: auth, label: 'FanGate GET /api/authenticate/{id}' },
+  ])) as [RoundsThroughput, RoundsThroughput];
+  roundsTable([baseline, poll]);
   const after = await server.api(`/api/authenticate/${attempt.attempt_id}`);
   if (after.body?.state !== 'needs_otp') console.log(`WARNING: the attempt left needs_otp during the run (now ${after.body?.state}).`);
   if ([baseline, poll].some((r) => r.non2xx + r.errors > 0)) console.log('WARNING: some responses were not 2xx or failed; the figures are not clean.');

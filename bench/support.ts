@@ -25,6 +25,8 @@ export const settings = {
   duration: Number(env.BENCH_DURATION ?? 5),
   connections: Number(env.BENCH_CONNECTIONS ?? 20),
   warmupSeconds: Number(env.BENCH_WARMUP ?? 1),
+  /** Rounds of the HTTP benches (baseline and routes taken in turn, the order reversed every other round). */
+  rounds: Math.max(1, Number(env.BENCH_ROUNDS ?? 3)),
   apiKey: env.FANGATE_BOOTSTRAP_API_KEY || 'fg_bench_bootstrap_key_000000000000',
 };
 
@@ -511,6 +513,54 @@ export function loadFromChild(url: string, headers: Record<string, string>, labe
   });
 }
 
+export interface LoadTarget {
+  url: string;
+  headers?: Record<string, string>;
+  label: string;
+}
+
+/** A route's figures over several rounds: the median of each, and every round's requests/s. */
+export interface RoundsThroughput extends Throughput {
+  rounds: number[];
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/**
+ * Each target loaded in turn, `settings.rounds` times, the order reversed every other round, each figure the
+ * median of its rounds. On two shared cores one 5-second run of a baseline and one of a route, minutes apart,
+ * moved the ratio by ±20 % from one run to the next (and the one measured first in a pair read lower); taking
+ * them in turn and the median brings a baseline and its route under the same conditions.
+ */
+export async function loadInRounds(targets: LoadTarget[]): Promise<RoundsThroughput[]> {
+  const results = targets.map(() => [] as Throughput[]);
+  for (let round = 0; round < settings.rounds; round++) {
+    const order = targets.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) results[i]!.push(await loadFromChild(targets[i]!.url, targets[i]!.headers ?? {}, targets[i]!.label));
+  }
+  return results.map((runs, i) => ({
+    route: targets[i]!.label,
+    reqPerSec: median(runs.map((r) => r.reqPerSec)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    non2xx: runs.reduce((sum, r) => sum + r.non2xx, 0),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    rounds: runs.map((r) => r.reqPerSec),
+  }));
+}
+
+export function roundsTable(rows: RoundsThroughput[]): void {
+  printTable(
+    ['route', 'req/s (median)', 'each round', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+    rows.map((r) => [r.route, r.reqPerSec.toFixed(0), r.rounds.map((v) => v.toFixed(0)).join(' '), r.p50.toFixed(1), r.p99.toFixed(1), String(r.non2xx), String(r.errors)]),
+  );
+}
+
 /** Sanity first: a benchmark of error responses measures nothing. */
 export async function expectOk(url: string, headers: Record<string, string> = {}): Promise<void> {
   const probe = await fetch(url, { headers });
@@ -564,7 +614,8 @@ export function printSummary(rows: SummaryRow[]): void {
       r.figure,
       `${num(r.value)} ${r.unit}`,
       r.baseline ? `${num(r.baseline.value)} ${r.unit} (${r.baseline.label})` : '-',
-      r.baseline ? (r.value / r.baseline.value).toFixed(2) : '-',
+      // A baseline of 0 (a latency below autocannon's 1 ms resolution) has no ratio.
+      r.baseline && r.baseline.value > 0 ? (r.value / r.baseline.value).toFixed(2) : '-',
       goalText(r),
       goalMet(r),
     ]),
