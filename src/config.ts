@@ -48,6 +48,7 @@ export const EnvSchema = Type.Object({
   FANGATE_ONLYFANS_URL: text('Base URL of the OnlyFans-style platform (the sandbox unless set).', { pattern: HTTP_URL }),
   FANGATE_FANSLY_URL: text('Base URL of the Fansly-style platform (the sandbox unless set).', { pattern: HTTP_URL }),
   FANGATE_DB_POOL_SIZE: int(1, 1000, 10, 'PostgreSQL connections per process.'),
+  FANGATE_DB_PREPARED_STATEMENTS: flag(true, 'PostgreSQL: run repeated statements as prepared statements (off behind a pooler in transaction mode that does not keep them).'),
   FANGATE_HTTP_IDLE_TIMEOUT_SEC: int(5, 86_400, 120, 'Seconds a connection may go without a byte moving either way before it is closed.'),
   FANGATE_EMBEDDED_VACUUM_INTERVAL_SEC: int(1, 86_400, 600, 'Embedded mode: seconds between VACUUM (ANALYZE) runs (PGlite has no autovacuum).'),
 });
@@ -91,6 +92,8 @@ export interface Config {
   platforms: { onlyfansUrl: string; fanslyUrl: string };
   proxyPoolEntries: Map<string, ProxySpec[]>;
   dbPoolSize: number;
+  /** PostgreSQL: repeated statements run prepared (off behind a transaction-mode pooler without support for them). */
+  dbPreparedStatements: boolean;
   /** A connection with no byte moving either way for this long is closed (a caller that stopped reading), ms. */
   httpIdleTimeoutMs: number;
   /** Embedded mode: how often the database is vacuumed and analysed (PGlite runs no autovacuum), ms. */
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     proxyPoolEntries,
     dbPoolSize: parsed.FANGATE_DB_POOL_SIZE,
+    dbPreparedStatements: TRUE_VALUES.has(parsed.FANGATE_DB_PREPARED_STATEMENTS),
     httpIdleTimeoutMs: parsed.FANGATE_HTTP_IDLE_TIMEOUT_SEC * 1000,
     embeddedVacuumIntervalMs: parsed.FANGATE_EMBEDDED_VACUUM_INTERVAL_SEC * 1000,
   };

@@ -11,6 +11,7 @@ import { createPGlitePool } from './pglite-adapter.js';
 import { compilePGliteWasm } from './pglite-wasm.js';
 import type { DB } from './schema.js';
 import { PGLITE_TEMPLATE_DIR, seedFromTemplate } from './template-dir.js';
+import { SCHEMA_CHANNEL, usePreparedStatements } from './prepared.js';
 
 export { PGLITE_TEMPLATE_DIR };
 
@@ -58,6 +59,8 @@ export interface DatabaseOptions {
   pgliteDir?: string;
   logger: Logger;
   poolSize?: number;
+  /** PostgreSQL: repeated statements run prepared (src/db/prepared.ts); on unless false. */
+  preparedStatements?: boolean;
 }
 
 /** SQL that is true when the process with this node key (a bigint column or value) still holds its liveness lock. */
@@ -125,9 +128,15 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
 async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, application_name: 'fangate' });
   pool.on('error', (error) => options.logger.error({ err: error }, 'idle PostgreSQL client failed'));
+  const statements = options.preparedStatements === false ? undefined : usePreparedStatements(pool);
   const writes = createWriteWatch();
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [writes.plugin] });
   const listener = createPostgresListener(url, options.logger);
+  if (statements) {
+    // A node migrates (or announcements may have been missed): no statement prepared before may be used after.
+    await listener.listen(SCHEMA_CHANNEL, (payload) => statements.announced(payload));
+    listener.onGap(() => statements.forget());
+  }
   const nodeKey = newNodeKey();
   const liveness = await holdLivenessLock(url, nodeKey, options.logger);
   return {

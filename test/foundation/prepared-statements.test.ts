@@ -1,0 +1,137 @@
+import { sql } from 'kysely';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, openDatabase } from '../../src/db/database.js';
+import { SCHEMA_CHANNEL } from '../../src/db/prepared.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import { createTestStore, type TestStore } from '../support/stores.js';
+
+const postgresUrl = process.env.FANGATE_TEST_DATABASE_URL;
+
+/**
+ * PostgreSQL runs the statements FanGate repeats as prepared statements (src/db/prepared.ts). One pool
+ * connection, so what it prepared is what `pg_prepared_statements` lists.
+ */
+(postgresUrl ? describe : describe.skip)(`prepared statements [postgres]${postgresUrl ? '' : ' (skipped: FANGATE_TEST_DATABASE_URL not set)'}`, () => {
+  let store: TestStore;
+  let database: Database;
+  /** Another connection, as another node running a migration would be. */
+  let other: pg.Client;
+  const logger = pino({ level: 'silent' });
+
+  const prepared = async (db = database) =>
+    (await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(db.db)).rows.map((r) => r.statement);
+
+  beforeAll(async () => {
+    store = await createTestStore('postgres');
+    database = await openDatabase({ databaseUrl: store.databaseUrl, logger, poolSize: 1 });
+    other = new pg.Client({ connectionString: store.databaseUrl });
+    await other.connect();
+    await other.query('create table things (id int primary key, a text)');
+    await other.query("insert into things values (1, 'one'), (2, 'two')");
+  });
+
+  afterAll(async () => {
+    await other?.end();
+    await database?.close();
+    await store?.drop();
+  });
+
+  it('prepares a statement with parameters from its second use on, with the same answers', async () => {
+    const once = await sql<{ n: number }>`select ${41}::int + 1 as n`.execute(database.db);
+    expect(once.rows).toEqual([{ n: 42 }]);
+    expect(await prepared()).not.toContain('select $1::int + 1 as n');
+    const twice = await sql<{ n: number }>`select ${1}::int + 1 as n`.execute(database.db);
+    const thrice = await sql<{ n: number }>`select ${2}::int + 1 as n`.execute(database.db);
+    expect([twice.rows, thrice.rows]).toEqual([[{ n: 2 }], [{ n: 3 }]]);
+    expect(await prepared()).toContain('select $1::int + 1 as n');
+    // Transaction control and statements without parameters are never named.
+    await database.db.transaction().execute(async (trx) => sql`select 1`.execute(trx));
+    expect((await prepared()).filter((s) => /^(begin|commit|select 1$)/i.test(s))).toEqual([]);
+  });
+
+  it('runs a prepared `select *` again after another node added a column to its table (outside a transaction)', async () => {
+    const read = (id: number) => database.db.selectFrom('things' as never).selectAll().where('id' as never, '=', id as never).execute();
+    await read(1);
+    await read(2);
+    expect((await prepared()).some((s) => s.includes('from "things"'))).toBe(true);
+    await other.query('alter table things add column b text');
+    expect(await read(1)).toEqual([{ id: 1, a: 'one', b: null }]);
+    expect(await read(2)).toEqual([{ id: 2, a: 'two', b: null }]);
+  });
+
+  it('inside a transaction the stale statement ends that transaction, and the next one runs it afresh', async () => {
+    const read = (db: Database['db'], id: number) => db.selectFrom('things' as never).select(['id' as never, 'a' as never]).where('id' as never, '>=', id as never).execute();
+    await read(database.db, 1);
+    await read(database.db, 1);
+    await other.query('alter table things alter column a type varchar(20)');
+    await expect(database.db.transaction().execute((trx) => read(trx, 1))).rejects.toThrow(/cached plan must not change result type/);
+    const again = await database.db.transaction().execute((trx) => read(trx, 2));
+    expect(again).toEqual([{ id: 2, a: 'two' }]);
+  });
+
+  /** Resolves with the next announcement this node hears (its own handlers run first: they listened first). */
+  async function nextAnnouncement(): Promise<string> {
+    let hear!: (payload: string) => void;
+    const heard = new Promise<string>((resolve) => (hear = resolve));
+    const unlisten = await database.listen(SCHEMA_CHANNEL, (payload) => hear(payload));
+    return heard.finally(unlisten);
+  }
+
+  it('between `migrating` and `migrated` nothing is prepared, so even a transaction meets no stale plan', async () => {
+    const read = (db: Database['db']) => db.selectFrom('things' as never).selectAll().where('id' as never, '<', 3 as never).orderBy('id' as never).execute();
+    await read(database.db);
+    await read(database.db);
+    const migrating = nextAnnouncement();
+    await other.query(`select pg_notify('${SCHEMA_CHANNEL}', 'migrating')`);
+    expect(await migrating).toBe('migrating');
+    await other.query('alter table things add column c int');
+    const rows = await database.db.transaction().execute((trx) => read(trx));
+    expect(rows).toEqual([
+      { id: 1, a: 'one', b: null, c: null },
+      { id: 2, a: 'two', b: null, c: null },
+    ]);
+    for (let i = 0; i < 3; i++) await sql`select ${i}::int * 2 as paused`.execute(database.db);
+    expect(await prepared()).not.toContain('select $1::int * 2 as paused');
+    const migrated = nextAnnouncement();
+    await other.query(`select pg_notify('${SCHEMA_CHANNEL}', 'migrated 0099_test')`);
+    await migrated;
+    for (let i = 0; i < 2; i++) await sql`select ${i}::int * 2 as paused`.execute(database.db);
+    expect(await prepared()).toContain('select $1::int * 2 as paused');
+  });
+
+  it('a fresh database is migrated without notice; an upgrade is announced before and after', async () => {
+    const heard: string[] = [];
+    other.on('notification', (n) => void heard.push(n.payload ?? ''));
+    await other.query(`listen ${SCHEMA_CHANNEL}`);
+    const fresh = await migrateToLatest(database.db, { noticeMs: 100 });
+    expect(fresh.length).toBeGreaterThan(0);
+    await expect.poll(() => heard).toEqual([`migrated ${fresh.at(-1)}`]);
+
+    // An upgrade: the last migration not yet applied, and this node's statements on its table prepared.
+    const last = fresh.at(-1)!;
+    const { migrations } = await import('../../src/db/migrations/index.js');
+    await migrations[last]!.down!(database.db);
+    await sql`delete from kysely_migration where name = ${last}`.execute(database.db);
+    const readAttempt = (db: Database['db']) => db.selectFrom('auth_attempts').selectAll().where('id', '=', 'att_none').execute();
+    await readAttempt(database.db);
+    await readAttempt(database.db);
+    heard.length = 0;
+    const started = Date.now();
+    expect(await migrateToLatest(database.db, { noticeMs: 300 })).toEqual([last]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    await expect.poll(() => heard).toEqual(['migrating', `migrated ${last}`]);
+    expect(await database.db.transaction().execute((trx) => readAttempt(trx))).toEqual([]);
+  });
+
+  it('prepares nothing when turned off (FANGATE_DB_PREPARED_STATEMENTS=false)', async () => {
+    const plain = await openDatabase({ databaseUrl: store.databaseUrl, logger, poolSize: 1, preparedStatements: false });
+    try {
+      for (let i = 0; i < 3; i++) await sql`select ${i}::int as n`.execute(plain.db);
+      expect(await prepared(plain)).toEqual([]);
+    } finally {
+      await plain.close();
+    }
+  });
+});
