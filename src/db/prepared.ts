@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 
 /** Statement texts given a name at most, per process (each pool connection prepares those it runs). */
@@ -11,8 +12,12 @@ const isStalePlan = (error: unknown) => {
   return e?.routine === 'RevalidateCachedQuery' || e?.code === '26000';
 };
 
+/** An error PostgreSQL answered with (node-postgres's DatabaseError), not one of the client or the network. */
+const isServerError = (error: unknown) => typeof (error as { severity?: unknown })?.severity === 'string';
+
 const TRANSACTION_START = /^\s*(begin|start\s+transaction)\b/i;
-const TRANSACTION_END = /^\s*(commit|rollback|end|abort)\b/i;
+// `rollback to <savepoint>` leaves the transaction open.
+const TRANSACTION_END = /^\s*(commit|end|abort|rollback(?!\s+to\b))\b/i;
 
 type Query = (config: unknown, values?: unknown, callback?: unknown) => unknown;
 
@@ -46,14 +51,20 @@ const MIGRATION_PAUSE_MS = 5 * 60_000;
  * afresh (`announced`). A node whose LISTEN connection was down forgets its statements when it is back.
  */
 export function usePreparedStatements(pool: pg.Pool): PreparedStatements {
+  // Per process: behind a pooler that mixes processes on one server connection, another process's statement
+  // of the same name is never taken for this one (an unknown name fails and is prepared again instead).
+  const prefix = `fangate_${randomBytes(4).toString('hex')}_`;
   const names = new Map<string, string>();
   const seenOnce = new Set<string>();
   let counter = 0;
-  /** Until then (epoch ms) nothing is named: a migration is under way. */
+  /** Bumped by `forget`: each connection drops what it prepared before its next named statement. */
+  let generation = 0;
+  /** Migrations announced and not yet ended; until `pausedUntil` (epoch ms) nothing is named. */
+  let migrating = 0;
   let pausedUntil = 0;
 
   const nameFor = (text: string): string | undefined => {
-    if (pausedUntil > 0 && Date.now() < pausedUntil) return undefined;
+    if (migrating > 0 && Date.now() < pausedUntil) return undefined;
     const known = names.get(text);
     if (known || names.size >= MAX_NAMED) return known;
     if (!seenOnce.has(text)) {
@@ -62,14 +73,35 @@ export function usePreparedStatements(pool: pg.Pool): PreparedStatements {
       return undefined;
     }
     seenOnce.delete(text);
-    const name = `fangate_${++counter}`;
+    const name = `${prefix}${++counter}`;
     names.set(text, name);
     return name;
   };
 
+  const forget = () => {
+    names.clear();
+    seenOnce.clear();
+    generation++;
+  };
+
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as Query;
+    // node-postgres's record of what this connection prepared (it sends a known name without its text).
+    const prepared = (client as unknown as { connection: { parsedStatements: object; submittedNamedStatements: object } }).connection;
     let inTransaction = false;
+    let clientGeneration = generation;
+
+    async function named(name: string, text: string, values: unknown[]): Promise<unknown> {
+      if (clientGeneration !== generation) {
+        // Statements prepared under names nobody will use again would stay on the server until it closes.
+        await query('deallocate all');
+        prepared.parsedStatements = {};
+        prepared.submittedNamedStatements = {};
+        clientGeneration = generation;
+      }
+      return query({ name, text, values });
+    }
+
     (client as unknown as { query: Query }).query = (config, values, callback) => {
       if (typeof config !== 'string' || callback !== undefined) return query(config, values, callback);
       if (TRANSACTION_START.test(config)) inTransaction = true;
@@ -77,24 +109,26 @@ export function usePreparedStatements(pool: pg.Pool): PreparedStatements {
       const name = Array.isArray(values) && values.length > 0 ? nameFor(config) : undefined;
       if (!name) return query(config, values);
       const retryable = !inTransaction;
-      return (query({ name, text: config, values }) as Promise<unknown>).catch((error: unknown) => {
-        if (!isStalePlan(error)) throw error;
-        if (names.get(config) === name) names.delete(config);
-        if (!retryable) throw error;
+      return named(name, config, values as unknown[]).catch((error: unknown) => {
+        const stale = isStalePlan(error);
+        // A stale plan, or a failure of the client's own (node-postgres then closes the statement on the
+        // server but still counts it as prepared): start over with every statement.
+        if (stale || !isServerError(error)) forget();
+        // Both stale-plan errors come before the statement ran: running it again cannot run it twice.
+        if (!stale || !retryable) throw error;
         return query(config, values);
       });
     };
   });
 
-  const forget = () => {
-    names.clear();
-    seenOnce.clear();
-  };
   return {
     forget,
     announced(payload) {
       forget();
-      pausedUntil = payload === 'migrating' ? Date.now() + MIGRATION_PAUSE_MS : 0;
+      if (payload === 'migrating') {
+        migrating++;
+        pausedUntil = Date.now() + MIGRATION_PAUSE_MS;
+      } else if (payload.startsWith('migrated')) migrating = Math.max(0, migrating - 1);
     },
   };
 }

@@ -98,7 +98,20 @@ const postgresUrl = process.env.FANGATE_TEST_DATABASE_URL;
     await other.query(`select pg_notify('${SCHEMA_CHANNEL}', 'migrated 0099_test')`);
     await migrated;
     for (let i = 0; i < 2; i++) await sql`select ${i}::int * 2 as paused`.execute(database.db);
-    expect(await prepared()).toContain('select $1::int * 2 as paused');
+    // What the connection prepared before the migration is gone from the server, not only unused.
+    expect(await prepared()).toEqual(['select $1::int * 2 as paused']);
+  });
+
+  it('a value the client cannot send leaves no statement behind that a later transaction would trip over', async () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const asJson = (db: Database['db'], value: unknown) => sql<{ j: unknown }>`select ${value}::jsonb as j`.execute(db);
+    await asJson(database.db, { a: 1 });
+    await asJson(database.db, { a: 2 });
+    expect(await prepared()).toContain('select $1::jsonb as j');
+    await expect(asJson(database.db, cyclic)).rejects.toThrow(/circular/i);
+    const inTransaction = await database.db.transaction().execute((trx) => asJson(trx, { a: 3 }));
+    expect(inTransaction.rows).toEqual([{ j: { a: 3 } }]);
   });
 
   it('a fresh database is migrated without notice; an upgrade is announced before and after', async () => {
