@@ -43,9 +43,9 @@ const MIGRATION_PAUSE_MS = 5 * 60_000;
  * control, no multi-statement text) from their second use, and at most MAX_NAMED texts per process.
  *
  * A migration that adds a column to a table read with `select *` makes PostgreSQL refuse the statement
- * prepared before it ("cached plan must not change result type"), on every node still running: the text is
- * then given a new name (prepared afresh at its next use) and, outside a transaction, run again at once;
- * inside one the error ends the transaction, as any error does, and the caller's retry runs it anew. So that
+ * prepared before it ("cached plan must not change result type"), on every node still running: the node then
+ * prepares every statement afresh (`forget`), and runs this one again at once outside a transaction; inside
+ * one the error ends the transaction, as any error does, and the caller's retry runs it anew. So that
  * no transaction meets one in a rolling upgrade, the node that migrates announces it first (SCHEMA_CHANNEL)
  * and gives the others a moment to hear it: they run unprepared until it announces the end, then prepare
  * afresh (`announced`). A node whose LISTEN connection was down forgets its statements when it is back.
