@@ -13,7 +13,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureBuilt, freePortNumber, ms, printTable, processCpuMs, processRss, report } from './support.js';
+import { ensureBuilt, ms, printTable, processCpuMs, processRss, report } from './support.js';
+import { freePort } from '../test/support/ports.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const KEY = 'fg_bench_startup_key_0000000000';
@@ -22,7 +23,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 /** Starts `args` with a port, returns ms to the first 200 of `path`, CPU ms until then and RSS after `idleMs`. */
 async function timeStart(args: string[], env: Record<string, string>, path: string, idleMs = 0): Promise<{ ready: number; cpu: number; rss: number }> {
-  const port = await freePortNumber();
+  const port = await freePort();
   const started = performance.now();
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore', env: { ...process.env, ...env, FANGATE_PORT: String(port), BENCH_BARE_PORT: String(port) } });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -43,7 +44,7 @@ ensureBuilt();
 const serveEnv = async (dataDir: string) => ({
   FANGATE_DATA_DIR: dataDir,
   FANGATE_HOST: '127.0.0.1',
-  FANGATE_SANDBOX_PORT: String(await freePortNumber()),
+  FANGATE_SANDBOX_PORT: String(await freePort()),
   FANGATE_BOOTSTRAP_API_KEY: KEY,
   DATABASE_URL: '',
 });

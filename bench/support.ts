@@ -274,9 +274,6 @@ export async function runBench(body: () => Promise<void>, cleanup: Array<() => P
   process.exit(exitCode);
 }
 
-/** A port nobody listens on right now, below the kernel's ephemeral range (test/support/ports.ts). */
-export const freePortNumber = freePort;
-
 // ---------------------------------------------------------------------------------------------------------------
 // Honest measurement (DESIGN 13): FanGate as `npm start` runs it (compiled, in its own process), the load in
 // another process, and a baseline measured in the same run.
@@ -328,8 +325,8 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fangate-bench-')));
   // A restart on a kept data dir (options.dataDir) keeps its database too: DATABASE_URL's own.
   const scratch = options.dataDir ? { url: env.DATABASE_URL || undefined, drop: async () => undefined } : await scratchDatabase();
-  const port = await freePortNumber();
-  const sandboxPort = await freePortNumber();
+  const port = await freePort();
+  const sandboxPort = await freePort();
   const childEnv: Record<string, string> = {
     ...(env as Record<string, string>),
     ...(scratch.url ? { DATABASE_URL: scratch.url } : {}),

@@ -6,7 +6,7 @@ import { lockDataDir, removeLocalAdmin, writeLocalAdmin } from './db/data-dir-lo
 import { randomBase62 } from './lib/ids.js';
 import { type Database, openDatabase } from './db/database.js';
 import { autovacuumRuns, vacuumEmbedded, vacuumOwnTables } from './db/maintenance.js';
-import { MIGRATION_NOTICE_MS, migrateToLatest } from './db/migrate.js';
+import { migrateDatabase } from './db/migrate.js';
 import { embeddedDatabaseDir } from './db/template-dir.js';
 import { purgeExpiredIdempotencyKeys } from './http/plugins/idempotency.js';
 import { buildHttpServer } from './http/server.js';
@@ -105,7 +105,7 @@ export async function createFanGate(options: FanGateOptions): Promise<FanGate> {
       poolSize: config.dbPoolSize,
       preparedStatements: config.dbPreparedStatements,
     });
-    const applied = await migrateToLatest(database.db, { noticeMs: database.kind === 'postgres' ? MIGRATION_NOTICE_MS : 0 });
+    const applied = await migrateDatabase(database);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
   } catch (error) {
     await unlock();

@@ -33,7 +33,7 @@ Configuration is read from the environment; see README.md.`;
 /** Opens the database for a one-shot command (taking the embedded lock like the server does). */
 async function withDatabase<T>(fn: (ctx: { db: Database; config: ReturnType<typeof loadConfig>; logger: ReturnType<typeof createLogger> }) => Promise<T>): Promise<T> {
   const { openDatabase } = await import('./db/database.js');
-  const { MIGRATION_NOTICE_MS, migrateToLatest } = await import('./db/migrate.js');
+  const { migrateDatabase } = await import('./db/migrate.js');
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const unlock = config.databaseUrl ? async () => undefined : await lockDataDir(config.dataDir, 'fangate cli');
@@ -45,7 +45,7 @@ async function withDatabase<T>(fn: (ctx: { db: Database; config: ReturnType<type
       preparedStatements: config.dbPreparedStatements,
     });
     try {
-      await migrateToLatest(db.db, { noticeMs: db.kind === 'postgres' ? MIGRATION_NOTICE_MS : 0 });
+      await migrateDatabase(db);
       return await fn({ db, config, logger });
     } finally {
       await db.close();

@@ -1,5 +1,6 @@
 import { type Kysely, Migrator, sql } from 'kysely';
 import { migrations } from './migrations/index.js';
+import type { Database } from './database.js';
 import { SCHEMA_CHANNEL } from './prepared.js';
 
 const provider = { getMigrations: async () => migrations };
@@ -8,7 +9,11 @@ const provider = { getMigrations: async () => migrations };
 const options = { provider, allowUnorderedMigrations: true };
 
 /** How long the nodes running get to hear that a migration begins (PostgreSQL, an existing schema). */
-export const MIGRATION_NOTICE_MS = 1000;
+const MIGRATION_NOTICE_MS = 1000;
+
+/** Brings `database` to the latest schema: with notice on PostgreSQL, where other nodes may be running. */
+export const migrateDatabase = (database: Pick<Database, 'db' | 'kind'>) =>
+  migrateToLatest(database.db, { noticeMs: database.kind === 'postgres' ? MIGRATION_NOTICE_MS : 0 });
 
 /**
  * Applies every pending migration; the same list runs on PGlite and PostgreSQL. On a schema other nodes may

@@ -1,8 +1,8 @@
 import type { Bindings, ChildLoggerOptions, Level, LevelWithSilentOrString, Logger } from 'pino';
 import pino from 'pino';
 
-// Some of pino's symbols (msgPrefixSym) are missing from its type definitions.
-const pinoSymbols = pino.symbols as unknown as Record<string, symbol>;
+// msgPrefixSym is missing from pino's type definitions.
+const pinoSymbols = pino.symbols as typeof pino.symbols & { readonly msgPrefixSym: symbol };
 
 /**
  * The logger of one request (`request.log`), made only when something logs through it. Fastify makes a child
@@ -89,10 +89,7 @@ export interface RequestLine {
  * writes them through pino instead; OneLinePerRequest's has no redaction of these fields.
  */
 export function requestLineWriter(logger: Logger): (line: RequestLine) => void {
-  const { streamSym, chindingsSym, timeSym, needsMetadataGsym, mixinSym, msgPrefixSym, messageKeySym, nestedKeySym, hooksSym, formattersSym } = pinoSymbols as Record<
-    'streamSym' | 'chindingsSym' | 'timeSym' | 'needsMetadataGsym' | 'mixinSym' | 'msgPrefixSym' | 'messageKeySym' | 'nestedKeySym' | 'hooksSym' | 'formattersSym',
-    symbol
-  >;
+  const { streamSym, chindingsSym, timeSym, needsMetadataGsym, mixinSym, msgPrefixSym, messageKeySym, nestedKeySym, hooksSym, formattersSym } = pinoSymbols;
   const target = logger as unknown as Record<symbol, unknown>;
   const stream = target[streamSym] as { write(line: string): void } & Record<symbol, unknown>;
   const hooks = target[hooksSym] as { streamWrite?: unknown } | undefined;
