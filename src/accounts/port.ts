@@ -43,6 +43,8 @@ export function createAccountsPort(deps: { db: Kysely<DB>; vault: Vault; clock: 
       const row = await findAccount(on, orgId, id);
       return row ? serializeAccount(row) : null;
     },
+    /** The account as the API shows it, from a row the caller holds. */
+    serialize: (row: AccountRow): AccountView => serializeAccount(row),
     /** The account's secrets, decrypted (for a login on its behalf). */
     secrets(account: AccountRow) {
       return {

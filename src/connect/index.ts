@@ -11,6 +11,7 @@ import type { PlatformGateway } from '../platforms/gateway.js';
 import type { Vault } from '../vault/vault.js';
 import { createConnectService } from './service.js';
 import { createStepRunner } from './steps.js';
+import type { AttemptRow } from './attempts.js';
 import { type AttemptChangeHook, createAttemptStore, DEADLINE_QUEUE, type DeadlineJob, EMAIL_QUEUE, STEP_QUEUE, type StepJob } from './store.js';
 import { createAttemptWatcher } from './watch.js';
 
@@ -24,7 +25,7 @@ export interface ConnectDomainDeps {
   vault: Vault;
   jobs: JobQueue;
   platforms: PlatformGateway;
-  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'view' | 'secrets' | 'identity' | 'insertIfAbsent' | 'renewSession' | 'moveProxy'>;
+  accounts: Pick<AccountsPort, 'find' | 'findByPlatformUser' | 'view' | 'serialize' | 'secrets' | 'identity' | 'insertIfAbsent' | 'renewSession' | 'moveProxy'>;
   /** Other domains' in-transaction hooks on every attempt change (account status, Link). */
   hooks: AttemptChangeHook[];
   clock: Clock;
@@ -79,13 +80,13 @@ export function createConnectDomain(deps: ConnectDomainDeps) {
         retryLimit: STEP_RETRIES,
         retryDelay: 1,
         concurrency: 8,
-        // The process whose commit queued a step runs it at once (claimed like a worker's fetch, so the
-        // expiry above covers its death too) instead of waiting for a worker's poll.
+        // The process whose commit queued a step runs it at once (the job is written claimed for it, as a
+        // worker's fetch leaves it, so the expiry above covers its death too) instead of waiting for a worker.
         inline: true,
         // A step that keeps failing ends its attempt with a clear error instead of leaving it pending.
         handler: async (job, meta) => {
           try {
-            await steps.runStep(job);
+            await steps.runStep(job, meta.local as AttemptRow | undefined);
           } catch (error) {
             if (meta.retryCount < STEP_RETRIES) throw error;
             await steps.giveUp(job, error);

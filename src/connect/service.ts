@@ -20,7 +20,7 @@ import type { Vault } from '../vault/vault.js';
 import { type AttemptKind, type AttemptRow, type AttemptView, mobileDeeplink, pollingUrl, snapshotColumns } from './attempts.js';
 import { parseStartInput, type StartBody, type StartInput } from './input.js';
 import { type AttemptEvent, EMAIL_COOLDOWN_MS, isTerminal, type RefusalReason, startAttempt } from './state-machine.js';
-import { type AttemptSecrets, type AttemptStore, attemptPlace } from './store.js';
+import { type AttemptSecrets, type AttemptStore, attemptPlace, type StepSlot } from './store.js';
 import type { AttemptWatcher } from './watch.js';
 
 export interface ListAttemptsQuery {
@@ -109,7 +109,8 @@ interface NewAttempt {
 export function createConnectService(deps: ConnectDeps) {
   const { db, vault, store, watcher, platforms, clock } = deps;
 
-  async function insertAttempt(trx: Transaction<DB>, spec: NewAttempt): Promise<{ row: AttemptRow; effects: ReturnType<typeof startAttempt>['effects']; mobileCode: string | null }> {
+  /** `slot`: an inline slot for the first step (see `withStepSlot`), or null. */
+  async function insertAttempt(trx: Transaction<DB>, spec: NewAttempt, slot: StepSlot): Promise<{ row: AttemptRow; effects: ReturnType<typeof startAttempt>['effects']; mobileCode: string | null }> {
     const { input, account } = spec;
     const now = clock.now();
     const id = newId('auth');
@@ -144,7 +145,7 @@ export function createConnectService(deps: ConnectDeps) {
         platform: spec.platform,
         auth_type: input.authType,
         kind: spec.kind,
-        ...snapshotColumns(snapshot),
+        ...snapshotColumns(store.startedAtOnce(snapshot, slot)),
         step_seq: 1,
         account_id: account?.id ?? null,
         prior_account_status: account?.status ?? null,
@@ -164,8 +165,23 @@ export function createConnectService(deps: ConnectDeps) {
       .returningAll()
       .executeTakeFirstOrThrow();
     await store.runHooks(trx, row, null);
-    await store.enqueue(trx, row, effects);
+    await store.enqueue(trx, row, effects, slot);
     return { row, effects, mobileCode };
+  }
+
+  /**
+   * A transaction that may start an attempt, holding an inline slot for its first step (email/password and
+   * raw_data logins queue one; a phone hand-off does not, and its slot is simply freed after the commit).
+   * Pass the slot to `insertAttempt` and, after the commit, to `store.afterCommit`, which starts the step here.
+   */
+  async function withStepSlot<T>(work: (trx: Transaction<DB>, slot: StepSlot) => Promise<T>): Promise<{ result: T; slot: StepSlot }> {
+    const slot = store.reserveStep([{ type: 'run_step', step: 'login' }]);
+    try {
+      return { result: await db.transaction().execute((trx) => work(trx, slot)), slot };
+    } catch (error) {
+      store.releaseStep(slot);
+      throw error;
+    }
   }
 
   async function findAccountOn(orgId: string, platform: PlatformName, accountId: string): Promise<AccountRow> {
@@ -324,8 +340,8 @@ export function createConnectService(deps: ConnectDeps) {
           });
         }
       }
-      const { row, effects, answer } = await db.transaction().execute(async (trx) => {
-        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, linkSessionId });
+      const { result: { row, effects, answer }, slot } = await withStepSlot(async (trx, slot) => {
+        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, linkSessionId }, slot);
         const answer: StartAnswer = {
           attempt_id: row.id,
           message: START_MESSAGE,
@@ -336,7 +352,7 @@ export function createConnectService(deps: ConnectDeps) {
         await claim?.(trx, answer);
         return { row, effects, answer };
       });
-      await store.afterCommit(row, effects, null);
+      await store.afterCommit(row, effects, null, slot);
       return answer;
     },
 
@@ -410,7 +426,7 @@ export function createConnectService(deps: ConnectDeps) {
     async updateCredentials(orgId: string, platform: PlatformName, accountId: string, body: StartBody, actor: Actor, options: { linkSessionId?: string } = {}) {
       await findAccountOn(orgId, platform, accountId);
       const input = await parseInput(platform, body);
-      const { created, cancelled } = await db.transaction().execute(async (trx) => {
+      const { result: { created, cancelled }, slot } = await withStepSlot(async (trx, slot) => {
         const locked = await lockAccount(trx, orgId, platform, accountId);
         await limitLogins(trx, locked.id);
         const cancelled = await store.cancelAccountAttemptsIn(trx, locked.id);
@@ -419,7 +435,7 @@ export function createConnectService(deps: ConnectDeps) {
         const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(fresh);
         const created = await insertAttempt(trx, {
           orgId, platform, kind: 'credentials_update', input, account: fresh, secrets: { totpSecret, proxyPassword, proxyUsername }, linkSessionId: options.linkSessionId,
-        });
+        }, slot);
         // Which method and whether a TOTP secret came along; never a value.
         await (deps.audit ?? noAudit)(trx, {
           orgId, action: 'account.credentials_updated', targetType: 'account', targetId: locked.id,
@@ -429,7 +445,7 @@ export function createConnectService(deps: ConnectDeps) {
       });
       for (const { row, effects, previousState } of cancelled) await store.afterCommit(row, effects, previousState);
       const { row, effects, mobileCode } = created;
-      await store.afterCommit(row, effects, null);
+      await store.afterCommit(row, effects, null, slot);
       return {
         attempt_id: row.id,
         message: CREDENTIALS_MESSAGE,
@@ -454,7 +470,7 @@ export function createConnectService(deps: ConnectDeps) {
       if (!force && account.status === 'active' && (await sessionStillValid(account))) {
         throw new ApiError(400, 'already_authenticated', capabilitiesOf(platform).alreadyAuthenticatedMessage, { retryable: false });
       }
-      const created = await db.transaction().execute(async (trx) => {
+      const { result: created, slot } = await withStepSlot(async (trx, slot) => {
         const locked = await lockAccount(trx, orgId, platform, account.id);
         const again = await runningReauth(trx, account.id);
         if (again) return { row: again, effects: [] as ReturnType<typeof startAttempt>['effects'], mobileCode: null };
@@ -464,9 +480,9 @@ export function createConnectService(deps: ConnectDeps) {
           forceConnect: false, rememberCredentials: locked.remember_credentials, totpSecret: null, clientReferenceId: null,
         };
         const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(locked);
-        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword, proxyUsername } });
+        return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword, proxyUsername } }, slot);
       });
-      await store.afterCommit(created.row, created.effects, created.effects.length > 0 ? null : undefined);
+      await store.afterCommit(created.row, created.effects, created.effects.length > 0 ? null : undefined, slot);
       return answer(created.row);
     },
 

@@ -1,6 +1,7 @@
 import { TOTP } from 'otpauth';
 import { type Kysely, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
+import type { AccountRow } from '../accounts/model.js';
 import type { AccountsPort } from '../accounts/port.js';
 import type { AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
@@ -116,7 +117,7 @@ export function createStepRunner(deps: StepDeps) {
    * account, a forced reconnect, or a renewed session — or a refusal (duplicate, wrong user).
    */
   function connectAccount(row: AttemptRow, secrets: AttemptSecrets, session: PlatformSession, user: PlatformUser) {
-    return async (trx: Transaction<DB>, current: AttemptRow): Promise<Updateable<AuthAttemptsTable>> => {
+    return async (trx: Transaction<DB>, current: AttemptRow): Promise<{ columns?: Updateable<AuthAttemptsTable>; account?: AccountRow }> => {
       const now = clock.now();
       const credentials = row.auth_type === 'email_password' && row.remember_credentials && secrets.login && secrets.password ? { login: secrets.login, password: secrets.password } : null;
       const lastChallenges = current.challenges;
@@ -124,7 +125,7 @@ export function createStepRunner(deps: StepDeps) {
         const account = row.account_id ? await deps.accounts.find(trx, row.org_id, row.account_id) : undefined;
         if (!account) throw new AttemptRefused('session_invalid', 'The account was deleted while re-authenticating.');
         if (account.platform_user_id !== user.id) throw new AttemptRefused('wrong_user', `These credentials log in as @${user.username}, not as the account's @${account.platform_username}.`);
-        await deps.accounts.renewSession(trx, account, {
+        const renewed = await deps.accounts.renewSession(trx, account, {
           session,
           user,
           lastChallenges,
@@ -143,7 +144,7 @@ export function createStepRunner(deps: StepDeps) {
               }
             : {}),
         }, now);
-        return {};
+        return { account: renewed };
       }
       // The attempt's proxy as it is now: a pool proxy that failed during the login was swapped.
       const proxy = { proxy: current.proxy, password: secrets.proxyPassword ?? null, username: secrets.proxyUsername ?? current.proxy.username ?? null };
@@ -174,19 +175,19 @@ export function createStepRunner(deps: StepDeps) {
       };
       for (let tries = 0; tries < 2; tries++) {
         const inserted = await deps.accounts.insertIfAbsent(trx, account, now, row.id);
-        if (inserted) return { account_id: inserted.id };
+        if (inserted) return { columns: { account_id: inserted.id }, account: inserted };
         const existing = await deps.accounts.findByPlatformUser(trx, row.org_id, row.platform, user.id);
         if (!existing) continue;
         if (!row.force_connect) {
           throw new AttemptRefused('account_already_connected', `@${user.username} is already connected as ${existing.id}.`, existing.id);
         }
-        await deps.accounts.renewSession(trx, existing, {
+        const renewed = await deps.accounts.renewSession(trx, existing, {
           session, user, authType: row.auth_type, credentials, totpSecret: secrets.totpSecret ?? null, rememberCredentials: row.remember_credentials,
           lastChallenges, userAgent: row.user_agent, deviceId: row.device_id, proxy,
           ...(row.display_name ? { displayName: row.display_name } : {}),
           ...(row.client_reference_id ? { clientReferenceId: row.client_reference_id } : {}),
         }, now);
-        return { account_id: existing.id };
+        return { columns: { account_id: existing.id }, account: renewed };
       }
       throw new Error('the account could neither be inserted nor found');
     };
@@ -233,15 +234,25 @@ export function createStepRunner(deps: StepDeps) {
   }
 
   return {
-    /** The `connect-step` job. Stale jobs (the attempt moved on) do nothing. */
-    async runStep(job: StepJob): Promise<void> {
-      const row = await store.load(job.attemptId);
-      if (!row || row.state !== 'pending' || row.step_seq !== job.seq || !row.step) return;
-      const started = await store.apply(row.id, { type: 'step_started' }, {}, { seq: job.seq, row });
-      if (!started.ok) return;
-      const secrets = secretsOf(started.row);
-      const { outcome, met } = await answerAppCodes(started.row, secrets, await runDriverStep(started.row, secrets));
-      await record(started.row, secrets, outcome, met);
+    /**
+     * The `connect-step` job. Stale jobs (the attempt moved on) do nothing. `committed`: the row as the commit that
+     * queued the step wrote it, when this process runs the step at once; that commit marked the step started
+     * already (the store's `startedAtOnce`), and a change since is caught by the compare-and-swap of the outcome.
+     */
+    async runStep(job: StepJob, committed?: AttemptRow): Promise<void> {
+      let row: AttemptRow;
+      if (committed?.id === job.attemptId && committed.step_seq === job.seq && committed.state === 'pending' && committed.step) {
+        row = committed;
+      } else {
+        const loaded = await store.load(job.attemptId);
+        if (!loaded || loaded.state !== 'pending' || loaded.step_seq !== job.seq || !loaded.step) return;
+        const started = await store.apply(loaded.id, { type: 'step_started' }, {}, { seq: job.seq, row: loaded });
+        if (!started.ok) return;
+        row = started.row;
+      }
+      const secrets = secretsOf(row);
+      const { outcome, met } = await answerAppCodes(row, secrets, await runDriverStep(row, secrets));
+      await record(row, secrets, outcome, met);
     },
 
     /** The step's job failed on every try (a bug, or input no step can use): the attempt ends instead of waiting. */

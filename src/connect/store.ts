@@ -4,14 +4,15 @@ import type { Logger } from 'pino';
 import type { AccountsPort } from '../accounts/port.js';
 import type { Database } from '../db/database.js';
 import type { AccountStatus, AttemptKind, AttemptState, AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
-import type { JobQueue } from '../jobs/queue.js';
+import type { InlineReservation, JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
 import { Counter, Histogram, type Registry } from '../lib/metrics.js';
+import type { AccountRow } from '../accounts/model.js';
 import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type EventName, recordEvent } from '../webhooks/outbox.js';
 import { type AttemptRow, type AttemptView, serializeAttempt, snapshotColumns, toSnapshot } from './attempts.js';
-import { type AttemptEffect, type AttemptEvent, isTerminal, type RefusalReason, transition, type TransitionResult } from './state-machine.js';
+import { type AttemptEffect, type AttemptEvent, type AttemptSnapshot, isTerminal, type RefusalReason, transition, type TransitionResult } from './state-machine.js';
 
 export const STEP_QUEUE = 'connect-step';
 export const EMAIL_QUEUE = 'connect-request-email';
@@ -67,8 +68,11 @@ export const attemptPlace = (row: { org_id: string; id: string }, field: 'input_
 export interface EventExtras {
   columns?: Pick<Updateable<AuthAttemptsTable>, 'resume_enc' | 'pending_code_enc' | 'input_enc' | 'account_id' | 'mobile_code_hash' | 'user_agent' | 'device_id'>;
   challenges?: ChallengeKind[];
-  /** Runs inside the transaction before the attempt row is written, e.g. to create the account. */
-  beforeWrite?: (trx: Transaction<DB>, row: AttemptRow) => Promise<Updateable<AuthAttemptsTable> | void>;
+  /**
+   * Runs inside the transaction before the attempt row is written, e.g. to create the account: the columns it
+   * sets on the attempt, and the account as it wrote it (the events' payload then needs no read of it).
+   */
+  beforeWrite?: (trx: Transaction<DB>, row: AttemptRow) => Promise<{ columns?: Updateable<AuthAttemptsTable>; account?: AccountRow }>;
   /** Overrides the default event name for `connect_account` (connected vs reconnected). */
   connectedEvent?: EventName;
 }
@@ -98,6 +102,12 @@ export interface AttemptChange {
  */
 export type AttemptChangeHook = (trx: Transaction<DB>, change: AttemptChange) => Promise<void>;
 
+/**
+ * An inline slot for the step a transaction may queue (see JobQueue.reserveInline), or null: the step then goes
+ * to the workers.
+ */
+export type StepSlot = InlineReservation | null;
+
 export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: RefusalReason | 'conflict' | 'not_found' };
 
 /**
@@ -106,7 +116,7 @@ export type ApplyResult = { ok: true; row: AttemptRow } | { ok: false; reason: R
  * account status the change implies — one transaction, no network inside it. Jobs, NOTIFY and
  * anything slow happen after the commit.
  */
-export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void; writing?: (attemptId: string) => void }) {
+export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; vault: Vault; jobs: JobQueue; clock: Clock; publicUrl: string; logger: Logger; accounts: Pick<AccountsPort, 'view' | 'serialize'>; hooks?: AttemptChangeHook[]; metrics: Registry; changed?: (attemptId: string, row?: AttemptRow) => void; writing?: (attemptId: string) => void }) {
   const { db, vault, jobs, clock } = deps;
 
   /**
@@ -115,16 +125,17 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    */
   const views = new WeakMap<AttemptRow, AttemptView>();
 
-  async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db): Promise<AttemptView> {
+  /** `account`: the attempt's account as the caller holds it (read or written in `trx`), instead of reading it. */
+  async function view(row: AttemptRow, trx: Kysely<DB> | Transaction<DB> = db, account?: AccountRow): Promise<AttemptView> {
     const known = row.account_id ? undefined : views.get(row);
     if (known) return known;
-    const made = await viewOf(row, trx);
+    const made = await viewOf(row, trx, account?.id === row.account_id ? account : undefined);
     if (!row.account_id) views.set(row, Object.freeze(made));
     return made;
   }
 
-  async function viewOf(row: AttemptRow, trx: Kysely<DB> | Transaction<DB>) {
-    const account = row.account_id ? await deps.accounts.view(trx, row.org_id, row.account_id) : null;
+  async function viewOf(row: AttemptRow, trx: Kysely<DB> | Transaction<DB>, known?: AccountRow) {
+    const account = !row.account_id ? null : known ? deps.accounts.serialize(known) : await deps.accounts.view(trx, row.org_id, row.account_id);
     let mobileCode: string | null = null;
     if (row.state === 'awaiting_mobile_session' && row.input_enc) {
       mobileCode = vault.decryptJson<AttemptSecrets>(row.input_enc, attemptPlace(row, 'input_enc')).mobileCode ?? null;
@@ -183,9 +194,11 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    * Inside the attempt's transaction: the jobs and timers its effects ask for, so they exist exactly when
    * the change commits (a crash between a commit and a send would leave the attempt without its step).
    */
-  async function enqueue(trx: Transaction<DB>, row: AttemptRow, effects: AttemptEffect[]): Promise<void> {
+  async function enqueue(trx: Transaction<DB>, row: AttemptRow, effects: AttemptEffect[], slot: StepSlot = null): Promise<void> {
     for (const effect of effects) {
-      if (effect.type === 'run_step') await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx, inline: true, id: stepJobId(row.id, row.step_seq) });
+      if (effect.type === 'run_step') {
+        await jobs.send(STEP_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx, id: stepJobId(row.id, row.step_seq), ...(slot ? { reservation: slot } : {}) });
+      }
       if (effect.type === 'request_email') await jobs.send(EMAIL_QUEUE, { attemptId: row.id, seq: row.step_seq } satisfies StepJob, { trx });
       // `schedule_timeout` needs no job: the deadline is the attempt's `expires_at`, which the worker's sweep
       // (indexed, every few seconds) and every read of the attempt enforce. A job per deadline was one more
@@ -194,39 +207,59 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   }
 
   /**
+   * An inline slot for the step `effects` queue, if they queue one and a slot is free: the step then runs in this
+   * process right after the commit, from the row the commit wrote (see `afterCommit`).
+   */
+  function reserveStep(effects: readonly AttemptEffect[]): StepSlot {
+    return effects.some((e) => e.type === 'run_step') ? jobs.reserveInline(STEP_QUEUE) : null;
+  }
+
+  /**
+   * The snapshot to write when the step it queues starts at once in this process: `step_started` applied before
+   * the write rather than as a second write when the step begins.
+   */
+  function startedAtOnce(snapshot: AttemptSnapshot, slot: StepSlot): AttemptSnapshot {
+    if (!slot) return snapshot;
+    const started = transition(snapshot, { type: 'step_started' }, clock.now());
+    return started.ok ? started.snapshot : snapshot;
+  }
+
+  /**
    * After the commit: the cache drop, the log line and the inline start of a queued step (the jobs were written
    * with the change, and so was the NOTIFY that wakes long-polls on every node).
    * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
    */
-  async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null) {
+  async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null, slot: StepSlot = null) {
     deps.changed?.(row.id, row);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
-    // The step this change queued starts here at once; its job stays the durable copy (see JobQueue.runNow).
-    if (effects.some((e) => e.type === 'run_step')) {
-      await jobs.runNow(STEP_QUEUE, stepJobId(row.id, row.step_seq)).catch((error: unknown) => deps.logger.warn({ err: error, attemptId: row.id }, 'could not run a step at once; a worker runs it'));
-    }
+    // The step this change queued, claimed for this process in its transaction, starts here with the committed
+    // row; its job stays the durable copy (see JobQueue.runReserved).
+    if (slot) jobs.runReserved(slot, row);
   }
 
   /**
    * Writes a decided transition inside `trx`: the snapshot with a compare-and-swap on `version`, what
    * the other domains' hooks change, and the outbox events. undefined when the row changed meanwhile.
    */
-  async function write(trx: Transaction<DB>, current: AttemptRow, result: Extract<TransitionResult, { ok: true }>, extras: EventExtras): Promise<AttemptRow | undefined> {
+  async function write(trx: Transaction<DB>, current: AttemptRow, result: Extract<TransitionResult, { ok: true }>, extras: EventExtras, slot: StepSlot = null): Promise<AttemptRow | undefined> {
     // Locks in one order everywhere, the account before its attempts (credential updates and re-authentications
     // take the account's row lock first, hooks write the account after the attempt): no deadlock between them.
     if (current.account_id) await trx.selectFrom('accounts').select('id').where('id', '=', current.account_id).forUpdate().execute();
     const now = clock.now();
     const queuesStep = result.effects.some((e) => e.type === 'run_step' || e.type === 'request_email');
     let next: Updateable<AuthAttemptsTable> = {
-      ...snapshotColumns(result.snapshot),
+      ...snapshotColumns(startedAtOnce(result.snapshot, slot)),
       ...extras.columns,
       step_seq: queuesStep ? current.step_seq + 1 : current.step_seq,
       version: current.version + 1,
       updated_at: now,
     };
     if (extras.challenges) next.challenges = [...new Set([...current.challenges, ...extras.challenges])];
+    let account: AccountRow | undefined;
     if (result.effects.some((e) => e.type === 'connect_account') && extras.beforeWrite) {
-      next = { ...next, ...(await extras.beforeWrite(trx, { ...current, ...next } as AttemptRow)) };
+      const before = await extras.beforeWrite(trx, { ...current, ...next } as AttemptRow);
+      next = { ...next, ...before.columns };
+      account = before.account;
     }
     // Terminal attempts keep no secrets: credentials, sessions and codes live on the account.
     if (isTerminal(result.snapshot.state)) {
@@ -246,12 +279,13 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     const { notified: _, ...row } = written;
     deps.writing?.(row.id);
     await runHooks(trx, row, current.state);
-    await enqueue(trx, row, result.effects);
+    await enqueue(trx, row, result.effects, slot);
     const webhookEvents: EventName[] = result.effects.flatMap((e) =>
       e.type === 'emit_webhook' ? [e.event] : e.type === 'connect_account' ? [extras.connectedEvent ?? 'accounts.connected'] : [],
     );
     if (webhookEvents.length > 0) {
-      const attempt = await view(row, trx);
+      // The account as beforeWrite left it: no hook changes an account whose attempt succeeded.
+      const attempt = await view(row, trx, row.state === 'completed_success' ? account : undefined);
       const payload = { account: attempt.account, attempt };
       for (const name of webhookEvents) {
         await recordEvent(trx, { orgId: row.org_id, event: name, accountId: row.account_id, attemptId: row.id, clientReferenceId: row.client_reference_id, payload });
@@ -264,6 +298,10 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
     view,
     runHooks,
     enqueue,
+    reserveStep,
+    startedAtOnce,
+    /** The transaction of a reserved step did not commit: the slot is free again. */
+    releaseStep: (slot: StepSlot) => jobs.release(slot),
 
     /**
      * The sweep's last resort: queues the step of a pending attempt again when no job for it waits or runs
@@ -298,17 +336,22 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
           if (current === expect?.row) continue;
           return decided;
         }
+        const slot = reserveStep(decided.effects);
         const written = await db
           .transaction()
-          .execute((trx) => write(trx, current, decided, extras))
+          .execute((trx) => write(trx, current, decided, extras, slot))
           .catch((error: unknown) => {
             // Nothing committed: a version marked as being written (deps.writing) never comes.
             deps.changed?.(id);
+            jobs.release(slot);
             if (error instanceof LostRace) return undefined;
             throw error;
           });
-        if (!written) continue; // someone else changed it first: read again and re-decide
-        await afterCommit(written, decided.effects, current.state);
+        if (!written) {
+          jobs.release(slot);
+          continue; // someone else changed it first: read again and re-decide
+        }
+        await afterCommit(written, decided.effects, current.state, slot);
         return { ok: true, row: written };
       }
       return { ok: false, reason: 'conflict' };

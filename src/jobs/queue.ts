@@ -21,10 +21,23 @@ export interface JobOptions {
    */
   trx?: Kysely<any>;
   /**
-   * The sender will run the job itself right after its commit (`runNow`): the job is held back from the
-   * workers for a moment instead of waking them, and stays the durable copy should this process die.
+   * An inline slot this process holds (`reserveInline`): the job is written already claimed by this process
+   * (active, expiring like a worker's fetch), and `runReserved` runs it right after the commit. It stays the
+   * durable copy: should this process die, it expires and runs again elsewhere.
    */
-  inline?: boolean;
+  reservation?: InlineReservation;
+}
+
+/**
+ * An inline slot held from before a transaction (so what it writes can say the job runs at once) until its
+ * commit: `runReserved` after the commit, `release` when the transaction does not commit.
+ */
+export interface InlineReservation {
+  readonly queue: string;
+  /** Set by `send`: the job written in the transaction. */
+  job?: { id: string; data: unknown };
+  readonly heldSince: number;
+  done: boolean;
 }
 
 /** pg-boss's executor on a Kysely transaction's connection (PGlite and PostgreSQL alike). */
@@ -39,12 +52,16 @@ function executorOn(trx: Kysely<any>) {
 
 /** Inline runs at once per process, over all queues; past it, jobs go through the queue as usual. */
 const INLINE_SLOTS = 32;
-/** How long a job sent `inline` is held back from the workers, for its sender to claim it first. */
-const INLINE_HOLD_SECONDS = 2;
+/**
+ * A reservation whose transaction neither ran nor released it (a rollback between) stops counting against the
+ * slots after this long; a late commit still runs its job.
+ */
+const RESERVATION_COUNTS_MS = 30_000;
 
 export interface QueueDefinition<T> {
   name: string;
-  handler: (data: T, job: { id: string; retryCount: number }) => Promise<void>;
+  /** `local`: for a job run inline, what its sender handed to `runReserved` (e.g. the row it just wrote). */
+  handler: (data: T, job: { id: string; retryCount: number; local?: unknown }) => Promise<void>;
   /** Seconds a job may run before it counts as crashed and runs again. */
   expireInSeconds?: number;
   retryLimit?: number;
@@ -54,7 +71,7 @@ export interface QueueDefinition<T> {
   concurrency?: number;
   /** `stately`: at most one job waiting and one running across all nodes (periodic work). */
   policy?: 'standard' | 'stately';
-  /** Jobs of this queue may be run by their sender at once (`inline` + `runNow`). */
+  /** Jobs of this queue may be run by their sender at once (`reserveInline` + `runReserved`). */
   inline?: boolean;
 }
 
@@ -141,16 +158,22 @@ export function createJobQueue(options: JobQueueOptions) {
   let unlisten: (() => Promise<void>) | undefined;
   let started = false;
   const inlineRuns = new Set<Promise<void>>();
+  const reservations = new Set<InlineReservation>();
+
+  /** Frees the slot of reservations whose transaction never came back (see RESERVATION_COUNTS_MS). */
+  function forgetStaleReservations(now: number): void {
+    for (const r of reservations) if (now - r.heldSince > RESERVATION_COUNTS_MS) reservations.delete(r);
+  }
 
   /**
-   * Claims a queued job exactly as a worker's fetch does (active, expiring after the queue's
-   * `expireInSeconds`) and runs it here: a crash of this process is then retried by another node like any
-   * worker's, and a failure goes through the queue's retries.
+   * Runs a job claimed for this process (written active, expiring after the queue's `expireInSeconds`, as a
+   * worker's fetch leaves it): a crash of this process is then retried by another node like any worker's, and a
+   * failure goes through the queue's retries. `local`: what the sender knows beyond the job's data.
    */
-  function runClaimed(def: QueueDefinition<any>, id: string, data: unknown): void {
+  function runClaimed(def: QueueDefinition<any>, id: string, data: unknown, local?: unknown): void {
     const run = (async () => {
       try {
-        await def.handler(data, { id, retryCount: 0 });
+        await def.handler(data, { id, retryCount: 0, local });
       } catch (error) {
         logger.warn({ err: error, queue: def.name, jobId: id }, 'job failed; it will be retried if retries remain');
         await boss.fail(def.name, id, { message: (error as Error).message }).catch((e: unknown) => logger.warn({ err: e, queue: def.name, jobId: id }, 'could not mark a job failed; it will expire and run again'));
@@ -275,15 +298,29 @@ export function createJobQueue(options: JobQueueOptions) {
     },
 
     async send<T extends object>(name: string, data: T, opts: JobOptions = {}): Promise<string | null> {
-      const { startAfter, trx, inline, ...rest } = opts;
-      const hold = inline && startAfter === undefined && options.work ? INLINE_HOLD_SECONDS : startAfter;
+      const { startAfter, trx, reservation, ...rest } = opts;
+      if (reservation && trx && !reservation.done && !reservation.job) {
+        // Claimed for this process from the start, with the queue's own settings: no worker is woken, and no
+        // claim statement is needed after the commit.
+        const id = rest.id ?? randomUUID();
+        const { rows } = await sql<{ id: string }>`
+          insert into ${jobTable} (id, name, data, state, started_on, retry_limit, retry_delay, retry_backoff, expire_in, keep_until, policy, dead_letter)
+          select ${id}::uuid, q.name, ${JSON.stringify(data)}::jsonb, 'active', now(), q.retry_limit,
+            case when q.retry_backoff then greatest(q.retry_delay, 1) else q.retry_delay end, q.retry_backoff,
+            q.expire_seconds * interval '1 second', now() + coalesce(q.retention_minutes * interval '1 minute', interval '14 days'), q.policy, q.dead_letter
+          from ${queueTable} q where q.name = ${name}
+          returning id`.execute(trx);
+        if (!rows[0]) throw new Error(`job queue ${name} does not exist`);
+        reservation.job = { id, data };
+        return id;
+      }
       const id = await boss.send(name, data, {
         ...rest,
         id: rest.id ?? randomUUID(),
         ...(trx ? { db: executorOn(trx) } : {}),
-        ...(hold === undefined ? {} : { startAfter: typeof hold === 'number' ? Math.max(0, Math.round(hold)) : hold }),
+        ...(startAfter === undefined ? {} : { startAfter: typeof startAfter === 'number' ? Math.max(0, Math.round(startAfter)) : startAfter }),
       } as PgBoss.SendOptions);
-      if (id && hold === undefined) {
+      if (id && startAfter === undefined) {
         // Inside a transaction, NOTIFY is delivered at its commit, when the job becomes visible.
         if (trx) await sql`select pg_notify(${WAKE_CHANNEL}, ${name})`.execute(trx);
         else await database.notify(WAKE_CHANNEL, name).catch(() => undefined);
@@ -292,21 +329,40 @@ export function createJobQueue(options: JobQueueOptions) {
     },
 
     /**
-     * Runs the waiting job `id` of `name` in this process now, if no worker took it and an inline slot is free
-     * (otherwise a worker runs it once its hold ends). For the sender of an `inline` job, after its commit: the
-     * step starts without a worker's polling delay. By id, on the primary key: a search by data went through
-     * every waiting job and the dead index entries that finished ones leave until a vacuum.
+     * An inline slot for a job of `name` this process will send inside a transaction (`send(…, { reservation })`)
+     * and run right after its commit (`runReserved`), or null when the queue is not inline, this node does not
+     * work or every slot is taken (then the job goes to the workers as usual). Held from before the
+     * transaction, so that what the transaction writes can already say the job runs.
      */
-    async runNow(name: string, id: string): Promise<boolean> {
+    reserveInline(name: string): InlineReservation | null {
       const def = definitions.find((d) => d.name === name);
-      if (!def?.inline || !options.work || !started || inlineRuns.size >= INLINE_SLOTS) return false;
-      const { rows } = await sql<{ id: string; data: unknown }>`
-        update ${jobTable} set state = 'active', started_on = now()
-        where name = ${name} and id = ${id}::uuid and state = 'created'
-        returning id, data`.execute(database.db);
-      const job = rows[0];
-      if (!job) return false;
-      runClaimed(def, job.id, job.data);
+      if (!def?.inline || !options.work || !started) return null;
+      const now = Date.now();
+      forgetStaleReservations(now);
+      if (inlineRuns.size + reservations.size >= INLINE_SLOTS) return null;
+      const reservation: InlineReservation = { queue: name, heldSince: now, done: false };
+      reservations.add(reservation);
+      return reservation;
+    },
+
+    /** The transaction of a reservation did not commit: its slot is free again (its job never existed). */
+    release(reservation: InlineReservation | null | undefined): void {
+      if (!reservation || reservation.done) return;
+      reservation.done = true;
+      reservations.delete(reservation);
+    },
+
+    /**
+     * After the commit that sent a reserved job: runs it here now. The job is claimed already (active), so this
+     * is the only run unless this process dies first. false when the reservation sent no job, or this queue
+     * stopped meanwhile (a shutdown: the job expires and runs again on a node that works).
+     */
+    runReserved(reservation: InlineReservation, local?: unknown): boolean {
+      const def = definitions.find((d) => d.name === reservation.queue);
+      const job = reservation.job;
+      queue.release(reservation);
+      if (!def || !job || !started) return false;
+      runClaimed(def, job.id, job.data, local);
       return true;
     },
 
