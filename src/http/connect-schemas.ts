@@ -189,7 +189,7 @@ export const SubmittedSchema = named(
   'SubmittedAttempt',
   Type.Object(
     { message: Type.String(), ...AttemptProperties },
-    { description: 'The attempt after your input, with a `message`.', examples: [{ message: 'OTP submitted successfully', ...attemptExample, state: 'pending', progress: 'Waiting for a worker', next_actions: [] }] },
+    { description: 'The attempt after your input, with a `message`.', examples: [{ message: 'OTP submitted successfully', ...attemptExample, state: 'pending', progress: 'Verifying the code', next_actions: [] }] },
   ),
 );
 
