@@ -358,6 +358,7 @@ export function createJobQueue(options: JobQueueOptions) {
      * stopped meanwhile (a shutdown: the job expires and runs again on a node that works).
      */
     runReserved(reservation: InlineReservation, local?: unknown): boolean {
+      if (reservation.done) return false;
       const def = definitions.find((d) => d.name === reservation.queue);
       const job = reservation.job;
       queue.release(reservation);

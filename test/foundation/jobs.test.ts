@@ -136,6 +136,65 @@ describeEachStore('jobs', (kind) => {
     expect(lines.filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
   }, 60_000);
 
+  it('a job sent on an inline slot is written claimed in the sender\'s transaction, runs in the sender after the commit, and is gone with a rollback', async () => {
+    const store = await createTestStore(kind);
+    cleanups.push(() => store.drop());
+    const { logger, lines } = collectingLogger();
+    const database: Database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
+    cleanups.push(() => database.close());
+    const queue = createJobQueue({ database, logger, work: true, pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 });
+    cleanups.push(() => queue.stop(1000));
+    const ran: Array<{ data: unknown; local: unknown; id: string }> = [];
+    await queue.define<{ n: number }>({ name: 'inline-test', inline: true, expireInSeconds: 7, retryLimit: 4, handler: async (data, job) => void ran.push({ data, local: job.local, id: job.id }) });
+    await queue.define<{ n: number }>({ name: 'queued-test', handler: async (data) => void ran.push({ data, local: undefined, id: 'queued' }) });
+    await queue.start();
+
+    // Not an inline queue: no slot.
+    expect(queue.reserveInline('queued-test')).toBeNull();
+
+    // Committed: the job is active from the start (no worker may fetch it), with the queue's expiry and retries.
+    const slot = queue.reserveInline('inline-test')!;
+    expect(slot).not.toBeNull();
+    const id = await database.db.transaction().execute(async (trx) => {
+      const sent = await queue.send('inline-test', { n: 1 }, { trx, reservation: slot });
+      const { rows } = await sql<{ state: string }>`select state from pgboss.job where id = ${sent}`.execute(trx);
+      expect(rows).toEqual([{ state: 'active' }]);
+      return sent!;
+    });
+    const { rows } = await sql<{ state: string; started: boolean; expire_in: number; retry_limit: number }>`
+      select state, started_on is not null as started, extract(epoch from expire_in)::int as expire_in, retry_limit from pgboss.job where id = ${id}`.execute(database.db);
+    expect(rows).toEqual([{ state: 'active', started: true, expire_in: 7, retry_limit: 4 }]);
+    await sleep(1200); // two polling intervals: no worker takes a job claimed for its sender
+    expect(ran).toEqual([]);
+    expect(queue.runReserved(slot, { row: 'as committed' })).toBe(true);
+    await waitFor('the job to complete', async () => (await jobRow(database.db, id))?.state === 'completed', 10_000);
+    expect(ran).toEqual([{ data: { n: 1 }, local: { row: 'as committed' }, id }]);
+    expect(queue.runReserved(slot)).toBe(false); // once
+
+    // Rolled back: no job, and the slot is free again.
+    const lost = queue.reserveInline('inline-test')!;
+    let lostId: string | null = null;
+    await expect(
+      database.db.transaction().execute(async (trx) => {
+        lostId = await queue.send('inline-test', { n: 2 }, { trx, reservation: lost });
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    queue.release(lost);
+    expect(await jobRow(database.db, lostId!)).toBeUndefined();
+
+    // 32 slots per process: the 33rd is refused until one is released.
+    const held = Array.from({ length: 32 }, () => queue.reserveInline('inline-test'));
+    expect(held.every((r) => r !== null)).toBe(true);
+    expect(queue.reserveInline('inline-test')).toBeNull();
+    queue.release(held[0]);
+    const again = queue.reserveInline('inline-test');
+    expect(again).not.toBeNull();
+    for (const r of [...held, again]) queue.release(r);
+    expect(ran).toHaveLength(1);
+    expect(lines.filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
+  }, 60_000);
+
   it("a queue's settings changed by a newer version reach a database an older version made", async () => {
     const store = await createTestStore(kind);
     cleanups.push(() => store.drop());
