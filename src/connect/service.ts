@@ -340,8 +340,8 @@ export function createConnectService(deps: ConnectDeps) {
           });
         }
       }
-      const { result: { row, effects, answer }, slot } = await withStepSlot(async (trx, slot) => {
-        const { row, effects, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, linkSessionId }, slot);
+      const { result: { row, answer }, slot } = await withStepSlot(async (trx, slot) => {
+        const { row, mobileCode } = await insertAttempt(trx, { orgId, platform, kind: 'connect', input, linkSessionId }, slot);
         const answer: StartAnswer = {
           attempt_id: row.id,
           message: START_MESSAGE,
@@ -350,9 +350,9 @@ export function createConnectService(deps: ConnectDeps) {
           ...(mobileCode ? { mobile_auth_session_deeplink: mobileDeeplink(mobileCode) } : {}),
         };
         await claim?.(trx, answer);
-        return { row, effects, answer };
+        return { row, answer };
       });
-      await store.afterCommit(row, effects, null, slot);
+      await store.afterCommit(row, null, slot);
       return answer;
     },
 
@@ -443,9 +443,9 @@ export function createConnectService(deps: ConnectDeps) {
         });
         return { created, cancelled };
       });
-      for (const { row, effects, previousState } of cancelled) await store.afterCommit(row, effects, previousState);
-      const { row, effects, mobileCode } = created;
-      await store.afterCommit(row, effects, null, slot);
+      for (const { row, previousState } of cancelled) await store.afterCommit(row, previousState);
+      const { row, mobileCode } = created;
+      await store.afterCommit(row, null, slot);
       return {
         attempt_id: row.id,
         message: CREDENTIALS_MESSAGE,
@@ -482,7 +482,7 @@ export function createConnectService(deps: ConnectDeps) {
         const { totpSecret, proxyPassword, proxyUsername } = deps.accounts.secrets(locked);
         return insertAttempt(trx, { orgId, platform, kind: 'reauthenticate', input, account: locked, secrets: { totpSecret, proxyPassword, proxyUsername } }, slot);
       });
-      await store.afterCommit(created.row, created.effects, created.effects.length > 0 ? null : undefined, slot);
+      await store.afterCommit(created.row, created.effects.length > 0 ? null : undefined, slot);
       return answer(created.row);
     },
 

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import type { Logger } from 'pino';
+import type { AccountRow } from '../accounts/model.js';
 import type { AccountsPort } from '../accounts/port.js';
 import type { Database } from '../db/database.js';
 import type { AccountStatus, AttemptKind, AttemptState, AuthAttemptsTable, ChallengeKind, DB } from '../db/schema.js';
 import type { InlineReservation, JobQueue } from '../jobs/queue.js';
 import type { Clock } from '../lib/clock.js';
 import { Counter, Histogram, type Registry } from '../lib/metrics.js';
-import type { AccountRow } from '../accounts/model.js';
 import type { PlatformSession } from '../platforms/types.js';
 import type { Vault } from '../vault/vault.js';
 import { type EventName, recordEvent } from '../webhooks/outbox.js';
@@ -229,7 +229,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    * with the change, and so was the NOTIFY that wakes long-polls on every node).
    * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
    */
-  async function afterCommit(row: AttemptRow, effects: AttemptEffect[], previousState?: AttemptState | null, slot: StepSlot = null) {
+  async function afterCommit(row: AttemptRow, previousState?: AttemptState | null, slot: StepSlot = null) {
     deps.changed?.(row.id, row);
     if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
     // The step this change queued, claimed for this process in its transaction, starts here with the committed
@@ -351,7 +351,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
           jobs.release(slot);
           continue; // someone else changed it first: read again and re-decide
         }
-        await afterCommit(written, decided.effects, current.state, slot);
+        await afterCommit(written, current.state, slot);
         return { ok: true, row: written };
       }
       return { ok: false, reason: 'conflict' };
