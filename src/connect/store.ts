@@ -230,11 +230,15 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
    * `previousState` (null for a new attempt) marks a state change, which is logged and counted once, here.
    */
   async function afterCommit(row: AttemptRow, previousState?: AttemptState | null, slot: StepSlot = null) {
-    deps.changed?.(row.id, row);
-    if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
-    // The step this change queued, claimed for this process in its transaction, starts here with the committed
-    // row; its job stays the durable copy (see JobQueue.runReserved).
-    if (slot) jobs.runReserved(slot, row);
+    try {
+      deps.changed?.(row.id, row);
+      if (previousState !== undefined && previousState !== row.state) observe(row, previousState);
+    } finally {
+      // The step this change queued, claimed for this process in its transaction, starts here with the committed
+      // row whatever happened above (its job, claimed, would otherwise wait for its expiry); the job stays the
+      // durable copy (see JobQueue.runReserved).
+      if (slot) jobs.runReserved(slot, row);
+    }
   }
 
   /**
