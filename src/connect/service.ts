@@ -443,9 +443,13 @@ export function createConnectService(deps: ConnectDeps) {
         });
         return { created, cancelled };
       });
-      for (const { row, previousState } of cancelled) await store.afterCommit(row, previousState);
       const { row, mobileCode } = created;
-      await store.afterCommit(row, null, slot);
+      try {
+        for (const cancelledRow of cancelled) await store.afterCommit(cancelledRow.row, cancelledRow.previousState);
+      } finally {
+        // The new attempt's step starts whatever happened to the cancelled ones' bookkeeping.
+        await store.afterCommit(row, null, slot);
+      }
       return {
         attempt_id: row.id,
         message: CREDENTIALS_MESSAGE,

@@ -37,8 +37,8 @@ export interface StepJob {
 }
 
 /**
- * The id of an attempt's step job, derived from the attempt and its step counter (each step is queued once):
- * the sender runs it after its commit by primary key, without carrying the id out of the transaction.
+ * The id of an attempt's step job, derived from the attempt and its step counter (each step is queued once), so
+ * that the job of a given step can be found from the attempt alone.
  */
 export function stepJobId(attemptId: string, seq: number): string {
   const h = createHash('sha256').update(`${STEP_QUEUE}:${attemptId}:${seq}`).digest('hex');

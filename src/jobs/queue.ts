@@ -6,7 +6,7 @@ import type { Database } from '../db/database.js';
 import { Gauge, type Registry } from '../lib/metrics.js';
 
 export interface JobOptions {
-  /** The job's id (a UUID); random unless given. A sender that knows it can run the job by id (`runNow`). */
+  /** The job's id (a UUID); random unless given (a sender may derive it, to find the job again). */
   id?: string;
   /** Seconds from now, or a date, before which the job does not run. */
   startAfter?: number | Date;
@@ -157,6 +157,8 @@ export function createJobQueue(options: JobQueueOptions) {
   const timers: NodeJS.Timeout[] = [];
   let unlisten: (() => Promise<void>) | undefined;
   let started = false;
+  /** Set once stop() has finished: a reserved job committed after that is left to its expiry. */
+  let stopped = false;
   const inlineRuns = new Set<Promise<void>>();
   const reservations = new Set<InlineReservation>();
 
@@ -300,14 +302,19 @@ export function createJobQueue(options: JobQueueOptions) {
     async send<T extends object>(name: string, data: T, opts: JobOptions = {}): Promise<string | null> {
       const { startAfter, trx, reservation, ...rest } = opts;
       if (reservation && trx && !reservation.done && !reservation.job) {
-        // Claimed for this process from the start, with the queue's own settings: no worker is woken, and no
-        // claim statement is needed after the commit.
+        if (startAfter !== undefined || rest.singletonKey !== undefined || rest.retryLimit !== undefined || rest.retryDelay !== undefined || rest.retryBackoff !== undefined) {
+          throw new Error(`job options other than the id do not apply to a job run inline (${name})`);
+        }
+        // Claimed for this process from the start, with the queue's own settings (as pg-boss's insert takes
+        // them): no worker is woken, and no claim statement is needed after the commit. Its expiry counts from
+        // this statement, not from the transaction's start (lock waits before it would shorten the step's time).
         const id = rest.id ?? randomUUID();
         const { rows } = await sql<{ id: string }>`
           insert into ${jobTable} (id, name, data, state, started_on, retry_limit, retry_delay, retry_backoff, expire_in, keep_until, policy, dead_letter)
           select ${id}::uuid, q.name, ${JSON.stringify(data)}::jsonb, 'active', now(), q.retry_limit,
             case when q.retry_backoff then greatest(q.retry_delay, 1) else q.retry_delay end, q.retry_backoff,
-            q.expire_seconds * interval '1 second', now() + coalesce(q.retention_minutes * interval '1 minute', interval '14 days'), q.policy, q.dead_letter
+            q.expire_seconds * interval '1 second' + (clock_timestamp() - now()),
+            now() + coalesce(q.retention_minutes * interval '1 minute', interval '14 days'), q.policy, q.dead_letter
           from ${queueTable} q where q.name = ${name}
           returning id`.execute(trx);
         if (!rows[0]) throw new Error(`job queue ${name} does not exist`);
@@ -354,15 +361,15 @@ export function createJobQueue(options: JobQueueOptions) {
 
     /**
      * After the commit that sent a reserved job: runs it here now. The job is claimed already (active), so this
-     * is the only run unless this process dies first. false when the reservation sent no job, or this queue
-     * stopped meanwhile (a shutdown: the job expires and runs again on a node that works).
+     * is the only run unless this process dies first; a stop in progress waits for it. false when the
+     * reservation sent no job, or the queue has stopped already (the job then runs again once it expires).
      */
     runReserved(reservation: InlineReservation, local?: unknown): boolean {
       if (reservation.done) return false;
       const def = definitions.find((d) => d.name === reservation.queue);
       const job = reservation.job;
       queue.release(reservation);
-      if (!def || !job || !started) return false;
+      if (!def || !job || stopped) return false;
       runClaimed(def, job.id, job.data, local);
       return true;
     },
@@ -379,8 +386,16 @@ export function createJobQueue(options: JobQueueOptions) {
       if (!started) return;
       started = false;
       for (const timer of timers.splice(0)) clearInterval(timer);
-      // Inline runs finish like the workers' jobs do (expiry and retries cover whatever does not).
-      await Promise.race([Promise.allSettled([...inlineRuns]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+      // Inline runs finish like the workers' jobs do, and so do the jobs of transactions that held a slot when the
+      // stop began (their job is claimed for this process); expiry and retries cover whatever does not finish.
+      const deadline = Date.now() + timeoutMs;
+      while ((inlineRuns.size > 0 || reservations.size > 0) && Date.now() < deadline) {
+        forgetStaleReservations(Date.now());
+        // A timer either way: with no run in flight, allSettled([]) would spin without letting the commits come.
+        const tick = new Promise((resolve) => setTimeout(resolve, 20));
+        await (inlineRuns.size > 0 ? Promise.race([Promise.allSettled([...inlineRuns]), tick]) : tick);
+      }
+      stopped = true;
       await unlisten?.();
       await boss.stop({ graceful: true, wait: true, timeout: timeoutMs, close: true });
     },

@@ -144,8 +144,14 @@ describeEachStore('jobs', (kind) => {
     cleanups.push(() => database.close());
     const queue = createJobQueue({ database, logger, work: true, pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 });
     cleanups.push(() => queue.stop(1000));
-    const ran: Array<{ data: unknown; local: unknown; id: string }> = [];
-    await queue.define<{ n: number }>({ name: 'inline-test', inline: true, expireInSeconds: 7, retryLimit: 4, handler: async (data, job) => void ran.push({ data, local: job.local, id: job.id }) });
+    const ran: Array<{ data: unknown; local: unknown; id: string; retryCount?: number }> = [];
+    await queue.define<{ n: number }>({
+      name: 'inline-test', inline: true, expireInSeconds: 7, retryLimit: 4, retryDelay: 1, retryBackoff: false,
+      handler: async (data, job) => {
+        ran.push({ data, local: job.local, id: job.id, ...(data.n === 3 ? { retryCount: job.retryCount } : {}) });
+        if (data.n === 3 && job.retryCount === 0) throw new Error('first try fails');
+      },
+    });
     await queue.define<{ n: number }>({ name: 'queued-test', handler: async (data) => void ran.push({ data, local: undefined, id: 'queued' }) });
     await queue.start();
 
@@ -164,7 +170,6 @@ describeEachStore('jobs', (kind) => {
     const { rows } = await sql<{ state: string; started: boolean; expire_in: number; retry_limit: number }>`
       select state, started_on is not null as started, extract(epoch from expire_in)::int as expire_in, retry_limit from pgboss.job where id = ${id}`.execute(database.db);
     expect(rows).toEqual([{ state: 'active', started: true, expire_in: 7, retry_limit: 4 }]);
-    await sleep(1200); // two polling intervals: no worker takes a job claimed for its sender
     expect(ran).toEqual([]);
     expect(queue.runReserved(slot, { row: 'as committed' })).toBe(true);
     await waitFor('the job to complete', async () => (await jobRow(database.db, id))?.state === 'completed', 10_000);
@@ -192,7 +197,51 @@ describeEachStore('jobs', (kind) => {
     expect(again).not.toBeNull();
     for (const r of [...held, again]) queue.release(r);
     expect(ran).toHaveLength(1);
+
+    // A run that fails goes through the queue's retries like any job: a worker runs it again, without what the
+    // sender handed over.
+    const failing = queue.reserveInline('inline-test')!;
+    const failingId = await database.db.transaction().execute((trx) => queue.send('inline-test', { n: 3 }, { trx, reservation: failing }));
+    queue.runReserved(failing, { row: 'as committed' });
+    await waitFor('the retried job to complete', async () => (await jobRow(database.db, failingId!))?.state === 'completed', 15_000);
+    expect(ran.slice(1)).toEqual([
+      { data: { n: 3 }, local: { row: 'as committed' }, id: failingId, retryCount: 0 },
+      { data: { n: 3 }, local: undefined, id: failingId, retryCount: 1 },
+    ]);
     expect(lines.filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
+  }, 60_000);
+
+  it('a job claimed for a process whose stop begins before the commit still runs there, and the stop waits for it', async () => {
+    const store = await createTestStore(kind);
+    cleanups.push(() => store.drop());
+    const { logger, lines } = collectingLogger();
+    const database: Database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
+    cleanups.push(() => database.close());
+    const ran: string[] = [];
+    const queue = createJobQueue({ database, logger, work: true, pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 });
+    await queue.define<{ n: number }>({
+      name: 'stopping-test', inline: true, expireInSeconds: 60,
+      handler: async () => {
+        await sleep(500);
+        ran.push('ran');
+      },
+    });
+    await queue.start();
+    const slot = queue.reserveInline('stopping-test')!;
+    // The commit lands once the process has begun to stop (a request finishing during the grace period).
+    let stopping: Promise<void> | undefined;
+    const id = await database.db.transaction().execute(async (trx) => {
+      const sent = await queue.send('stopping-test', { n: 1 }, { trx, reservation: slot });
+      stopping = queue.stop(10_000);
+      expect(queue.reserveInline('stopping-test')).toBeNull(); // no new slot once stopping
+      return sent!;
+    });
+    expect(queue.runReserved(slot)).toBe(true);
+    await stopping;
+    // Done before the stop returned, not left active until its 60 s expiry.
+    expect(ran).toEqual(['ran']);
+    expect(await jobRow(database.db, id)).toMatchObject({ state: 'completed', retry_count: 0 });
+    expect(lines).toEqual([]);
   }, 60_000);
 
   it("a queue's settings changed by a newer version reach a database an older version made", async () => {
