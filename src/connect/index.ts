@@ -9,9 +9,9 @@ import type { Clock } from '../lib/clock.js';
 import { Gauge, type Registry } from '../lib/metrics.js';
 import type { PlatformGateway } from '../platforms/gateway.js';
 import type { Vault } from '../vault/vault.js';
+import type { AttemptRow } from './attempts.js';
 import { createConnectService } from './service.js';
 import { createStepRunner } from './steps.js';
-import type { AttemptRow } from './attempts.js';
 import { type AttemptChangeHook, createAttemptStore, DEADLINE_QUEUE, type DeadlineJob, EMAIL_QUEUE, STEP_QUEUE, type StepJob } from './store.js';
 import { createAttemptWatcher } from './watch.js';
 

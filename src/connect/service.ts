@@ -175,7 +175,7 @@ export function createConnectService(deps: ConnectDeps) {
    * Pass the slot to `insertAttempt` and, after the commit, to `store.afterCommit`, which starts the step here.
    */
   async function withStepSlot<T>(work: (trx: Transaction<DB>, slot: StepSlot) => Promise<T>): Promise<{ result: T; slot: StepSlot }> {
-    const slot = store.reserveStep([{ type: 'run_step', step: 'login' }]);
+    const slot = store.reserveStep();
     try {
       return { result: await db.transaction().execute((trx) => work(trx, slot)), slot };
     } catch (error) {

@@ -240,12 +240,13 @@ export function createStepRunner(deps: StepDeps) {
      * already (the store's `startedAtOnce`), and a change since is caught by the compare-and-swap of the outcome.
      */
     async runStep(job: StepJob, committed?: AttemptRow): Promise<void> {
+      const waitsForThisStep = (r: AttemptRow | undefined): r is AttemptRow => r?.id === job.attemptId && r.state === 'pending' && r.step_seq === job.seq && r.step !== null;
       let row: AttemptRow;
-      if (committed?.id === job.attemptId && committed.step_seq === job.seq && committed.state === 'pending' && committed.step) {
+      if (waitsForThisStep(committed)) {
         row = committed;
       } else {
         const loaded = await store.load(job.attemptId);
-        if (!loaded || loaded.state !== 'pending' || loaded.step_seq !== job.seq || !loaded.step) return;
+        if (!waitsForThisStep(loaded)) return;
         const started = await store.apply(loaded.id, { type: 'step_started' }, {}, { seq: job.seq, row: loaded });
         if (!started.ok) return;
         row = started.row;

@@ -207,11 +207,11 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
   }
 
   /**
-   * An inline slot for the step `effects` queue, if they queue one and a slot is free: the step then runs in this
-   * process right after the commit, from the row the commit wrote (see `afterCommit`).
+   * An inline slot for a step the coming transaction may queue, if one is free: the step then runs in this process
+   * right after the commit, from the row the commit wrote (see `afterCommit`).
    */
-  function reserveStep(effects: readonly AttemptEffect[]): StepSlot {
-    return effects.some((e) => e.type === 'run_step') ? jobs.reserveInline(STEP_QUEUE) : null;
+  function reserveStep(): StepSlot {
+    return jobs.reserveInline(STEP_QUEUE);
   }
 
   /**
@@ -340,7 +340,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
           if (current === expect?.row) continue;
           return decided;
         }
-        const slot = reserveStep(decided.effects);
+        const slot = decided.effects.some((e) => e.type === 'run_step') ? reserveStep() : null;
         const written = await db
           .transaction()
           .execute((trx) => write(trx, current, decided, extras, slot))
@@ -351,10 +351,7 @@ export function createAttemptStore(deps: { db: Kysely<DB>; database: Database; v
             if (error instanceof LostRace) return undefined;
             throw error;
           });
-        if (!written) {
-          jobs.release(slot);
-          continue; // someone else changed it first: read again and re-decide
-        }
+        if (!written) continue; // someone else changed it first: read again and re-decide
         await afterCommit(written, current.state, slot);
         return { ok: true, row: written };
       }

@@ -56,6 +56,16 @@ afterEach(async () => {
   for (const cleanup of pending) await Promise.resolve(cleanup()).catch(() => undefined);
 });
 
+/** A scratch database of the store under test, with a logger collecting warnings and errors; dropped after the test. */
+async function scratchDatabase(kind: Parameters<typeof createTestStore>[0]) {
+  const store = await createTestStore(kind);
+  cleanups.push(() => store.drop());
+  const { logger, lines } = collectingLogger();
+  const database: Database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
+  cleanups.push(() => database.close());
+  return { database, logger, lines };
+}
+
 describeEachStore('jobs', (kind) => {
   it('a job sent while no worker runs is executed after a restart with a worker', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'fangate-jobs-'));
@@ -88,11 +98,7 @@ describeEachStore('jobs', (kind) => {
   }, 60_000);
 
   it('stop() lets a running job finish and leaves queued jobs for the next worker', async () => {
-    const store = await createTestStore(kind);
-    cleanups.push(() => store.drop());
-    const { logger, lines } = collectingLogger();
-    const database: Database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
-    cleanups.push(() => database.close());
+    const { database, logger, lines } = await scratchDatabase(kind);
 
     const events: string[] = [];
     let startedSlow!: () => void;
@@ -137,11 +143,7 @@ describeEachStore('jobs', (kind) => {
   }, 60_000);
 
   it('a job sent on an inline slot is written claimed in the sender\'s transaction, runs in the sender after the commit, and is gone with a rollback', async () => {
-    const store = await createTestStore(kind);
-    cleanups.push(() => store.drop());
-    const { logger, lines } = collectingLogger();
-    const database: Database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
-    cleanups.push(() => database.close());
+    const { database, logger, lines } = await scratchDatabase(kind);
     const queue = createJobQueue({ database, logger, work: true, pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 });
     cleanups.push(() => queue.stop(1000));
     const ran: Array<{ data: unknown; local: unknown; id: string; retryCount?: number }> = [];
@@ -212,11 +214,7 @@ describeEachStore('jobs', (kind) => {
   }, 60_000);
 
   it('a job claimed for a process whose stop begins before the commit still runs there, and the stop waits for it', async () => {
-    const store = await createTestStore(kind);
-    cleanups.push(() => store.drop());
-    const { logger, lines } = collectingLogger();
-    const database: Database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
-    cleanups.push(() => database.close());
+    const { database, logger, lines } = await scratchDatabase(kind);
     const ran: string[] = [];
     const queue = createJobQueue({ database, logger, work: true, pollingIntervalSeconds: 0.5, maintenanceIntervalSeconds: 1 });
     await queue.define<{ n: number }>({
@@ -245,11 +243,7 @@ describeEachStore('jobs', (kind) => {
   }, 60_000);
 
   it("a queue's settings changed by a newer version reach a database an older version made", async () => {
-    const store = await createTestStore(kind);
-    cleanups.push(() => store.drop());
-    const { logger, lines } = collectingLogger();
-    const database = await openDatabase({ databaseUrl: store.databaseUrl, logger });
-    cleanups.push(() => database.close());
+    const { database, logger, lines } = await scratchDatabase(kind);
 
     // The older version: no retries.
     const older = createJobQueue({ database, logger, work: false });
