@@ -1,5 +1,5 @@
 import type { Actor } from './lib/audit.js';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { ConfigError, loadConfig } from './config.js';
@@ -168,23 +168,28 @@ function boundHeapGrowth(): void {
  * migrations and the job schema, done once at install time instead of at every first start.
  */
 async function prepareEmbeddedTemplate(): Promise<void> {
-  const { openDatabase, PGLITE_TEMPLATE_DIR } = await import('./db/database.js');
+  const { openDatabase, PGLITE_TEMPLATE_DIR, PGLITE_TEMPLATE_TAR } = await import('./db/database.js');
   const { migrateToLatest } = await import('./db/migrate.js');
   const { createJobQueue } = await import('./jobs/queue.js');
   const logger = createLogger({ level: 'warn' });
   const building = `${PGLITE_TEMPLATE_DIR}.${process.pid}`;
   await rm(building, { recursive: true, force: true });
+  await rm(`${building}.tar`, { force: true });
   const database = await openDatabase({ pgliteDir: building, logger });
   try {
     await migrateToLatest(database.db);
     const jobs = createJobQueue({ database, logger, work: false });
     await jobs.start();
     await jobs.stop();
+    // The same database as a tar, for databases kept in memory (PGLITE_TEMPLATE_TAR).
+    const tar = await database.dumpDataDir!();
+    await writeFile(`${building}.tar`, Buffer.from(await tar.arrayBuffer()));
   } finally {
     await database.close();
   }
   await rm(PGLITE_TEMPLATE_DIR, { recursive: true, force: true });
   await rename(building, PGLITE_TEMPLATE_DIR);
+  await rename(`${building}.tar`, PGLITE_TEMPLATE_TAR);
   console.error(`embedded database template ready in ${PGLITE_TEMPLATE_DIR}`);
 }
 

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
@@ -10,10 +10,10 @@ import { createWriteWatch, type WriteWatch } from './write-watch.js';
 import { createPGlitePool } from './pglite-adapter.js';
 import { compilePGliteWasm } from './pglite-wasm.js';
 import type { DB } from './schema.js';
-import { PGLITE_TEMPLATE_DIR, seedFromTemplate } from './template-dir.js';
+import { PGLITE_TEMPLATE_DIR, PGLITE_TEMPLATE_TAR, seedFromTemplate } from './template-dir.js';
 import { SCHEMA_CHANNEL, usePreparedStatements } from './prepared.js';
 
-export { PGLITE_TEMPLATE_DIR };
+export { PGLITE_TEMPLATE_DIR, PGLITE_TEMPLATE_TAR };
 
 export type StoreKind = 'pglite' | 'postgres';
 
@@ -47,6 +47,8 @@ export interface Database {
   onListenGap(handler: () => void): () => void;
   /** This process's own UPDATEs and DELETEs of a table, as each statement returns (see WriteWatch). */
   watchWrites: WriteWatch['watch'];
+  /** PGlite only: the whole database as a tar file (`fangate prepare` keeps one as the in-memory template). */
+  dumpDataDir?(): Promise<Blob>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -93,7 +95,9 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await (await PGlite.create(dir, { relaxedDurability: true, startParams: PGLITE_START_PARAMS, ...wasmOption })).close();
   }
-  const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...wasmOption });
+  // In memory (tests, benchmarks): from the template's tar when there is one, instead of initdb and the migrations.
+  const template = !dir && existsSync(PGLITE_TEMPLATE_TAR) ? { loadDataDir: new Blob([await readFile(PGLITE_TEMPLATE_TAR)]) } : {};
+  const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...wasmOption, ...template });
   const pool = createPGlitePool(pglite);
   const writes = createWriteWatch();
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as never }), plugins: [writes.plugin] });
@@ -116,6 +120,11 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     listenLive: () => true,
     onListenGap: () => () => undefined,
     watchWrites: writes.watch,
+    async dumpDataDir() {
+      // Written to the data files first, so loading it replays no WAL.
+      await sql`checkpoint`.execute(db);
+      return pool.run(() => pglite.dumpDataDir('none'));
+    },
     async ping() {
       await sql`select 1`.execute(db);
     },

@@ -1,5 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,6 +292,8 @@ describe('npm start (compiled)', () => {
     // What bin/fangate.js runs: the bundle of dist/ (scripts/build-server.mjs).
     expect(existsSync(join(checkout, 'dist/bundle/main.js'))).toBe(true);
     expect(existsSync(join(checkout, 'node_modules/.cache/fangate/pgdata-template'))).toBe(true);
+    // The same database as a tar, which databases kept in memory load (tests, benchmarks).
+    expect(statSync(join(checkout, 'node_modules/.cache/fangate/pgdata-template.tar')).size).toBeGreaterThan(1_000_000);
 
     // Nothing TypeScript is left to load: no sources, no tsx.
     await rm(join(checkout, 'src'), { recursive: true, force: true });
