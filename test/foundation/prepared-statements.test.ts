@@ -148,3 +148,71 @@ const postgresUrl = process.env.FANGATE_TEST_DATABASE_URL;
     }
   });
 });
+
+/**
+ * PGlite runs the statements FanGate repeats as named statements too (src/db/pglite-adapter.ts): PostgreSQL inside
+ * it lists them in `pg_prepared_statements`, like a server's connection.
+ */
+describe('prepared statements [pglite]', () => {
+  let database: Database;
+  const logger = pino({ level: 'silent' });
+  const prepared = async () => (await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(database.db)).rows.map((r) => r.statement);
+
+  beforeAll(async () => {
+    database = await openDatabase({ logger });
+    await sql`create table things (id int primary key, a text, at timestamptz, j jsonb, n bigint, tags text[])`.execute(database.db);
+  });
+
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  it('prepares a statement with parameters from its second use on, with the same answers and types', async () => {
+    const insert = (id: number, a: string | null) =>
+      sql<{ id: number; a: string | null; at: Date; j: unknown; n: bigint; tags: string[] }>`
+        insert into things values (${id}, ${a}, ${new Date('2026-12-02T10:00:00.000Z')}, ${JSON.stringify({ id, nested: [a] })}, ${'9007199254740993'}, ${['x', `y${id}`]})
+        returning *`.execute(database.db);
+    const first = await insert(1, 'one');
+    expect(await prepared()).toEqual([]);
+    const second = await insert(2, null);
+    const third = await insert(3, 'three');
+    expect((await prepared()).filter((s) => s.includes('insert into things'))).toHaveLength(1);
+    // Named or not, the rows come back alike: dates as Date, jsonb parsed, bigint as BigInt (PGlite's parser), arrays as arrays.
+    expect(first.rows).toEqual([{ id: 1, a: 'one', at: new Date('2026-12-02T10:00:00.000Z'), j: { id: 1, nested: ['one'] }, n: 9007199254740993n, tags: ['x', 'y1'] }]);
+    expect(second.rows).toEqual([{ id: 2, a: null, at: new Date('2026-12-02T10:00:00.000Z'), j: { id: 2, nested: [null] }, n: 9007199254740993n, tags: ['x', 'y2'] }]);
+    expect(third.rows[0]).toMatchObject({ id: 3, a: 'three', j: { id: 3, nested: ['three'] } });
+    // What a write reports (Kysely's numUpdatedRows) is the statement's count.
+    const update = () => database.db.updateTable('things' as never).set({ a: 'same' } as never).where('id' as never, '<', 3 as never).executeTakeFirst();
+    await update();
+    expect(Number((await update()).numUpdatedRows)).toBe(2);
+    // Transaction control and statements without parameters are never named.
+    await database.db.transaction().execute(async (trx) => sql`select 1`.execute(trx));
+    expect((await prepared()).filter((s) => /^(begin|commit|select 1$)/i.test(s))).toEqual([]);
+  });
+
+  it('an error of a prepared statement is the database error, and the next statement runs', async () => {
+    const insert = (id: number) => sql`insert into things (id, a) values (${id}, 'x')`.execute(database.db);
+    await insert(10);
+    await insert(11);
+    await expect(insert(10)).rejects.toMatchObject({ code: '23505', constraint: 'things_pkey' });
+    await expect(database.db.transaction().execute(async (trx) => sql`insert into things (id, a) values (${11}, 'x')`.execute(trx))).rejects.toMatchObject({ code: '23505' });
+    await insert(12);
+    expect((await sql<{ n: number }>`select count(*)::int as n from things where id >= ${10}`.execute(database.db)).rows).toEqual([{ n: 3 }]);
+  });
+
+  it('a schema change inside a transaction (a migration) reads the table as changed, in that transaction and after', async () => {
+    const read = (db: Database['db'], id: number) => db.selectFrom('things' as never).selectAll().where('id' as never, '=', id as never).execute();
+    await read(database.db, 1);
+    await read(database.db, 1);
+    const inside = await database.db.transaction().execute(async (trx) => {
+      await read(trx, 1);
+      await sql`alter table things add column b text default 'bee'`.execute(trx);
+      return read(trx, 2);
+    });
+    expect(inside).toEqual([expect.objectContaining({ id: 2, b: 'bee' })]);
+    expect(await read(database.db, 3)).toEqual([expect.objectContaining({ id: 3, b: 'bee' })]);
+    expect(await read(database.db, 3)).toEqual([expect.objectContaining({ id: 3, b: 'bee' })]);
+    // What was prepared before the change is gone from the session once a statement is prepared outside a transaction.
+    expect((await prepared()).filter((s) => s.includes('insert into things'))).toEqual([]);
+  });
+});
