@@ -148,7 +148,10 @@ export async function lockEndpoints(trx: Kysely<DB> | Transaction<DB>, endpointI
  * its outcome promotes the next), so they need not wait for each other, only for fan-out and manual
  * retries, which take the lock exclusively (same order: no deadlock).
  */
-async function inOutcomeTransaction<T>(db: Kysely<DB>, endpointIds: string[], body: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+async function inOutcomeTransaction<T>(db: Kysely<DB>, endpointIds: string[], body: (trx: Kysely<DB>) => Promise<T>, oneAtATime = false): Promise<T> {
+  // PGlite runs one transaction at a time (one connection): no lock can be waited for, and no commit waits for a
+  // disk flush of its own. The preamble cost ≈ 0.1 ms of PGlite's CPU per delivery.
+  if (oneAtATime) return db.transaction().execute(body);
   const ids = [...new Set(endpointIds)].sort();
   const plain = ids.every((id) => /^[A-Za-z0-9_-]+$/.test(id));
   const locks = plain && ids.length > 0
@@ -634,7 +637,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
         );
       }
       return { changed, leased };
-    });
+    }, database.kind === 'pglite');
     await enqueue(leased, leaseUntil);
     for (const o of outcomes) {
       if (o.effect === 'success') failing.delete(o.endpointId);
