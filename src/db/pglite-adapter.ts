@@ -1,4 +1,5 @@
 import { Mutex, parse, type PGlite, protocol, type Results } from '@electric-sql/pglite';
+import { LONG_LIST } from './prepared.js';
 
 /**
  * PGlite is one in-process connection. Kysely and pg-boss both expect a pool of
@@ -24,7 +25,7 @@ function toResult(sql: string, result: Results): QueryResultLike {
   return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length, command: commandOf(sql) };
 }
 
-/** Statement texts given a name at most (PGlite is one session: they are prepared once for the process). */
+/** Statement texts kept under a name at most; past it, the least recently run one is closed for the new one. */
 const MAX_NAMED = 256;
 /** Texts seen once, remembered to name them on their second use; forgotten all at once past this many. */
 const MAX_SEEN_ONCE = 5_000;
@@ -45,38 +46,49 @@ const isStalePlan = (error: unknown) => {
 
 export function createPGlitePool(pglite: PGlite) {
   const mutex = new Mutex();
+  /** By text, least recently run first (a Map keeps insertion order; a run moves its text to the end). */
   const prepared = new Map<string, Prepared>();
   const seenOnce = new Set<string>();
   let counter = 0;
-  /** Statements forgotten while still prepared in the session: deallocated outside a transaction, by the next prepare. */
-  let leftovers = false;
+  /** Names to close in the session, sent before the next Parse (a Close works in any transaction state). */
+  let toClose: string[] = [];
 
   /**
    * A statement FanGate repeats (with parameters, from its second use) runs as a named statement: PostgreSQL inside
    * PGlite parses and plans it once, not at every run (PGlite's `query` parses, describes and plans an unnamed
    * statement each time: ≈ 2.5 ms of a webhook outcome batch's 8 ms). One message buffer per run (bind, describe,
-   * execute, sync) instead of PGlite's five calls into its WebAssembly. PGlite is this process's own, so only this
-   * process changes its schema: a schema change forgets every statement first (SCHEMA_CHANGE), and should a plan
-   * still turn out stale (a column added to a table read with `select *`), every statement is prepared afresh and,
-   * outside a transaction, this one runs again at once, as on PostgreSQL (src/db/prepared.ts).
+   * execute, sync) instead of PGlite's five calls into its WebAssembly. A text with a long list is never named (its
+   * text changes with the list's length: LONG_LIST); shorter lists still take a name per length, so names are kept
+   * least recently used first, and a new one closes the oldest past MAX_NAMED.
+   * PGlite is this process's own, so only this process changes its schema: a schema change forgets every
+   * statement first (SCHEMA_CHANGE), and should a plan still turn out stale (a column added to a table read with
+   * `select *`), every statement is prepared afresh and, outside a transaction, this one runs again at once, as on
+   * PostgreSQL (src/db/prepared.ts).
    */
   async function runPrepared(sql: string, params: readonly unknown[]): Promise<Results | undefined> {
+    // Closed: the unnamed path answers with PGlite's own error.
+    if (pglite.closed) return undefined;
     let statement = prepared.get(sql);
-    if (!statement) {
-      if (prepared.size >= MAX_NAMED) return undefined;
+    if (statement) {
+      prepared.delete(sql);
+      prepared.set(sql, statement);
+    } else {
+      if (LONG_LIST.test(sql)) return undefined;
       if (!seenOnce.has(sql)) {
         if (seenOnce.size >= MAX_SEEN_ONCE) seenOnce.clear();
         seenOnce.add(sql);
         return undefined;
       }
       seenOnce.delete(sql);
-      if (leftovers && !pglite.isInTransaction()) {
-        await pglite.exec('deallocate all');
-        prepared.clear();
-        leftovers = false;
+      for (const [text, oldest] of prepared) {
+        if (prepared.size < MAX_NAMED) break;
+        prepared.delete(text);
+        toClose.push(oldest.name);
       }
       const name = `fangate_${++counter}`;
-      const described = await pglite.execProtocolStream(concat([protocol.serialize.parse({ name, text: sql }), protocol.serialize.describe({ type: 'S', name }), protocol.serialize.sync()]), { syncToFs: false });
+      const closing = toClose.map((old) => protocol.serialize.close({ type: 'S', name: old }));
+      toClose = [];
+      const described = await pglite.execProtocolStream(concat([...closing, protocol.serialize.parse({ name, text: sql }), protocol.serialize.describe({ type: 'S', name }), protocol.serialize.sync()]), { syncToFs: false });
       statement = { name, types: parse.parseDescribeStatementResults(described) };
       prepared.set(sql, statement);
     }
@@ -93,11 +105,11 @@ export function createPGlitePool(pglite: PGlite) {
     return parse.parseResults(messages, pglite.parsers)[0];
   }
 
-  /** Every statement is prepared afresh from now on (under a new name: nothing is deallocated inside a transaction). */
+  /** Every statement is prepared afresh from now on (under a new name; the old ones close with the next Parse). */
   function forgetPrepared(): void {
+    for (const statement of prepared.values()) toClose.push(statement.name);
     prepared.clear();
     seenOnce.clear();
-    leftovers = true;
   }
 
   async function runQuery(sql: string, params?: readonly unknown[]): Promise<QueryResultLike> {

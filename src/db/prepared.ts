@@ -5,6 +5,11 @@ import type pg from 'pg';
 const MAX_NAMED = 256;
 /** Texts seen once, remembered to name them on their second use; forgotten all at once past this many. */
 const MAX_SEEN_ONCE = 5_000;
+/**
+ * A list of 8 or more parameters (Kysely's `in ($1, $2, …)`): its text changes with the list's length, and each
+ * length named would take one of the MAX_NAMED names for good, crowding out statements run far more often.
+ */
+export const LONG_LIST = /\bin \(\$\d+(?:, \$\d+){7,}\)/i;
 
 /** The plan of a prepared statement no longer fits its table (a column added), or the name is unknown. */
 const isStalePlan = (error: unknown) => {
@@ -40,7 +45,8 @@ const MIGRATION_PAUSE_MS = 5 * 60_000;
  * Runs the statements a pool's connections repeat as named (prepared) statements: PostgreSQL parses and plans
  * them once per connection instead of at every execution. A connect's two dozen statements cost PostgreSQL
  * ≈ 25 % less CPU this way (docs/performance.md). Only statements with parameters (Kysely's; no transaction
- * control, no multi-statement text) from their second use, and at most MAX_NAMED texts per process.
+ * control, no multi-statement text) from their second use, none with a long list (LONG_LIST), and at most MAX_NAMED
+ * texts per process.
  *
  * A migration that adds a column to a table read with `select *` makes PostgreSQL refuse the statement
  * prepared before it ("cached plan must not change result type"), on every node still running: the node then
@@ -65,6 +71,7 @@ export function usePreparedStatements(pool: pg.Pool): PreparedStatements {
 
   const nameFor = (text: string): string | undefined => {
     if (migrating > 0 && Date.now() < pausedUntil) return undefined;
+    if (LONG_LIST.test(text)) return undefined;
     const known = names.get(text);
     if (known || names.size >= MAX_NAMED) return known;
     if (!seenOnce.has(text)) {

@@ -102,6 +102,19 @@ const postgresUrl = process.env.FANGATE_TEST_DATABASE_URL;
     expect(await prepared()).toEqual(['select $1::int * 2 as paused']);
   });
 
+  it('a list of 8 or more parameters is never named, so lists of every length leave room for what runs often', async () => {
+    for (let n = 1; n <= 300; n++) {
+      const ids = Array.from({ length: n }, (_, i) => i);
+      for (let run = 0; run < 2; run++) await database.db.selectFrom('things' as never).select('id' as never).where('id' as never, 'in', ids as never).execute();
+    }
+    const lists = (await prepared()).filter((s) => s.includes('"id" in ('));
+    expect(lists).toHaveLength(7);
+    const hot = () => sql<{ n: number }>`select count(*)::int as n from things where id > ${0}`.execute(database.db);
+    await hot();
+    await hot();
+    expect(await prepared()).toContain('select count(*)::int as n from things where id > $1');
+  });
+
   it('a value the client cannot send leaves no statement behind that a later transaction would trip over', async () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
@@ -198,6 +211,29 @@ describe('prepared statements [pglite]', () => {
     await expect(database.db.transaction().execute(async (trx) => sql`insert into things (id, a) values (${11}, 'x')`.execute(trx))).rejects.toMatchObject({ code: '23505' });
     await insert(12);
     expect((await sql<{ n: number }>`select count(*)::int as n from things where id >= ${10}`.execute(database.db)).rows).toEqual([{ n: 3 }]);
+  });
+
+  it('more texts than names: the least recently run ones are closed, never a statement run now', async () => {
+    for (let n = 1; n <= 300; n++) {
+      for (let run = 0; run < 2; run++) await sql`select ${sql.raw(String(n))} + ${run}::int as n`.execute(database.db);
+    }
+    const hot = () => sql<{ n: number }>`select count(*)::int as n from things where a = ${'three'}`.execute(database.db);
+    await hot();
+    await hot();
+    const statements = await prepared();
+    expect(statements.length).toBeLessThanOrEqual(256);
+    expect(statements).toContain('select count(*)::int as n from things where a = $1');
+    expect((await hot()).rows).toEqual([{ n: 1 }]);
+  });
+
+  it('a statement after the database closed fails as PGlite says, not inside the adapter', async () => {
+    const other = await openDatabase({ logger });
+    // pg-boss's way in, which may still run a statement while the process stops.
+    const { executeSql } = (other.jobStore as { db: { executeSql(text: string, values?: unknown[]): Promise<unknown> } }).db;
+    await executeSql('select $1::int as n', [1]);
+    await executeSql('select $1::int as n', [2]);
+    await other.close();
+    await expect(executeSql('select $1::int as n', [3])).rejects.toThrow(/PGlite is closed/);
   });
 
   it('a schema change inside a transaction (a migration) reads the table as changed, in that transaction and after', async () => {
