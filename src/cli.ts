@@ -175,7 +175,8 @@ async function prepareEmbeddedTemplate(): Promise<void> {
   const building = `${PGLITE_TEMPLATE_DIR}.${process.pid}`;
   await rm(building, { recursive: true, force: true });
   await rm(`${building}.tar`, { force: true });
-  const database = await openDatabase({ pgliteDir: building, logger });
+  // From scratch: seeded from the template it replaces, it would keep whatever an older version left in it.
+  const database = await openDatabase({ pgliteDir: building, logger, fromTemplate: false });
   try {
     await migrateToLatest(database.db);
     const jobs = createJobQueue({ database, logger, work: false });

@@ -59,6 +59,8 @@ export interface DatabaseOptions {
   databaseUrl?: string;
   /** PGlite directory; undefined keeps PGlite in memory (tests). */
   pgliteDir?: string;
+  /** PGlite: start from the install's template when there is one (default); `fangate prepare`, which makes it, does not. */
+  fromTemplate?: boolean;
   logger: Logger;
   poolSize?: number;
   /** PostgreSQL: repeated statements run prepared (src/db/prepared.ts); on unless false. */
@@ -88,7 +90,8 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
   const wasm = await compilePGliteWasm();
   const wasmOption = wasm ? { pgliteWasmModule: wasm } : {};
   const dir = options.pgliteDir;
-  if (dir) await seedFromTemplate(dir);
+  const fromTemplate = options.fromTemplate !== false;
+  if (dir && fromTemplate) await seedFromTemplate(dir);
   if (dir && !existsSync(join(dir, 'PG_VERSION'))) {
     // No template: initdb, twice as fast without waiting on every flush; close() flushes it all, and the
     // database is then reopened with full durability for real work.
@@ -96,7 +99,7 @@ async function openPGlite(options: DatabaseOptions): Promise<Database> {
     await (await PGlite.create(dir, { relaxedDurability: true, startParams: PGLITE_START_PARAMS, ...wasmOption })).close();
   }
   // In memory (tests, benchmarks): from the template's tar when there is one, instead of initdb and the migrations.
-  const template = !dir && existsSync(PGLITE_TEMPLATE_TAR) ? { loadDataDir: new Blob([await readFile(PGLITE_TEMPLATE_TAR)]) } : {};
+  const template = !dir && fromTemplate && existsSync(PGLITE_TEMPLATE_TAR) ? { loadDataDir: new Blob([await readFile(PGLITE_TEMPLATE_TAR)]) } : {};
   const pglite = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...wasmOption, ...template });
   const pool = createPGlitePool(pglite);
   const writes = createWriteWatch();

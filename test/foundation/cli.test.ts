@@ -144,6 +144,24 @@ describeEachStore('fangate migrate', (kind) => {
   }, 60_000);
 });
 
+describe('the embedded database template', () => {
+  it('a new data dir starts as a copy of it, unless told not to, as `fangate prepare` does when it rebuilds it', async () => {
+    const logger = createLogger({ level: 'silent' });
+    const migrated = async (fromTemplate?: boolean) => {
+      const database = await openDatabase({ pgliteDir: join(await tempDataDir(), 'pgdata'), logger, ...(fromTemplate === undefined ? {} : { fromTemplate }) });
+      try {
+        return (await sql<{ present: boolean }>`select to_regclass('kysely_migration') is not null as present`.execute(database.db)).rows[0]?.present;
+      } finally {
+        await database.close();
+      }
+    };
+    // The install built the template (npm ci runs `fangate prepare`): its tables are there before any migration.
+    expect(await migrated()).toBe(true);
+    // Built from scratch, a template keeps nothing an older version left in the one it replaces.
+    expect(await migrated(false)).toBe(false);
+  }, 60_000);
+});
+
 describeEachStore('fangate serve', (kind) => {
   it('starts ready, authenticates the bootstrap key, stops cleanly on SIGTERM and never logs the key', async () => {
     const store = await createTestStore(kind);
