@@ -6,8 +6,9 @@ import { join } from 'node:path';
  * Vitest globalSetup: what the tests run that is built from the sources.
  * - The SDK tests import the built `@fangate/sdk` (sdk/dist, generated from the served OpenAPI document); `npm test`
  *   builds it first, a direct `vitest run` builds it when missing.
- * - The CLI tests run `bin/fangate.js`, the compiled server `npm start` runs (test/support/cli.ts): it is rebuilt
- *   when a source is newer than it (`npm ci` built it from the same sources, so a CI run builds nothing here).
+ * - The CLI tests run `bin/fangate.js`, the compiled server `npm start` runs (test/support/cli.ts). When a source is
+ *   newer than it, it is rebuilt together with the embedded template (which databases kept in memory load); `npm ci`
+ *   built both from the same sources, so a CI run builds nothing here.
  */
 export default function setup(): void {
   const root = join(import.meta.dirname, '..', '..');
@@ -17,6 +18,9 @@ export default function setup(): void {
   const bundle = join(root, 'dist', 'bundle', 'main.js');
   if (!existsSync(bundle) || newestSource(join(root, 'src')) > statSync(bundle).mtimeMs) {
     execFileSync(process.execPath, [join(root, 'scripts', 'build-server.mjs')], { cwd: root, stdio: 'inherit' });
+    // And the embedded template from that build, as the install does: in-memory test databases load it, and one
+    // made before a migration changed would hold the old schema.
+    execFileSync(process.execPath, [join(root, 'bin', 'fangate.js'), 'prepare'], { cwd: root, stdio: 'inherit' });
   }
 }
 
