@@ -1,5 +1,5 @@
 import { Mutex, parse, type PGlite, protocol, type Results } from '@electric-sql/pglite';
-import { LONG_LIST } from './prepared.js';
+import { isStalePlan, LONG_LIST, MAX_NAMED, MAX_SEEN_ONCE } from './prepared.js';
 
 /**
  * PGlite is one in-process connection. Kysely and pg-boss both expect a pool of
@@ -25,24 +25,14 @@ function toResult(sql: string, result: Results): QueryResultLike {
   return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length, command: commandOf(sql) };
 }
 
-/** Statement texts kept under a name at most; past it, the least recently run one is closed for the new one. */
-const MAX_NAMED = 256;
-/** Texts seen once, remembered to name them on their second use; forgotten all at once past this many. */
-const MAX_SEEN_ONCE = 5_000;
-
 /** A statement prepared under its name: the parameter types PGlite described for it. */
 interface Prepared {
   name: string;
   types: number[];
 }
 
+/** A statement that changes the schema (they take no parameters, so they arrive as parameterless SQL). */
 const SCHEMA_CHANGE = /\b(create|alter|drop)\s+(or\s+replace\s+|unique\s+)?(table|index|type|function|trigger|schema|view|materialized|sequence|extension)\b/i;
-
-/** The plan of a prepared statement no longer fits its table (a column added since), or the name is unknown. */
-const isStalePlan = (error: unknown) => {
-  const e = error as { code?: string; routine?: string };
-  return e?.routine === 'RevalidateCachedQuery' || e?.code === '26000';
-};
 
 export function createPGlitePool(pglite: PGlite) {
   const mutex = new Mutex();
@@ -113,9 +103,6 @@ export function createPGlitePool(pglite: PGlite) {
   }
 
   async function runQuery(sql: string, params?: readonly unknown[]): Promise<QueryResultLike> {
-    // A schema change (migrations, pg-boss's own) may leave what was prepared on a table unfit for it, even inside
-    // the transaction that changes it: statements are prepared afresh after it.
-    if (prepared.size > 0 && SCHEMA_CHANGE.test(sql)) forgetPrepared();
     if (params && params.length > 0) {
       try {
         const result = await runPrepared(sql, params);
@@ -127,6 +114,9 @@ export function createPGlitePool(pglite: PGlite) {
       }
       return toResult(sql, await pglite.query(sql, params as unknown[]));
     }
+    // A schema change (migrations, pg-boss's own) may leave what was prepared on a table unfit for it, even inside
+    // the transaction that changes it: statements are prepared afresh after it.
+    if (prepared.size > 0 && SCHEMA_CHANGE.test(sql)) forgetPrepared();
     // Parameterless SQL may hold several statements (pg-boss migrations and its locked
     // blocks): only the simple-query protocol (`exec`) accepts that.
     const results = await pglite.exec(sql);

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 
 /** Statement texts given a name at most, per process (each pool connection prepares those it runs). */
-const MAX_NAMED = 256;
+export const MAX_NAMED = 256;
 /** Texts seen once, remembered to name them on their second use; forgotten all at once past this many. */
-const MAX_SEEN_ONCE = 5_000;
+export const MAX_SEEN_ONCE = 5_000;
 /**
  * A list of 8 or more parameters (Kysely's `in ($1, $2, …)`): its text changes with the list's length, and each
  * length named would take one of the MAX_NAMED names for good, crowding out statements run far more often.
@@ -12,7 +12,7 @@ const MAX_SEEN_ONCE = 5_000;
 export const LONG_LIST = /\bin \(\$\d+(?:, \$\d+){7,}\)/i;
 
 /** The plan of a prepared statement no longer fits its table (a column added), or the name is unknown. */
-const isStalePlan = (error: unknown) => {
+export const isStalePlan = (error: unknown) => {
   const e = error as { code?: string; routine?: string };
   return e?.routine === 'RevalidateCachedQuery' || e?.code === '26000';
 };
